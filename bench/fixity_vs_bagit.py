@@ -1,0 +1,114 @@
+"""Deep fixity check of a 2 GiB bag: Qor's validator against bagit-python and raw hashing.
+
+In one run, on the same bag (200 files, 2 GiB by default, sha256 + sha512 manifests), with the
+files in the page cache for every contender:
+
+* Qor: ``integrity.validate.problems(bag)`` (one read per file, all algorithms, threads);
+* bagit-python: ``bagit.Bag(bag).validate(processes=<cores>)``;
+* the raw hashing limit: ``sha256sum`` then ``sha512sum`` over the same files, one process per
+  core each.
+
+Prints throughput and the ratios the integrity issue sets as goals (Qor ≥ 0.9× raw hashing,
+≥ 1.0× bagit-python). The S3 comparison waits for ``storage`` (see the report in the issue).
+
+    .venv/bin/python bench/fixity_vs_bagit.py [--size-mib 2048] [--files 200] [--dir /tmp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import bagit
+
+from integrity.validate import problems
+
+
+def make_bag(root: Path, files: int, total: int) -> Path:
+    folder = root / "bag"
+    folder.mkdir()
+    size = total // files
+    block = os.urandom(1 << 20)
+    for i in range(files):
+        with (folder / f"page-{i:04d}.bin").open("wb") as f:
+            left = size
+            while left:
+                # Vary every block so no two files (or blocks) are alike.
+                chunk = (i.to_bytes(4, "big") + block)[: min(left, len(block))]
+                f.write(chunk)
+                left -= len(chunk)
+                block = block[1:] + block[:1]
+    bagit.make_bag(str(folder), {"External-Identifier": "BENCH"},
+                   processes=os.cpu_count() or 1, checksums=["sha256", "sha512"])
+    return folder
+
+
+def timed(label: str, fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    elapsed = time.perf_counter() - start
+    print(f"  {label:<44} {elapsed:7.2f} s", flush=True)
+    return elapsed
+
+
+def raw_hashing(files: list[Path], cores: int) -> None:
+    for tool in ("sha256sum", "sha512sum"):
+        groups = [files[i::cores] for i in range(cores)]
+        procs = [subprocess.Popen([tool, *map(str, g)], stdout=subprocess.DEVNULL)
+                 for g in groups if g]
+        for p in procs:
+            if p.wait() != 0:
+                raise SystemExit(f"{tool} failed with exit code {p.returncode}")
+
+
+def qor(bag: Path) -> None:
+    found = problems(bag)
+    if found:
+        raise SystemExit(f"Qor found problems in a good bag: {found[:3]}")
+
+
+def bagit_python(bag: Path, cores: int) -> None:
+    bagit.Bag(str(bag)).validate(processes=cores)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=2048)
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    total = args.size_mib << 20
+    work = Path(tempfile.mkdtemp(prefix="qor-bench-fixity-", dir=args.dir))
+    try:
+        print(f"building a {args.size_mib} MiB bag of {args.files} files in {work} ...", flush=True)
+        bag = make_bag(work, args.files, total)
+        files = sorted((bag / "data").iterdir())
+        gib = sum(f.stat().st_size for f in files) / (1 << 30)
+        print(f"{gib:.2f} GiB, {cores} cores; sha256 + sha512; files in page cache", flush=True)
+        raw_hashing(files, cores)  # warm the page cache for everyone
+        t_raw = timed(f"raw sha256sum+sha512sum ({cores} proc each)",
+                      lambda: raw_hashing(files, cores))
+        t_qor = timed("Qor integrity.validate", lambda: qor(bag))
+        t_bagit = timed(f"bagit-python validate(processes={cores})",
+                        lambda: bagit_python(bag, cores))
+        print()
+        for label, t in (("raw hashing", t_raw), ("Qor", t_qor), ("bagit-python", t_bagit)):
+            print(f"  {label:<14} {gib / t * 1024:8.1f} MiB/s")
+        print()
+        print(f"  Qor / raw hashing limit : {t_raw / t_qor:5.2f}x   (goal >= 0.90x)")
+        print(f"  Qor / bagit-python      : {t_bagit / t_qor:5.2f}x   (goal >= 1.00x)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

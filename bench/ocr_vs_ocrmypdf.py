@@ -1,0 +1,221 @@
+"""Qor's OCR → PDF/A against OCRmyPDF and raw parallel Tesseract, on the same pages, in one run.
+
+    .venv/bin/python bench/ocr_vs_ocrmypdf.py [--pages 20] [--workers N] [--languages kaz+rus]
+
+Input: ``--pages`` generated A4 pages (300 dpi, 8-bit grey, Kazakh and Russian text, skewed
+0.5–1.5°, scan noise), with their ground truth. Every contender gets the same pages:
+
+* **Qor**: ``load_pages`` → ``process_pages`` (orientation check, deskew, OCR → text, hOCR,
+  ALTO; ``--workers`` pages at a time, one Tesseract thread each) → ``assemble_pdfa``
+  (archival profile), timed together; the access-profile PDF is assembled from the same pages
+  and timed apart. veraPDF validates both afterwards (not in the timing; nor is it in OCRmyPDF's).
+* **OCRmyPDF**: ``ocrmypdf -l <languages> --output-type pdfa -j <workers>`` on a PDF holding the
+  same PNG pages losslessly (made with img2pdf beforehand, not timed). OCRmyPDF is not a Qor
+  dependency: point ``--ocrmypdf`` at it, by default ``~/.cache/qor-bench-ocrmypdf/bin/ocrmypdf``
+  (``python3 -m venv ~/.cache/qor-bench-ocrmypdf && ~/.cache/qor-bench-ocrmypdf/bin/pip install
+  ocrmypdf``; its PDF/A output needs Ghostscript: ``apt-get install ghostscript``).
+* **raw Tesseract**: ``tesseract page.png out -l <languages> pdf txt`` per page, ``--workers``
+  processes at a time with ``OMP_THREAD_LIMIT=1``: the ceiling for any Tesseract-based pipeline.
+
+Printed: pages/s of each and the ratios, CER of each PDF's extracted text layer (pypdf, the
+same extractor for all) and of Tesseract's own text, and output size per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pypdf
+
+from flows._exec import verapdf
+from flows.capture import (
+    CaptureOptions,
+    DocumentMetadata,
+    assemble_pdfa,
+    load_pages,
+    process_pages,
+)
+from flows.capture.ocr import edit_distance
+from flows.capture.samples import SamplePage, normalise_text, write_sample_batch
+
+DEFAULT_OCRMYPDF = Path.home() / ".cache" / "qor-bench-ocrmypdf" / "bin" / "ocrmypdf"
+
+
+def corpus_cer(truths: list[str], texts: list[str]) -> float:
+    """Total character edits over total reference characters (whitespace normalised)."""
+    edits = chars = 0
+    for truth, text in zip(truths, texts, strict=True):
+        ref, hyp = normalise_text(truth), normalise_text(text)
+        edits += edit_distance(ref, hyp)
+        chars += len(ref)
+    return edits / chars if chars else 0.0
+
+
+def pdf_page_texts(pdf: Path) -> list[str]:
+    return [page.extract_text() for page in pypdf.PdfReader(pdf).pages]
+
+
+def run_qor(
+    pages: list[SamplePage], work: Path, *, workers: int, languages: str
+) -> dict[str, Any]:
+    options = CaptureOptions(languages=languages)
+    started = time.perf_counter()
+    refs = load_pages([p.path for p in pages], options=options)
+    results = process_pages(refs, work_dir=work / "pages", options=options, workers=workers)
+    pdf = assemble_pdfa(
+        results,
+        out=work / "qor.pdf",
+        metadata=DocumentMetadata(title="Bench", identifier="BENCH-1", language="kk"),
+        options=options,
+    )
+    seconds = time.perf_counter() - started
+    access_started = time.perf_counter()
+    access = assemble_pdfa(
+        results,
+        out=work / "qor-access.pdf",
+        metadata=DocumentMetadata(title="Bench", identifier="BENCH-1", language="kk"),
+        options=CaptureOptions(languages=languages, profile="access"),
+    )
+    access_seconds = time.perf_counter() - access_started
+    return {
+        "seconds": seconds,
+        "pdf": pdf,
+        "access_pdf": access,
+        "access_seconds": access_seconds,
+        "ocr_texts": [r.text for r in results],
+        "rotations": sum(1 for r in results if r.preparation.rotation_applied),
+        "osd_runs": sum(1 for r in results if r.preparation.orientation_checked == "osd"),
+    }
+
+
+def run_raw_tesseract(
+    pages: list[SamplePage], work: Path, *, workers: int, languages: str
+) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+    def one(page: SamplePage) -> Path:
+        base = work / page.path.stem
+        subprocess.run(
+            ["tesseract", str(page.path), str(base), "-l", languages, "pdf", "txt"],
+            check=True, capture_output=True, env=env,
+        )
+        return base
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        bases = list(pool.map(one, pages))
+    seconds = time.perf_counter() - started
+    pdfs = [b.with_suffix(".pdf") for b in bases]
+    return {
+        "seconds": seconds,
+        "pdfs": pdfs,
+        "pdf_texts": [pdf_page_texts(p)[0] for p in pdfs],
+        "txt_texts": [b.with_suffix(".txt").read_text(encoding="utf-8") for b in bases],
+        "bytes": sum(p.stat().st_size for p in pdfs),
+    }
+
+
+def run_ocrmypdf(
+    pages: list[SamplePage], work: Path, *, workers: int, languages: str, ocrmypdf: Path
+) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    img2pdf = ocrmypdf.with_name("img2pdf")
+    source = work / "input.pdf"
+    subprocess.run(
+        [str(img2pdf), *[str(p.path) for p in pages], "-o", str(source)],
+        check=True, capture_output=True,
+    )
+    out = work / "ocrmypdf.pdf"
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(ocrmypdf), "-l", languages, "--output-type", "pdfa", "-j", str(workers),
+         str(source), str(out)],
+        capture_output=True, text=True, check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"ocrmypdf failed ({done.returncode}): {done.stderr[-2000:]}")
+    return {"seconds": seconds, "pdf": out}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--languages", default="kaz+rus")
+    parser.add_argument("--noise", type=float, default=6.0)
+    parser.add_argument("--ocrmypdf", type=Path, default=DEFAULT_OCRMYPDF)
+    parser.add_argument("--work", type=Path, default=None, help="keep outputs here")
+    args = parser.parse_args(argv)
+
+    ocrmypdf = args.ocrmypdf if args.ocrmypdf.exists() else shutil.which("ocrmypdf")
+    if ocrmypdf is None:
+        raise SystemExit(f"OCRmyPDF not found at {args.ocrmypdf} nor on PATH (see --help)")
+    work = args.work or Path(tempfile.mkdtemp(prefix="qor-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"work dir {work}; {args.pages} A4 pages, {args.workers} workers, -l {args.languages}")
+    pages = write_sample_batch(
+        work / "scans", pages=args.pages, size_mm=(210.0, 297.0), noise=args.noise, seed=11
+    )
+    truths = [p.text for p in pages]
+    chars = sum(len(normalise_text(t)) for t in truths)
+    print(f"ground truth: {chars} characters")
+
+    raw = run_raw_tesseract(pages, work / "raw", workers=args.workers, languages=args.languages)
+    qor = run_qor(pages, work / "qor", workers=args.workers, languages=args.languages)
+    omp = run_ocrmypdf(
+        pages, work / "ocrmypdf", workers=args.workers, languages=args.languages,
+        ocrmypdf=Path(ocrmypdf),
+    )
+
+    n = args.pages
+    rate = {"qor": n / qor["seconds"], "raw": n / raw["seconds"], "ocrmypdf": n / omp["seconds"]}
+    qor_pdf, access_pdf, omp_pdf = qor["pdf"], qor["access_pdf"], omp["pdf"]
+    cer = {
+        "qor OCR text": corpus_cer(truths, qor["ocr_texts"]),
+        "qor PDF text layer": corpus_cer(truths, pdf_page_texts(qor_pdf)),
+        "qor access PDF text layer": corpus_cer(truths, pdf_page_texts(access_pdf)),
+        "tesseract txt": corpus_cer(truths, raw["txt_texts"]),
+        "tesseract PDF text layer": corpus_cer(truths, raw["pdf_texts"]),
+        "ocrmypdf PDF text layer": corpus_cer(truths, pdf_page_texts(omp_pdf)),
+    }
+    size = {
+        "qor archival": qor_pdf.stat().st_size / n,
+        "qor access": access_pdf.stat().st_size / n,
+        "tesseract pdf": raw["bytes"] / n,
+        "ocrmypdf pdfa": omp_pdf.stat().st_size / n,
+    }
+    reports = verapdf.validate_many([qor_pdf, access_pdf, omp_pdf], flavour="2u")
+
+    print("\nthroughput (pages/s, wall clock)")
+    for name in ("qor", "raw", "ocrmypdf"):
+        print(f"  {name:<10} {rate[name]:7.3f}   ({n / rate[name]:.1f} s)")
+    print(f"  ratio qor / raw tesseract  {rate['qor'] / rate['raw']:.3f}   (goal ≥ 0.95)")
+    print(f"  ratio qor / ocrmypdf       {rate['qor'] / rate['ocrmypdf']:.3f}")
+    print(f"  qor access-profile assembly {qor['access_seconds']:.2f} s (extra)")
+    print(f"  qor pages turned by OSD: {qor['rotations']}, OSD runs: {qor['osd_runs']}")
+    print("\nCER against ground truth")
+    for name, value in cer.items():
+        print(f"  {name:<28} {value * 100:6.3f} %")
+    print("\noutput size per page")
+    for name, value in size.items():
+        print(f"  {name:<15} {value / 1024:9.1f} KiB")
+    print("\nveraPDF PDF/A-2U")
+    for pdf, report in reports.items():
+        rules = ", ".join(f.rule_id for f in report.failures[:6])
+        print(f"  {pdf.name:<20} {'compliant' if report.compliant else 'NOT compliant: ' + rules}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,416 @@
+"""MARC21 import and export of records with their items (ISO 2709 and MARCXML, via pymarc).
+
+Bibliographic fields: 001 control number (the import key), 020 $a ISBN, 022 $a ISSN, 041 $a
+language, 100 $a first author, 700 $a further authors, 245 $a title, 264 _1 $b publisher $c year
+(260 is read too), leader/06–07 the kind of material. Qor's own data in local fields:
+
+* 953 $a material type (R2) $b legal-deposit flag (1/0);
+* 952, one per item (Koha's holdings field, with Koha's letters where they mean the same):
+  $i inventory number, $p barcode, $c shelf location, $g price, $d receipt date (ISO),
+  $e source of acquisition (R5), $t receipt act, $s status, $f RFID tag id, $v value flags
+  (comma-separated, R13), $q condition, $w write-off act, $x write-off date, $y write-off reason.
+
+Imports are idempotent: a record whose 001 is present is not added again, an item whose
+inventory number is present on that record is skipped. Every record that cannot be taken is
+reported with why (its import is rolled back alone, in a savepoint); the others go in.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import pymarc
+from pymarc import Field, Indicators, Record, Subfield
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog_sync import register
+from catalog_sync.errors import MarcError, RegisterError
+from catalog_sync.models import (
+    BibRecord,
+    Item,
+    ItemStatus,
+    MaterialType,
+    ReceiptBatch,
+    ValueFlag,
+    WriteOffAct,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+MarcFormat = Literal["iso2709", "marcxml"]
+
+# leader/06 (type of record) and /07 (bibliographic level) for each material type
+LEADER_TYPE: dict[MaterialType, tuple[str, str]] = {
+    MaterialType.PERIODICAL: ("a", "s"),
+    MaterialType.BOOK: ("a", "m"),
+    MaterialType.BROCHURE: ("a", "m"),
+    MaterialType.BOOKLET: ("a", "m"),
+    MaterialType.ALBUM: ("k", "m"),
+    MaterialType.POSTER: ("k", "m"),
+    MaterialType.PRINTED_OTHER: ("a", "m"),
+    MaterialType.AUDIOVISUAL: ("g", "m"),
+    MaterialType.ELECTRONIC: ("m", "m"),
+}
+
+
+@dataclass(frozen=True)
+class MarcProblem:
+    """A record the import could not take: its position in the file (1-based), its 001 if it
+    could be read, and why."""
+
+    position: int
+    control_number: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class MarcImportReport:
+    """What an import did."""
+
+    records_added: int
+    records_present: int
+    items_added: int
+    items_present: int
+    problems: tuple[MarcProblem, ...]
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def control_number_of(record: BibRecord) -> str:
+    """The record's 001: its own control number, or one made from its id."""
+    return record.control_number or f"QOR{record.id:09d}"
+
+
+def record_to_marc(record: BibRecord, items: Sequence[Item]) -> Record:
+    """One bibliographic record and its items as a MARC21 record."""
+    material = MaterialType(record.material_type)
+    rec = Record(force_utf8=True)
+    kind, level = LEADER_TYPE[material]
+    leader = list(str(rec.leader))
+    leader[5], leader[6], leader[7], leader[9] = "n", kind, level, "a"
+    rec.leader = pymarc.Leader("".join(leader))
+    _add(rec, Field(tag="001", data=control_number_of(record)))
+    if record.isbn:
+        _add(rec, _df("020", [("a", record.isbn)]))
+    if record.issn:
+        _add(rec, _df("022", [("a", record.issn)]))
+    if record.language:
+        _add(rec, _df("041", [("a", record.language)]))
+    authors = list(record.authors)
+    if authors:
+        _add(rec, _df("100", [("a", authors[0])], ind=("1", " ")))
+    _add(rec, _df("245", [("a", record.title)], ind=("1" if authors else "0", "0")))
+    pub = [("b", record.publisher)] if record.publisher else []
+    if record.year is not None:
+        pub.append(("c", str(record.year)))
+    if pub:
+        _add(rec, _df("264", pub, ind=(" ", "1")))
+    for author in authors[1:]:
+        _add(rec, _df("700", [("a", author)], ind=("1", " ")))
+    _add(rec, _df("953", [("a", material.value), ("b", "1" if record.legal_deposit else "0")]))
+    for item in items:
+        _add(rec, _item_field(item))
+    return rec
+
+
+def _add(rec: Record, field: Field) -> None:
+    rec.add_field(field)  # type: ignore[no-untyped-call]  # pymarc leaves it unannotated
+
+
+def _df(tag: str, subfields: Iterable[tuple[str, str]], ind: tuple[str, str] = (" ", " ")) -> Field:
+    return Field(
+        tag=tag,
+        indicators=Indicators(*ind),
+        subfields=[Subfield(code, value) for code, value in subfields],
+    )
+
+
+def _item_field(item: Item) -> Field:
+    subs: list[tuple[str, str]] = [("i", item.inventory_number)]
+    optional: list[tuple[str, str | None]] = [
+        ("p", item.barcode),
+        ("f", item.rfid),
+        ("c", item.location),
+        ("g", None if item.price is None else str(item.price)),
+        ("d", item.receipt_batch.received_on.isoformat()),
+        ("t", item.receipt_batch.act_number),
+        ("e", item.source),
+        ("s", item.status),
+        ("v", ",".join(sorted(f.value for f in item.value_flags)) or None),
+        ("q", item.condition),
+    ]
+    if item.write_off_act is not None:
+        optional += [
+            ("w", item.write_off_act.act_number),
+            ("x", item.write_off_act.act_date.isoformat()),
+            ("y", item.write_off_act.reason),
+        ]
+    subs += [(c, v) for c, v in optional if v is not None]
+    return _df("952", subs)
+
+
+def iter_marc_records(
+    session: Session, record_ids: Sequence[int] | None = None
+) -> Iterator[Record]:
+    """The register's records (all, or those with ``record_ids``) as MARC, in id order."""
+    stmt = select(BibRecord).order_by(BibRecord.id).execution_options(yield_per=500)
+    if record_ids is not None:
+        stmt = stmt.where(BibRecord.id.in_(list(record_ids)))
+    for record in session.scalars(stmt):
+        items = sorted(record.items, key=lambda i: (i.sort_key, i.inventory_number))
+        yield record_to_marc(record, items)
+
+
+def export_marc(
+    session: Session,
+    path: Path,
+    *,
+    fmt: MarcFormat = "iso2709",
+    record_ids: Sequence[int] | None = None,
+) -> int:
+    """Write the register's records with their items to ``path``; returns how many records."""
+    count = 0
+    with path.open("wb") as fh:
+        if fmt == "iso2709":
+            for rec in iter_marc_records(session, record_ids):
+                fh.write(rec.as_marc())
+                count += 1
+        else:
+            writer = pymarc.XMLWriter(fh)
+            for rec in iter_marc_records(session, record_ids):
+                writer.write(rec)
+                count += 1
+            writer.close(close_fh=False)
+    return count
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+def _read(path: Path, fmt: MarcFormat | None) -> Iterator[tuple[int, Record | None, str | None]]:
+    data = path.read_bytes()
+    if fmt is None:
+        fmt = "marcxml" if data.lstrip()[:1] == b"<" else "iso2709"
+    if fmt == "marcxml":
+        try:
+            records = pymarc.parse_xml_to_array(io.BytesIO(data), strict=False)  # type: ignore[no-untyped-call]
+        except Exception as e:  # the XML itself is broken: nothing can be taken from it
+            raise MarcError(f"{path}: not readable as MARCXML: {e}") from e
+        for n, rec in enumerate(records, 1):
+            yield n, rec, None
+        return
+    reader = pymarc.MARCReader(data, to_unicode=True, force_utf8=True, permissive=True)
+    for n, rec in enumerate(reader, 1):
+        if rec is None:
+            exc = reader.current_exception
+            yield n, None, f"not a readable MARC record ({type(exc).__name__}: {exc})"
+            if isinstance(exc, pymarc.exceptions.FatalReaderError):
+                yield n + 1, None, "the rest of the file cannot be read after this point"
+                return
+        else:
+            yield n, rec, None
+
+
+def _sub(field: Field, code: str) -> str | None:
+    values = field.get_subfields(code)
+    return values[0].strip() if values and values[0].strip() else None
+
+
+def _material(rec: Record) -> MaterialType:
+    for f in rec.get_fields("953"):
+        value = _sub(f, "a")
+        if value:
+            return MaterialType(value)
+    leader = str(rec.leader)
+    kind, level = leader[6:7], leader[7:8]
+    if kind in ("a", "t"):
+        return MaterialType.PERIODICAL if level == "s" else MaterialType.BOOK
+    if kind == "k":
+        return MaterialType.POSTER
+    if kind in ("g", "i", "j"):
+        return MaterialType.AUDIOVISUAL
+    if kind == "m":
+        return MaterialType.ELECTRONIC
+    return MaterialType.PRINTED_OTHER
+
+
+def _year(text: str | None) -> int | None:
+    if not text:
+        return None
+    digits = "".join(c for c in text if c.isdigit())[:4]
+    return int(digits) if len(digits) == 4 else None
+
+
+def _first(rec: Record, tag: str, code: str) -> str | None:
+    for f in rec.get_fields(tag):
+        value = _sub(f, code)
+        if value:
+            return value
+    return None
+
+
+def _control(rec: Record) -> str | None:
+    fields = rec.get_fields("001")
+    value = (fields[0].data or "").strip() if fields else ""
+    return value or None
+
+
+def _import_record(session: Session, rec: Record, *, actor: str) -> tuple[bool, int, int]:
+    control = _control(rec)
+    if not control:
+        raise MarcError("no control number (001): the import could not be repeated safely")
+    title = _first(rec, "245", "a")
+    if not title:
+        raise MarcError("no title (245 $a)")
+    existing = session.scalar(select(BibRecord).where(BibRecord.control_number == control))
+    added = existing is None
+    if existing is None:
+        authors = [a for a in [_first(rec, "100", "a")] if a]
+        authors += [v for f in rec.get_fields("700") if (v := _sub(f, "a"))]
+        legal = any(_sub(f, "b") == "1" for f in rec.get_fields("953"))
+        language = _first(rec, "041", "a")
+        fixed = [f.data or "" for f in rec.get_fields("008")]
+        if language is None and fixed and len(fixed[0]) >= 38:
+            language = fixed[0][35:38].strip() or None
+        existing = register.add_record(
+            session,
+            title=title.rstrip(" /:;,."),
+            authors=[a.rstrip(",. ") for a in authors],
+            publisher=_first(rec, "264", "b") or _first(rec, "260", "b"),
+            year=_year(_first(rec, "264", "c") or _first(rec, "260", "c")),
+            language=language,
+            isbn=_first(rec, "020", "a"),
+            issn=_first(rec, "022", "a"),
+            material_type=_material(rec),
+            legal_deposit=legal,
+            control_number=control,
+            actor=actor,
+        )
+    items_added = items_present = 0
+    for f in rec.get_fields("952"):
+        if _import_item(session, existing, f, actor=actor):
+            items_added += 1
+        else:
+            items_present += 1
+    return added, items_added, items_present
+
+
+def _import_item(session: Session, record: BibRecord, f: Field, *, actor: str) -> bool:
+    inv = _sub(f, "i")
+    if inv is None:
+        raise MarcError("a 952 item field has no inventory number ($i)")
+    present = session.scalar(select(Item).where(Item.inventory_number == inv))
+    if present is not None:
+        if present.record_id != record.id:
+            raise MarcError(
+                f"inventory number {inv} already belongs to another record "
+                f"({control_number_of(present.record)}); numbers are never reused (R14)"
+            )
+        return False
+    received = _sub(f, "d")
+    try:
+        received_on = date.fromisoformat(received) if received else None
+    except ValueError as e:
+        raise MarcError(f"item {inv}: receipt date {received!r} is not YYYY-MM-DD") from e
+    act = _sub(f, "t") or f"MARC-{received_on.isoformat() if received_on else 'undated'}"
+    batch = session.scalar(select(ReceiptBatch).where(ReceiptBatch.act_number == act))
+    if batch is None:
+        batch = register.open_receipt_batch(
+            session,
+            act_number=act,
+            received_on=received_on or utcnow().date(),
+            actor=actor,
+            note="created by MARC import",
+        )
+    status = ItemStatus(_sub(f, "s") or ItemStatus.RECEIVED)
+    flags = frozenset(ValueFlag(v.strip()) for v in (_sub(f, "v") or "").split(",") if v.strip())
+    # Items enter as received/processed/available; other states are reached from there.
+    shelved = bool((_sub(f, "p") or _sub(f, "f")) and _sub(f, "c"))
+    if status in (ItemStatus.RECEIVED, ItemStatus.PROCESSED, ItemStatus.AVAILABLE):
+        initial = status
+    else:
+        initial = ItemStatus.AVAILABLE if shelved else ItemStatus.RECEIVED
+    register.bulk_receive(
+        session,
+        batch=batch,
+        items=[
+            register.BulkItem(
+                record_id=record.id,
+                inventory_number=inv,
+                source=_sub(f, "e"),
+                price=_sub(f, "g"),
+                barcode=_sub(f, "p"),
+                rfid=_sub(f, "f"),
+                location=_sub(f, "c"),
+                status=initial,
+                value_flags=flags,
+                condition=_sub(f, "q"),
+            )
+        ],
+        actor=actor,
+    )
+    if status is ItemStatus.WRITTEN_OFF:
+        _import_write_off(session, inv, f, actor=actor)
+    elif status is not initial:
+        register.set_status(session, inv, status, actor=actor, note="MARC import")
+    return True
+
+
+def _import_write_off(session: Session, inv: str, f: Field, *, actor: str) -> None:
+    act_number = _sub(f, "w")
+    act_date = _sub(f, "x")
+    if act_number is None or act_date is None:
+        raise MarcError(f"item {inv} is written off but its act ($w) or date ($x) is missing")
+    act = session.scalar(select(WriteOffAct).where(WriteOffAct.act_number == act_number))
+    if act is None:
+        try:
+            day = date.fromisoformat(act_date)
+        except ValueError as e:
+            raise MarcError(f"item {inv}: write-off date {act_date!r} is not YYYY-MM-DD") from e
+        act = register.open_write_off_act(
+            session,
+            act_number=act_number,
+            act_date=day,
+            reason=_sub(f, "y") or "other",
+            note="created by MARC import",
+            actor=actor,
+        )
+    register.apply_write_off(session, act, [register.get_item(session, inv)], actor=actor)
+
+
+def import_marc(
+    session: Session, path: Path, *, actor: str, fmt: MarcFormat | None = None
+) -> MarcImportReport:
+    """Import records with their items from an ISO 2709 or MARCXML file (guessed if ``fmt`` is
+    None). Idempotent; bad records are reported in the result and the rest imported. Does not
+    commit."""
+    problems: list[MarcProblem] = []
+    added = present = items_added = items_present = 0
+    for position, rec, error in _read(path, fmt):
+        if rec is None:
+            problems.append(MarcProblem(position, None, error or "unreadable record"))
+            continue
+        control = _control(rec)
+        savepoint = session.begin_nested()
+        try:
+            was_added, n_new, n_old = _import_record(session, rec, actor=actor)
+        except (RegisterError, ValueError) as e:
+            savepoint.rollback()
+            problems.append(MarcProblem(position, control, str(e) or type(e).__name__))
+            logger.warning("MARC record %d (%s) not imported: %s", position, control, e)
+            continue
+        savepoint.commit()
+        added += was_added
+        present += not was_added
+        items_added += n_new
+        items_present += n_old
+    return MarcImportReport(added, present, items_added, items_present, tuple(problems))

@@ -1,0 +1,483 @@
+"""The register's tables (SQLAlchemy 2 typed ORM).
+
+The schema itself is created only by the Alembic migrations in ``catalog_sync/migrations``; these
+classes must match them (``tests/register/test_schema.py`` compares the two). Triggers that make the
+database refuse what R3–R4 and R14 forbid live in the migrations, not here.
+
+Money is stored as whole tiyn (1/100 tenge) in integer columns so that sums are exact on SQLite
+and PostgreSQL alike; the ``price`` properties give :class:`decimal.Decimal` tenge.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.types import TypeDecorator
+
+from catalog_sync.errors import InventoryNumberImmutable
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the register stores aware UTC times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with deterministic constraint names (Alembic needs them)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class MaterialType(enum.StrEnum):
+    """R2: kind of document. Printed products (баспа өнімі · печатная продукция) have subtypes.
+
+    ``audiovisual`` — аудиовизуалды материал · аудиовизуальный материал;
+    ``electronic`` — a document on an electronic carrier.
+    """
+
+    PERIODICAL = "periodical"
+    BOOK = "book"
+    BROCHURE = "brochure"
+    ALBUM = "album"
+    POSTER = "poster"
+    BOOKLET = "booklet"
+    PRINTED_OTHER = "printed_other"
+    AUDIOVISUAL = "audiovisual"
+    ELECTRONIC = "electronic"
+
+    @property
+    def is_printed(self) -> bool:
+        """Whether this is a printed product (R2.2)."""
+        return self not in (MaterialType.AUDIOVISUAL, MaterialType.ELECTRONIC)
+
+
+class AcquisitionSource(enum.StrEnum):
+    """R5: how an item came into the fund.
+
+    purchase (сатып алу · покупка), exchange (кітап алмасу · книгообмен), donation (сыйға тарту ·
+    дарение), state order (мемлекеттік тапсырыс · госзаказ), legal deposit (міндетті тегін дана ·
+    обязательный экземпляр — only for a library configured as national).
+    """
+
+    PURCHASE = "purchase"
+    EXCHANGE = "exchange"
+    DONATION = "donation"
+    STATE_ORDER = "state_order"
+    LEGAL_DEPOSIT = "legal_deposit"
+
+
+class ItemStatus(enum.StrEnum):
+    """R8 lifecycle.
+
+    received → processed → available → (on loan | in repair | missing) → written off.
+    """
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    AVAILABLE = "available"
+    ON_LOAN = "on_loan"
+    IN_REPAIR = "in_repair"
+    MISSING = "missing"
+    WRITTEN_OFF = "written_off"
+
+
+class ValueFlag(enum.StrEnum):
+    """R13: the item is scientifically, historically or artistically valuable."""
+
+    SCIENTIFIC = "scientific"
+    HISTORICAL = "historical"
+    ARTISTIC = "artistic"
+
+
+class Condition(enum.StrEnum):
+    """Physical condition of an item (R12–R13 decide repair and rebinding from it)."""
+
+    GOOD = "good"
+    FAIR = "fair"
+    POOR = "poor"
+    DAMAGED = "damaged"
+
+
+class ActionKind(enum.StrEnum):
+    """R12–R13: what was done to an item: жөндеу · ремонт, қайта түптеу · переплёт, жаңғырту ·
+    реставрация, copying (копирование), digitisation (цифрландыру · оцифровка)."""
+
+    REPAIR = "repair"
+    REBINDING = "rebinding"
+    RESTORATION = "restoration"
+    COPYING = "copying"
+    DIGITISATION = "digitisation"
+
+
+class WriteOffReason(enum.StrEnum):
+    """Why items leave the fund (есептен шығару · списание): worn out (ветхость), lost (утеря),
+    obsolete in content (устарелость), duplicate (дублетность), outside the fund's profile
+    (непрофильность), damaged beyond repair, or another reason stated in the act's note."""
+
+    WORN = "worn"
+    LOST = "lost"
+    OBSOLETE = "obsolete"
+    DUPLICATE = "duplicate"
+    OUT_OF_PROFILE = "out_of_profile"
+    DAMAGED = "damaged"
+    OTHER = "other"
+
+
+class StocktakeReason(enum.StrEnum):
+    """R14: why a reconciliation check (салыстырмалы тексеру · сверка фонда) is made."""
+
+    CHANGE_OF_RESPONSIBLE_PERSON = "change-of-responsible-person"
+    LOSS = "loss"
+    REORGANISATION = "reorganisation"
+    LIQUIDATION = "liquidation"
+
+
+def tiyn_to_tenge(value: int | None) -> Decimal | None:
+    """Whole tiyn → tenge with two decimals."""
+    return None if value is None else (Decimal(value) / 100).quantize(Decimal("0.01"))
+
+
+class RegisterSetting(Base):
+    """Register-wide settings kept in the database (e.g. whether the library is national, R5)."""
+
+    __tablename__ = "register_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class InventorySequence(Base):
+    """The pattern and next value that inventory numbers are assigned from (R14: no gaps)."""
+
+    __tablename__ = "inventory_sequences"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(128))
+    next_value: Mapped[int] = mapped_column(BigInteger)
+
+
+class IssuedInventoryNumber(Base):
+    """Every inventory number ever given, filled by a trigger on ``items``; rows are never deleted,
+    so a number can never be given twice (R14), even if an item row vanished."""
+
+    __tablename__ = "issued_inventory_numbers"
+
+    inventory_number: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class BibRecord(Base):
+    """A bibliographic record (what the document is), shared by all its copies (items)."""
+
+    __tablename__ = "bib_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    control_number: Mapped[str | None] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    authors: Mapped[list[str]] = mapped_column(JSON)
+    publisher: Mapped[str | None] = mapped_column(Text)
+    year: Mapped[int | None] = mapped_column(Integer)
+    language: Mapped[str | None] = mapped_column(String(8))
+    isbn: Mapped[str | None] = mapped_column(String(32), index=True)
+    issn: Mapped[str | None] = mapped_column(String(16), index=True)
+    material_type: Mapped[str] = mapped_column(String(32))
+    legal_deposit: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    items: Mapped[list[Item]] = relationship(back_populates="record")
+
+    @property
+    def material(self) -> MaterialType:
+        """The material type as an enum."""
+        return MaterialType(self.material_type)
+
+
+class ReceiptBatch(Base):
+    """A receipt act (түгендеу акті · акт поступления): items that arrived together (R5, R9)."""
+
+    __tablename__ = "receipt_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    act_number: Mapped[str] = mapped_column(String(64), unique=True)
+    received_on: Mapped[date] = mapped_column(Date, index=True)
+    supplier: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+    items: Mapped[list[Item]] = relationship(back_populates="receipt_batch")
+
+
+class WriteOffAct(Base):
+    """A write-off act (есептен шығару акті · акт списания). Items leave the fund only by one of
+    these; nothing is deleted (R3–R4)."""
+
+    __tablename__ = "write_off_acts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    act_number: Mapped[str] = mapped_column(String(64), unique=True)
+    act_date: Mapped[date] = mapped_column(Date, index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+    items: Mapped[list[Item]] = relationship(back_populates="write_off_act")
+
+
+class Item(Base):
+    """One copy in the fund, identified for ever by its inventory number
+
+    инвентарный номер · инвентарлық нөмір (R14).
+    """
+
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inventory_number: Mapped[str] = mapped_column(String(64), unique=True)
+    sort_key: Mapped[str] = mapped_column(String(512), index=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("bib_records.id"), index=True)
+    receipt_batch_id: Mapped[int] = mapped_column(ForeignKey("receipt_batches.id"), index=True)
+    source: Mapped[str | None] = mapped_column(String(32))
+    price_minor: Mapped[int | None] = mapped_column(BigInteger)
+    barcode: Mapped[str | None] = mapped_column(String(64), unique=True)
+    rfid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    location: Mapped[str | None] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    value_scientific: Mapped[bool] = mapped_column(Boolean, default=False)
+    value_historical: Mapped[bool] = mapped_column(Boolean, default=False)
+    value_artistic: Mapped[bool] = mapped_column(Boolean, default=False)
+    condition: Mapped[str | None] = mapped_column(String(16))
+    write_off_act_id: Mapped[int | None] = mapped_column(
+        ForeignKey("write_off_acts.id"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    record: Mapped[BibRecord] = relationship(back_populates="items")
+    receipt_batch: Mapped[ReceiptBatch] = relationship(back_populates="items")
+    write_off_act: Mapped[WriteOffAct | None] = relationship(back_populates="items")
+    digital_copies: Mapped[list[DigitalCopy]] = relationship(
+        back_populates="item", order_by="DigitalCopy.version"
+    )
+    actions: Mapped[list[ItemAction]] = relationship(
+        back_populates="item", order_by="ItemAction.id"
+    )
+
+    @validates("inventory_number")
+    def _never_renumber(self, _key: str, value: str) -> str:
+        # R14: once given, the inventory number is not changed or corrected, not even in memory.
+        current = self.__dict__.get("inventory_number")
+        if current is not None and current != value:
+            raise InventoryNumberImmutable(current, f"refused change to {value!r}")
+        return value
+
+    @property
+    def item_status(self) -> ItemStatus:
+        """The status as an enum."""
+        return ItemStatus(self.status)
+
+    @property
+    def price(self) -> Decimal | None:
+        """Price in tenge."""
+        return tiyn_to_tenge(self.price_minor)
+
+    @property
+    def value_flags(self) -> frozenset[ValueFlag]:
+        """R13 value flags set on this item."""
+        flags = set()
+        if self.value_scientific:
+            flags.add(ValueFlag.SCIENTIFIC)
+        if self.value_historical:
+            flags.add(ValueFlag.HISTORICAL)
+        if self.value_artistic:
+            flags.add(ValueFlag.ARTISTIC)
+        return frozenset(flags)
+
+    @property
+    def is_processed(self) -> bool:
+        """R8: the item has passed library processing (it may be given out)."""
+        return self.status not in (ItemStatus.RECEIVED, ItemStatus.WRITTEN_OFF)
+
+
+class ItemAction(Base):
+    """R12–R13: a repair, rebinding, restoration, copying or digitisation action on an item."""
+
+    __tablename__ = "item_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+
+    item: Mapped[Item] = relationship(back_populates="actions")
+
+
+class DigitalCopy(Base):
+    """An electronic copy of an item kept in the depository store (R13), one row per version."""
+
+    __tablename__ = "digital_copies"
+    __table_args__ = (
+        UniqueConstraint("item_id", "version", name="uq_digital_copies_item_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    bag_id: Mapped[str] = mapped_column(String(128), unique=True)
+    store_uri: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    kek_id: Mapped[str] = mapped_column(String(128))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    pdfa_verdict: Mapped[str] = mapped_column(String(64))
+    ocr_confidence: Mapped[float | None] = mapped_column(Float)
+    payload_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int] = mapped_column(Integer)
+    page_count: Mapped[int] = mapped_column(Integer, default=0)
+    batch_fingerprint: Mapped[str | None] = mapped_column(String(128), index=True)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+    item: Mapped[Item] = relationship(back_populates="digital_copies")
+    events: Mapped[list[CopyEvent]] = relationship(back_populates="copy", order_by="CopyEvent.id")
+
+    @property
+    def inventory_number(self) -> str:
+        """The inventory number of the item this copy reproduces."""
+        return self.item.inventory_number
+
+
+class CopyEvent(Base):
+    """A PREMIS-style event on a digital copy (creation, fixity check, replication, key rewrap…).
+
+    Append-only: the database refuses updates and deletes.
+    """
+
+    __tablename__ = "copy_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    copy_id: Mapped[int] = mapped_column(ForeignKey("digital_copies.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    agent: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    copy: Mapped[DigitalCopy] = relationship(back_populates="events")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready view (for ``--json`` output)."""
+        return {
+            "event_type": self.event_type,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "agent": self.agent,
+            "at": self.at.isoformat(),
+        }
+
+
+class Stocktake(Base):
+    """A reconciliation check of the fund (R14), over the locations in its scope."""
+
+    __tablename__ = "stocktakes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    responsible: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_by: Mapped[str] = mapped_column(String(128))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class StocktakeScan(Base):
+    """One barcode or RFID read during a stocktake, kept as read (duplicates too)."""
+
+    __tablename__ = "stocktake_scans"
+    __table_args__ = (Index("ix_stocktake_scans_stocktake_code", "stocktake_id", "code"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    stocktake_id: Mapped[int] = mapped_column(ForeignKey("stocktakes.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str | None] = mapped_column(String(128))
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditHead(Base):
+    """The last entry of the audit log (one row), locked while appending so the chain is serial."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """One change to the register: who, when, what, before and after; hash-chained, append-only."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_key: Mapped[str] = mapped_column(String(128), index=True)
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

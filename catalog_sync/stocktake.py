@@ -1,0 +1,503 @@
+"""Stocktakes (R14): салыстырмалы тексеру · сверка фонда.
+
+A stocktake is started for a reason R14 names, by a materially responsible person
+(материалдық жауапты қызметкер · материально ответственное лицо), over a scope: one location
+and everything below it (``Hall-1`` covers ``Hall-1`` and ``Hall-1/S03``). Barcodes and RFID tag
+ids then arrive as a stream and are stored as read; closing produces the act:
+
+* missing — in scope, expected on the shelf, not scanned (items on loan or in repair are listed
+  apart, not as missing; items outside the scope are never touched — Koha marks them missing);
+* unexpected — scanned but unknown, outside the scope, or written off;
+* misplaced — in scope and scanned, but at a location other than the register's.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog_sync import audit
+from catalog_sync.errors import ActNotFound, RegisterError, StocktakeClosed
+from catalog_sync.models import (
+    BibRecord,
+    Item,
+    ItemStatus,
+    Stocktake,
+    StocktakeReason,
+    StocktakeScan,
+    utcnow,
+)
+from catalog_sync.register import set_status
+
+logger = logging.getLogger(__name__)
+
+NOT_ON_SHELF = (ItemStatus.ON_LOAN.value, ItemStatus.IN_REPAIR.value)
+MAX_CODE = 64
+
+
+@dataclass(frozen=True)
+class ActLine:
+    """One line of a stocktake act."""
+
+    code: str
+    inventory_number: str | None
+    title: str | None
+    register_location: str | None
+    scanned_location: str | None
+    status: str | None
+    why: str
+
+
+@dataclass(frozen=True)
+class StocktakeAct:
+    """The result of a closed stocktake (акт сверки)."""
+
+    stocktake_id: int
+    reason: str
+    responsible: str
+    scope: str
+    started_at: datetime
+    closed_at: datetime
+    in_scope: int
+    found: int
+    scans: int
+    distinct_codes: int
+    missing: tuple[ActLine, ...]
+    unexpected: tuple[ActLine, ...]
+    misplaced: tuple[ActLine, ...]
+    not_on_shelf: tuple[ActLine, ...]
+
+
+@dataclass(frozen=True)
+class ScanIngest:
+    """What a scan stream delivered: lines read, scans stored, lines refused (with why)."""
+
+    read: int
+    stored: int
+    refused: tuple[tuple[int, str], ...]
+
+
+def in_scope(location: str | None, scope: str) -> bool:
+    """Whether ``location`` is the scope itself or below it."""
+    return location is not None and (location == scope or location.startswith(scope + "/"))
+
+
+def _scope_clause(scope: str) -> Any:
+    escaped = scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(Item.location == scope, Item.location.like(escaped + "/%", escape="\\"))
+
+
+def start_stocktake(
+    session: Session,
+    *,
+    reason: StocktakeReason | str,
+    responsible: str,
+    scope: str,
+    actor: str,
+) -> Stocktake:
+    """Open a stocktake (R14) over ``scope``; scans are then recorded against its id."""
+    why = StocktakeReason(reason)
+    if not responsible.strip():
+        raise RegisterError("a stocktake needs the materially responsible person (R14)")
+    scope = scope.strip().rstrip("/")
+    if not scope:
+        raise RegisterError("a stocktake needs a scope (a location)")
+    st = Stocktake(
+        reason=why.value,
+        responsible=responsible.strip(),
+        scope=scope,
+        started_at=utcnow(),
+        started_by=actor,
+    )
+    session.add(st)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="stocktake.start",
+        entity="stocktake",
+        key=str(st.id),
+        before=None,
+        after={"reason": why.value, "responsible": st.responsible, "scope": scope},
+    )
+    return st
+
+
+def get_stocktake(session: Session, stocktake_id: int) -> Stocktake:
+    """The stocktake with this id, or :class:`ActNotFound`."""
+    st = session.get(Stocktake, stocktake_id)
+    if st is None:
+        raise ActNotFound(f"no stocktake with id {stocktake_id}")
+    return st
+
+
+def parse_scan_lines(
+    lines: Iterable[str],
+) -> Iterator[tuple[int, str, str | None] | tuple[int, str]]:
+    """Parse a scanner's output: ``CODE`` or ``CODE<TAB>LOCATION`` per line.
+
+    Yields ``(line_no, code, location)``, or ``(line_no, reason)`` for a line that cannot be a
+    scan (too long, control characters). Blank lines and ``#`` comments are skipped.
+    """
+    for n, raw in enumerate(lines, 1):
+        line = raw.rstrip("\r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        code, _, location = line.partition("\t")
+        code = code.strip()
+        loc = location.strip() or None
+        if not code or len(code) > MAX_CODE or any(ord(c) < 32 for c in code):
+            yield (n, f"line {n}: {line[:80]!r} is not a barcode or RFID tag id")
+            continue
+        if loc is not None and len(loc) > 128:
+            yield (n, f"line {n}: location longer than 128 characters")
+            continue
+        yield (n, code, loc)
+
+
+def record_scans(
+    session: Session,
+    stocktake_id: int,
+    scans: Iterable[tuple[str, str | None]],
+    *,
+    location: str | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Store scans ``(code, location or None)`` as read; ``location`` fills the ones without.
+
+    Returns the number stored. Part of the caller's transaction.
+    """
+    st = get_stocktake(session, stocktake_id)
+    if st.closed_at is not None:
+        raise StocktakeClosed(f"stocktake {stocktake_id} was closed at {st.closed_at}")
+    when = at or utcnow()
+    rows = [
+        {
+            "stocktake_id": stocktake_id,
+            "code": code,
+            "location": loc or location,
+            "scanned_at": when,
+        }
+        for code, loc in scans
+    ]
+    if rows:
+        session.execute(insert(StocktakeScan), rows)
+    return len(rows)
+
+
+def ingest_scan_stream(
+    sessions: sessionmaker[Session],
+    stocktake_id: int,
+    lines: Iterable[str],
+    *,
+    actor: str,
+    location: str | None = None,
+    commit_every: int = 5000,
+) -> ScanIngest:
+    """Read a scan stream (a file or standard input) to its end, committing every
+    ``commit_every`` scans so a long stream never holds one huge transaction; every readable
+    line is stored, unreadable ones are reported back, none is silently dropped."""
+    read = stored = 0
+    refused: list[tuple[int, str]] = []
+    chunk: list[tuple[str, str | None]] = []
+
+    def flush() -> None:
+        nonlocal stored
+        if not chunk:
+            return
+        with sessions() as s:
+            n = record_scans(s, stocktake_id, chunk, location=location)
+            audit.append(
+                s,
+                actor=actor,
+                action="stocktake.scans",
+                entity="stocktake",
+                key=str(stocktake_id),
+                before=None,
+                after={"scans": n, "first": chunk[0][0], "last": chunk[-1][0]},
+            )
+            s.commit()
+        stored += n
+        chunk.clear()
+
+    for parsed in parse_scan_lines(lines):
+        read += 1
+        if len(parsed) == 2:
+            refused.append((parsed[0], parsed[1]))
+            continue
+        chunk.append((parsed[1], parsed[2]))
+        if len(chunk) >= commit_every:
+            flush()
+    flush()
+    logger.info("stocktake %s: %d scans stored, %d refused", stocktake_id, stored, len(refused))
+    return ScanIngest(read, stored, tuple(refused))
+
+
+def _line(
+    item: Item | None, title: str | None, code: str, scanned: str | None, why: str
+) -> ActLine:
+    return ActLine(
+        code=code,
+        inventory_number=None if item is None else item.inventory_number,
+        title=title,
+        register_location=None if item is None else item.location,
+        scanned_location=scanned,
+        status=None if item is None else item.status,
+        why=why,
+    )
+
+
+def close_stocktake(
+    session: Session, stocktake_id: int, *, actor: str, mark_missing: bool = False
+) -> StocktakeAct:
+    """Close the stocktake and produce its act; with ``mark_missing``, available items found
+    missing get status ``missing`` (R8 lifecycle), each change audited."""
+    st = get_stocktake(session, stocktake_id)
+    if st.closed_at is not None:
+        raise StocktakeClosed(f"stocktake {stocktake_id} was already closed at {st.closed_at}")
+    scanned: dict[str, str | None] = {}
+    scan_count = 0
+    for code, loc in session.execute(
+        select(StocktakeScan.code, StocktakeScan.location)
+        .where(StocktakeScan.stocktake_id == stocktake_id)
+        .order_by(StocktakeScan.id)
+        .execution_options(yield_per=10000)
+    ):
+        scan_count += 1
+        scanned[code] = loc  # the last place it was seen
+    rows = session.execute(
+        select(Item, BibRecord.title)
+        .join(BibRecord, Item.record_id == BibRecord.id)
+        .where(_scope_clause(st.scope), Item.status != ItemStatus.WRITTEN_OFF.value)
+        .order_by(Item.sort_key)
+    ).all()
+    missing: list[ActLine] = []
+    misplaced: list[ActLine] = []
+    not_on_shelf: list[ActLine] = []
+    matched: set[str] = set()
+    found = 0
+    for item, title in rows:
+        codes = [c for c in (item.barcode, item.rfid) if c is not None and c in scanned]
+        if not codes:
+            code = item.barcode or item.rfid or ""
+            if item.status in NOT_ON_SHELF:
+                not_on_shelf.append(_line(item, title, code, None, item.status.replace("_", " ")))
+            else:
+                missing.append(_line(item, title, code, None, "in scope, not scanned"))
+            continue
+        found += 1
+        matched.update(codes)
+        where = scanned[codes[0]]
+        if where is not None and where != item.location:
+            misplaced.append(
+                _line(item, title, codes[0], where, f"shelved at {item.location}, found at {where}")
+            )
+    rest = [c for c in scanned if c not in matched]
+    known: dict[str, tuple[Item, str]] = {}
+    for i in range(0, len(rest), 1000):
+        part = rest[i : i + 1000]
+        for item, title in session.execute(
+            select(Item, BibRecord.title)
+            .join(BibRecord, Item.record_id == BibRecord.id)
+            .where(or_(Item.barcode.in_(part), Item.rfid.in_(part)))
+        ):
+            for c in (item.barcode, item.rfid):
+                if c is not None:
+                    known[c] = (item, title)
+    unexpected: list[ActLine] = []
+    reported: set[str] = set()
+    for code in rest:
+        hit = known.get(code)
+        if hit is None:
+            unexpected.append(_line(None, None, code, scanned[code], "unknown code"))
+            continue
+        item, title = hit
+        if item.inventory_number in reported:
+            continue  # its barcode and its RFID tag were both read
+        reported.add(item.inventory_number)
+        why = (
+            f"written off (act {item.write_off_act.act_number if item.write_off_act else '?'})"
+            if item.status == ItemStatus.WRITTEN_OFF
+            else f"outside the scope (shelved at {item.location})"
+        )
+        unexpected.append(_line(item, title, code, scanned[code], why))
+    if mark_missing:
+        for line in missing:
+            if line.status == ItemStatus.AVAILABLE and line.inventory_number is not None:
+                set_status(
+                    session,
+                    line.inventory_number,
+                    ItemStatus.MISSING,
+                    actor=actor,
+                    note=f"stocktake {stocktake_id}",
+                )
+    st.closed_at = utcnow()
+    act = StocktakeAct(
+        stocktake_id=st.id,
+        reason=st.reason,
+        responsible=st.responsible,
+        scope=st.scope,
+        started_at=st.started_at,
+        closed_at=st.closed_at,
+        in_scope=len(rows),
+        found=found,
+        scans=scan_count,
+        distinct_codes=len(scanned),
+        missing=tuple(missing),
+        unexpected=tuple(unexpected),
+        misplaced=tuple(misplaced),
+        not_on_shelf=tuple(not_on_shelf),
+    )
+    st.result = {
+        "in_scope": act.in_scope,
+        "found": act.found,
+        "scans": act.scans,
+        "distinct_codes": act.distinct_codes,
+        "missing": [asdict(x) for x in act.missing],
+        "unexpected": [asdict(x) for x in act.unexpected],
+        "misplaced": [asdict(x) for x in act.misplaced],
+        "not_on_shelf": [asdict(x) for x in act.not_on_shelf],
+    }
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="stocktake.close",
+        entity="stocktake",
+        key=str(st.id),
+        before=None,
+        after={
+            "missing": len(missing),
+            "unexpected": len(unexpected),
+            "misplaced": len(misplaced),
+            "scans": scan_count,
+        },
+    )
+    return act
+
+
+def stocktake_act(session: Session, stocktake_id: int) -> StocktakeAct:
+    """The act of a closed stocktake, as recorded when it was closed."""
+    st = get_stocktake(session, stocktake_id)
+    if st.closed_at is None or st.result is None:
+        raise RegisterError(f"stocktake {stocktake_id} is still open: close it to get its act")
+    r = st.result
+
+    def lines(key: str) -> tuple[ActLine, ...]:
+        return tuple(ActLine(**x) for x in r[key])
+
+    return StocktakeAct(
+        stocktake_id=st.id,
+        reason=st.reason,
+        responsible=st.responsible,
+        scope=st.scope,
+        started_at=st.started_at,
+        closed_at=st.closed_at,
+        in_scope=int(r["in_scope"]),
+        found=int(r["found"]),
+        scans=int(r["scans"]),
+        distinct_codes=int(r["distinct_codes"]),
+        missing=lines("missing"),
+        unexpected=lines("unexpected"),
+        misplaced=lines("misplaced"),
+        not_on_shelf=lines("not_on_shelf"),
+    )
+
+
+def count_scans(session: Session, stocktake_id: int) -> int:
+    """How many scans are stored for the stocktake."""
+    return int(
+        session.scalar(
+            select(func.count(StocktakeScan.id)).where(StocktakeScan.stocktake_id == stocktake_id)
+        )
+        or 0
+    )
+
+
+SECTIONS = (
+    ("missing", "Missing (in scope, not found)"),
+    ("unexpected", "Unexpected (scanned, not expected here)"),
+    ("misplaced", "Misplaced (found at the wrong location)"),
+    ("not_on_shelf", "On loan or in repair (not expected on the shelf)"),
+)
+
+
+def write_stocktake_act(
+    act: StocktakeAct, directory: Path, *, library_name: str
+) -> tuple[Path, Path]:
+    """Write the act as printable A4 HTML and as CSV into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"stocktake-{act.stocktake_id}"
+    e = html.escape
+    parts = [
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>Stocktake act {act.stocktake_id}</title><style>"
+        "@page { size: A4; margin: 15mm; } body { font-family: 'DejaVu Sans', Arial, sans-serif;"
+        " font-size: 9pt; } table { border-collapse: collapse; width: 100%; }"
+        " th, td { border: 0.5pt solid #000; padding: 2pt 3pt; } th { background: #eee; }"
+        "</style></head><body>",
+        f"<div><b>{e(library_name)}</b></div><h1>Stocktake act No {act.stocktake_id}</h1>",
+        f"<p>Reason: {e(act.reason)}. Materially responsible person: {e(act.responsible)}. "
+        f"Scope: {e(act.scope)}. From {act.started_at:%Y-%m-%d %H:%M} to "
+        f"{act.closed_at:%Y-%m-%d %H:%M} UTC.</p>",
+        f"<p>Items in scope: {act.in_scope}; found: {act.found}; scans read: {act.scans} "
+        f"({act.distinct_codes} distinct codes).</p>",
+    ]
+    rows: list[list[str]] = [
+        [
+            "section",
+            "inventory_number",
+            "code",
+            "title",
+            "register_location",
+            "scanned_location",
+            "status",
+            "why",
+        ]
+    ]
+    for key, heading in SECTIONS:
+        lines: tuple[ActLine, ...] = getattr(act, key)
+        parts.append(f"<h2>{e(heading)}: {len(lines)}</h2>")
+        if not lines:
+            continue
+        parts.append(
+            "<table><tr><th>Inv. No</th><th>Code</th><th>Title</th><th>Location</th>"
+            "<th>Scanned at</th><th>Why</th></tr>"
+        )
+        for ln in lines:
+            parts.append(
+                f"<tr><td>{e(ln.inventory_number or '')}</td><td>{e(ln.code)}</td>"
+                f"<td>{e(ln.title or '')}</td><td>{e(ln.register_location or '')}</td>"
+                f"<td>{e(ln.scanned_location or '')}</td><td>{e(ln.why)}</td></tr>"
+            )
+            rows.append(
+                [
+                    key,
+                    ln.inventory_number or "",
+                    ln.code,
+                    ln.title or "",
+                    ln.register_location or "",
+                    ln.scanned_location or "",
+                    ln.status or "",
+                    ln.why,
+                ]
+            )
+        parts.append("</table>")
+    parts.append(
+        "<p>Signatures: ______________________ (responsible) "
+        "______________________ (commission)</p></body></html>\n"
+    )
+    html_path, csv_path = directory / f"{stem}.html", directory / f"{stem}.csv"
+    html_path.write_text("".join(parts), encoding="utf-8")
+    with csv_path.open("w", newline="", encoding="utf-8-sig") as fh:
+        csv.writer(fh).writerows(rows)
+    return html_path, csv_path

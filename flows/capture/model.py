@@ -1,0 +1,147 @@
+"""Values passed between the capture steps: options, page references, results, metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Profile = Literal["archival", "access"]
+OsdPolicy = Literal["always", "when_unsure"]
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """How pages are checked, prepared, recognised and assembled. Plain values; no globals.
+
+    * ``languages`` — Tesseract languages, ``kaz+rus+eng`` (Kazakh, Russian, English).
+    * ``dpi_fallback`` — resolution to assume when a file carries none; ``None`` refuses such
+      a page.
+    * ``max_image_pixels`` — decompression-bomb guard: a page with more pixels is refused.
+    * ``page_timeout_s`` — limit for each Tesseract run on one page.
+    * ``orientation`` — turn pages upright (0/90/180/270) with Tesseract OSD. ``osd_policy``
+      ``"always"`` runs OSD on every page first; ``"when_unsure"`` (default, faster) runs it only
+      when the page does not read upright (low confidence, vertical lines, too few words), then
+      turns it and recognises it again.
+    * ``deskew`` — straighten pages skewed by more than ``deskew_threshold_deg`` (up to
+      ``deskew_max_deg``).
+    * ``clean_borders`` — paint dark scanner borders at the page edges with the paper colour.
+    * ``profile`` — ``"archival"`` keeps page images lossless (or the scanner's own JPEG,
+      unchanged);
+      ``"access"`` re-encodes grey/colour pages as JPEG at ``access_jpeg_quality``, downsampled to
+      ``access_max_dpi`` if finer.
+    * ``load_workers`` — threads decoding pages in :func:`load_pages` (default: CPU count).
+    * ``confidence_gate`` — a page whose mean word confidence (0–100) is below this marks the copy
+      for review by a person (it is not silently accepted).
+    """
+
+    languages: str = "kaz+rus+eng"
+    dpi_fallback: int | None = None
+    max_image_pixels: int = 400_000_000
+    page_timeout_s: float = 300.0
+    orientation: bool = True
+    osd_policy: OsdPolicy = "when_unsure"
+    deskew: bool = True
+    deskew_threshold_deg: float = 0.1
+    deskew_max_deg: float = 10.0
+    clean_borders: bool = False
+    profile: Profile = "archival"
+    access_jpeg_quality: int = 45
+    access_max_dpi: int = 200
+    confidence_gate: float = 70.0
+    load_workers: int | None = None
+
+
+@dataclass(frozen=True)
+class PageRef:
+    """One page of the input: ``frame`` is its 0-based index within a multi-page TIFF or PDF.
+
+    ``label`` names the page for people (file stem, plus page number inside a multi-page file).
+    """
+
+    source: Path
+    frame: int
+    label: str
+
+
+@dataclass(frozen=True)
+class PagePreparation:
+    """What page preparation found and did, for the page's technical metadata.
+
+    ``orientation_checked`` says how orientation was established: ``"osd"`` (Tesseract OSD ran),
+    ``"ocr"`` (the page read upright, OSD was not needed) or ``"off"``. ``rotation_applied`` is
+    the clockwise quarter-turn applied (0/90/180/270). ``skew_angle_deg`` is the skew measured
+    (counter-clockwise positive) and ``skew_corrected`` whether the page was turned back by it.
+    ``conversions`` lists colour/bit-depth changes (e.g. ``"CMYK→RGB"``).
+    """
+
+    orientation_checked: Literal["osd", "ocr", "off"]
+    osd_confidence: float | None
+    rotation_applied: int
+    skew_angle_deg: float | None
+    skew_corrected: bool
+    borders_cleaned: bool
+    conversions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """One prepared and recognised page; every path is inside the ``work_dir`` given.
+
+    ``image_path`` is the prepared page image as it goes into the PDF (PNG, or the scanner's
+    JPEG when unchanged); ``text`` is the OCR text (lines by ``\\n``, paragraphs by a blank line),
+    identical to the file at ``text_path`` and to the PDF's text layer. ``mean_confidence`` is the
+    mean Tesseract word confidence, 0–100 (0 for a page without words). ``seconds`` is the
+    page's wall time, ``step_seconds`` its split by step (decode, orientation, deskew, ocr,
+    outputs).
+    """
+
+    page: PageRef
+    image_path: Path
+    dpi: float
+    width_px: int
+    height_px: int
+    text: str
+    text_path: Path
+    hocr_path: Path
+    alto_path: Path
+    mean_confidence: float
+    word_count: int
+    preparation: PagePreparation
+    seconds: float = 0.0
+    step_seconds: tuple[tuple[str, float], ...] = ()
+
+    def below_gate(self, gate: float) -> bool:
+        """Whether this page needs a person's review under confidence gate ``gate``."""
+        return self.word_count > 0 and self.mean_confidence < gate
+
+
+@dataclass(frozen=True)
+class DocumentMetadata:
+    """Descriptive metadata written into the PDF's XMP (Dublin Core) and document info.
+
+    ``identifier`` is the item's inventory number (инвентарный номер / түгендеу нөмірі);
+    ``language`` a BCP 47 code such as ``"kk"`` or ``"ru"``; ``date`` as ``YYYY`` or
+    ``YYYY-MM-DD``; ``page_labels`` optional per-page outline titles (one per page, in order).
+    """
+
+    title: str
+    identifier: str
+    creator: str | None = None
+    date: str | None = None
+    language: str | None = None
+    page_labels: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class BookConfidence:
+    """Confidence over a whole copy: mean of page means (weighted by words), and the pages under
+    the gate. ``needs_review`` is true when any page is under the gate."""
+
+    mean_confidence: float
+    word_count: int
+    pages_below_gate: tuple[str, ...]
+
+    @property
+    def needs_review(self) -> bool:
+        return bool(self.pages_below_gate)

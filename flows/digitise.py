@@ -1,0 +1,401 @@
+"""The ``digitise`` flow: scan batch + inventory number → encrypted, verified, registered copy.
+
+The flow is thin: each task calls plain functions from :mod:`flows.capture`, :mod:`flows.steps`,
+:mod:`storage`, :mod:`integrity` and :mod:`catalog_sync`. Tasks take ids and paths and build their
+own clients from the settings of the process they run in.
+
+Order of stages and why: the inputs are checked, OCR'd and assembled before anything touches the
+store, so a bad page leaves no trace; the bag is stored and verified before the register records
+it, so a bag counts as stored only once it is whole (the register row is the commit point).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, cast
+from uuid import UUID
+
+from prefect import flow, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from catalog_sync import register
+from flows import progress
+from flows._exec import verapdf
+from flows.capture import (
+    CaptureOptions,
+    DocumentMetadata,
+    PageRef,
+    PageResult,
+    assemble_pdfa,
+    load_pages,
+    process_page,
+)
+from flows.errors import CopyAlreadyExists
+from flows.steps import (
+    StoredBag,
+    batch_fingerprint,
+    fresh_dir,
+    package_copy,
+    remove_tree,
+    safe_component,
+    store_bag,
+)
+from qor import wiring
+from qor.errors import is_retryable
+from qor.settings import QorSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+AGENT = "qor digitise"
+
+
+@dataclass(frozen=True)
+class StoredFileSummary:
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DigitiseSummary:
+    """What one run made (or found), for the CLI, the Prefect artifact and scripts (``--json``)."""
+
+    status: str
+    """``created`` (a new copy was stored) or ``existing`` (this batch was already stored)."""
+    inventory_number: str
+    bag_id: str
+    version: int
+    store_uri: str
+    bag_location: str
+    pages: int
+    files: tuple[StoredFileSummary, ...]
+    total_bytes: int
+    pdfa_verdict: str
+    mean_confidence: float | None
+    needs_review: bool
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry only errors that say retrying can help (store, database)."""
+    try:
+        state.result()
+    except Exception as exc:
+        return is_retryable(exc)
+    return False
+
+
+def capture_options(settings: QorSettings) -> CaptureOptions:
+    return CaptureOptions(
+        languages=settings.ocr_languages,
+        dpi_fallback=settings.dpi_fallback,
+        max_image_pixels=settings.max_image_pixels,
+        page_timeout_s=settings.page_timeout_s,
+    )
+
+
+@dataclass(frozen=True)
+class _ItemFacts:
+    title: str
+    creator: str | None
+    date: str | None
+    language: str | None
+    next_version: int
+    existing: register.CopyFacts | None
+
+
+@task(name="check item")
+def check_item(inventory_number: str, fingerprint: str) -> _ItemFacts:
+    settings = load_settings()
+    with wiring.register_session(settings) as session:
+        item = register.get_item(session, inventory_number)  # ItemNotFound names the number
+        record = item.record
+        copies = register.digital_copies(session, inventory_number)
+        same_batch = next((c for c in copies if c.batch_fingerprint == fingerprint), None)
+        return _ItemFacts(
+            title=record.title,
+            creator="; ".join(record.authors) or None,
+            date=str(record.year) if record.year else None,
+            language=record.language,
+            next_version=max((c.version for c in copies), default=0) + 1,
+            existing=register.copy_facts(same_batch) if same_batch else (
+                register.copy_facts(copies[-1]) if copies else None
+            ),
+        )
+
+
+@task(name="check inputs")
+def check_inputs(pages: Sequence[str], options: CaptureOptions) -> list[PageRef]:
+    return load_pages([Path(p) for p in pages], options=options)
+
+
+@task(name="prepare and OCR page", task_run_name="page {page.label}")
+def ocr_page(page: PageRef, work_dir: Path, options: CaptureOptions) -> PageResult:
+    return process_page(page, work_dir=work_dir, options=options)
+
+
+@task(name="assemble PDF/A")
+def make_pdfa(
+    pages: Sequence[PageResult], out: Path, metadata: DocumentMetadata, options: CaptureOptions
+) -> tuple[Path, str]:
+    pdf = assemble_pdfa(pages, out=out, metadata=metadata, options=options)
+    report = verapdf.validate(pdf, flavour="2u")
+    report.raise_for_failures()  # PdfaInvalid with veraPDF's rule ids and messages
+    return pdf, f"PDF/A-{report.flavour.upper()} compliant (veraPDF)"
+
+
+@task(name="encrypt and bag")
+def make_bag(
+    *,
+    dest: Path,
+    bag_id: str,
+    pages: Sequence[PageResult],
+    pdf: Path,
+    sources: Sequence[Path],
+    metadata: DocumentMetadata,
+    version: int,
+    fingerprint: str,
+    pdfa_verdict: str,
+) -> tuple[Path, str, bytes]:
+    settings = load_settings()
+    bag_key = wiring.keyring(settings).new_bag_key()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    package_copy(
+        dest=dest, bag_id=bag_id, pages=pages, pdf=pdf, sources=sources, metadata=metadata,
+        version=version, bag_key=bag_key, library_name=settings.library_name,
+        fingerprint=fingerprint, pdfa_verdict=pdfa_verdict, languages=settings.ocr_languages,
+    )
+    return dest, bag_key.wrapped.kek_id, bag_key.wrapped.wrapped
+
+
+@task(name="store and verify", retries=3, retry_delay_seconds=[2, 10, 30],
+      retry_condition_fn=_retry_if_retryable)
+def upload_bag(bag_dir: Path, bag_id: str) -> tuple[StoredBag, StoredBag | None]:
+    settings = load_settings()
+
+    def on_file(done: int, total: int) -> None:
+        progress.report("store", done, total)
+
+    stored = store_bag(bag_dir, bag_id=bag_id, store=wiring.primary_store(settings),
+                       on_file=on_file)
+    replica_store = wiring.replica_store(settings)
+    replica = store_bag(bag_dir, bag_id=bag_id, store=replica_store) if replica_store else None
+    return stored, replica
+
+
+@task(name="register copy", retries=2, retry_delay_seconds=5,
+      retry_condition_fn=_retry_if_retryable)
+def register_copy(
+    *,
+    inventory_number: str,
+    stored: StoredBag,
+    replica: StoredBag | None,
+    version: int,
+    kek_id: str,
+    wrapped_key: bytes,
+    pdfa_verdict: str,
+    pages: Sequence[PageResult],
+    fingerprint: str,
+    needs_review: bool,
+) -> None:
+    settings = load_settings()
+    confidences = [p.mean_confidence for p in pages]
+    with wiring.register_session(settings) as session:
+        copy = register.add_digital_copy(
+            session,
+            inventory_number=inventory_number,
+            bag_id=stored.bag_id,
+            store_uri=stored.store_uri,
+            version=version,
+            kek_id=kek_id,
+            wrapped_key=wrapped_key,
+            pdfa_verdict=pdfa_verdict,
+            ocr_confidence=sum(confidences) / len(confidences) if confidences else None,
+            payload_bytes=stored.total_bytes,
+            file_count=len(stored.files),
+            page_count=len(pages),
+            batch_fingerprint=fingerprint,
+            needs_review=needs_review,
+            actor=AGENT,
+        )
+        register.record_copy_event(
+            session, copy=copy, event_type="ingestion", outcome="success",
+            detail=f"{len(stored.files)} objects verified in {stored.store_uri}", agent=AGENT,
+        )
+        if replica is not None:
+            register.record_copy_event(
+                session, copy=copy, event_type="replication", outcome="success",
+                detail=f"{len(replica.files)} objects verified in {replica.store_uri}",
+                agent=AGENT,
+            )
+
+
+class _Stages:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def _existing_summary(
+    facts: register.CopyFacts, inventory_number: str, stages: _Stages
+) -> DigitiseSummary:
+    return DigitiseSummary(
+        status="existing", inventory_number=inventory_number, bag_id=facts.bag_id,
+        version=facts.version, store_uri=facts.store_uri,
+        bag_location=f"{facts.store_uri.rstrip('/')}/bags/{facts.bag_id}/",
+        pages=facts.page_count, files=(), total_bytes=facts.payload_bytes,
+        pdfa_verdict=facts.pdfa_verdict, mean_confidence=facts.ocr_confidence,
+        needs_review=facts.needs_review, stage_seconds=stages.seconds,
+    )
+
+
+def _publish(summary: DigitiseSummary) -> None:
+    rows = [{"file": f.path, "bytes": f.size} for f in summary.files]
+    create_table_artifact(
+        key=f"digitise-{safe_component(summary.inventory_number).lower()}",
+        table=rows or [{"file": "(existing copy)", "bytes": summary.total_bytes}],
+        description=f"Files of bag {summary.bag_id}",
+    )
+    timings = "\n".join(f"| {k} | {v:.2f} s |" for k, v in summary.stage_seconds.items())
+    conf = "n/a" if summary.mean_confidence is None else f"{summary.mean_confidence:.1f}"
+    create_markdown_artifact(
+        key="digitise-summary",
+        markdown=(
+            f"# Digital copy of {summary.inventory_number} — {summary.status}\n\n"
+            f"* bag: `{summary.bag_id}` (version {summary.version})\n"
+            f"* stored at: `{summary.bag_location}`\n"
+            f"* pages: {summary.pages}, bytes stored: {summary.total_bytes}\n"
+            f"* PDF/A: {summary.pdfa_verdict}\n* mean OCR confidence: {conf}"
+            f"{' — **marked for review**' if summary.needs_review else ''}\n\n"
+            f"| stage | time |\n|---|---|\n{timings}\n"
+        ),
+        description="What the digitise run made and how long each stage took",
+    )
+
+
+@flow(name="digitise", log_prints=False, validate_parameters=True)
+def digitise(
+    pages: list[str],
+    inventory_number: str,
+    title: str | None = None,
+    new_version: bool = False,
+) -> DigitiseSummary:
+    """Digitise one item: scans → OCR → PDF/A → encrypted bag → store → register.
+
+    ``pages`` are image files, folders of them, multi-page TIFFs or scanner PDFs. A rerun of the
+    same batch for the same item reports the existing copy; a different batch for an item that
+    already has a copy is refused unless ``new_version`` is set.
+    """
+    settings = load_settings()
+    options = capture_options(settings)
+    stages = _Stages()
+
+    with stages("check"):
+        refs = check_inputs(pages, options)
+        sources = list(dict.fromkeys(r.source for r in refs))
+        fingerprint = batch_fingerprint(sources)
+        facts = check_item(inventory_number, fingerprint)
+        if facts.existing is not None and not new_version:
+            if facts.existing.batch_fingerprint == fingerprint:
+                summary = _existing_summary(facts.existing, inventory_number, stages)
+                _publish(summary)
+                return summary
+            raise CopyAlreadyExists(inventory_number=inventory_number,
+                                    version=facts.existing.version,
+                                    bag_id=facts.existing.bag_id)
+
+    version = facts.next_version
+    bag_id = f"{safe_component(inventory_number)}.v{version}.{uuid.uuid4().hex[:12]}"
+    work = fresh_dir(settings.work_dir / bag_id)
+    try:
+        with stages("ocr"):
+            page_dir = fresh_dir(work / "pages")
+            progress_id = cast(UUID, create_progress_artifact(
+                progress=0.0, description=f"OCR of {len(refs)} page(s)"
+            ))
+            futures = ocr_page.map(refs, work_dir=page_dir, options=options)
+            progress.report("ocr", 0, len(refs))
+            for done, _ in enumerate(as_completed(futures), start=1):
+                progress.report("ocr", done, len(refs))
+                update_progress_artifact(progress_id, progress=100.0 * done / len(refs))
+            results: list[PageResult] = [f.result() for f in futures]
+        needs_review = any(p.mean_confidence < options.confidence_gate for p in results)
+
+        metadata = DocumentMetadata(
+            title=title or facts.title, identifier=inventory_number, creator=facts.creator,
+            date=facts.date, language=facts.language,
+        )
+        with stages("pdfa"):
+            pdf, verdict = make_pdfa(results, work / "access.pdf", metadata, options)
+        with stages("package"):
+            bag_dir, kek_id, wrapped = make_bag(
+                dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf,
+                sources=sources, metadata=metadata, version=version,
+                fingerprint=fingerprint, pdfa_verdict=verdict,
+            )
+        with stages("store"):
+            stored, replica = upload_bag(bag_dir, bag_id)
+        with stages("register"):
+            register_copy(
+                inventory_number=inventory_number, stored=stored, replica=replica,
+                version=version, kek_id=kek_id, wrapped_key=wrapped, pdfa_verdict=verdict,
+                pages=results, fingerprint=fingerprint, needs_review=needs_review,
+            )
+    finally:
+        remove_tree(work)
+
+    confidences = [p.mean_confidence for p in results]
+    summary = DigitiseSummary(
+        status="created", inventory_number=inventory_number, bag_id=bag_id, version=version,
+        store_uri=stored.store_uri, bag_location=f"{stored.store_uri.rstrip('/')}/{stored.prefix}/",
+        pages=len(results),
+        files=tuple(StoredFileSummary(path=f.bag_path, size=f.size) for f in stored.files),
+        total_bytes=stored.total_bytes, pdfa_verdict=verdict,
+        mean_confidence=round(sum(confidences) / len(confidences), 2) if confidences else None,
+        needs_review=needs_review, stage_seconds=stages.seconds,
+    )
+    _publish(summary)
+    return summary
+
+
+def run_digitise(
+    pages: Sequence[str | Path],
+    *,
+    inventory_number: str,
+    title: str | None = None,
+    new_version: bool = False,
+    workers: int | None = None,
+) -> DigitiseSummary:
+    """Run the flow in this process with ``workers`` pages at once (default: the setting)."""
+    settings = load_settings()
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
+        max_workers=workers or settings.workers
+    )
+    configured = digitise.with_options(task_runner=runner)  # type: ignore[arg-type]
+    result: DigitiseSummary = configured(
+        pages=[str(p) for p in pages], inventory_number=inventory_number, title=title,
+        new_version=new_version,
+    )
+    return result

@@ -1,0 +1,71 @@
+"""Errors raised by the ``integrity`` package (bags, validation, PREMIS).
+
+Validation findings are *data* (:mod:`integrity.problems`); the exceptions here carry them, or say
+why a bag could not be built or read at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from qor.errors import QorError
+
+if TYPE_CHECKING:
+    from integrity.problems import BagProblem
+
+
+class IntegrityError(QorError):
+    """Base of the integrity package's errors."""
+
+    exit_code = 4
+    http_status = 500
+    retryable = False
+
+
+class BagInvalid(IntegrityError):  # noqa: N818 - the name the issue and callers use
+    """A bag failed validation; ``problems`` lists every reason found (never only the first).
+
+    CLI exit code 1: the bag is refused ("invalid"), as ``qor bag validate`` documents.
+    """
+
+    exit_code = 1
+    http_status = 422
+
+    def __init__(self, bag: str, problems: Sequence[BagProblem]) -> None:
+        self.bag = bag
+        self.problems: tuple[BagProblem, ...] = tuple(problems)
+        lines = [f"bag {bag} is not valid ({len(self.problems)} problem(s)):"]
+        lines += [f"  - {p.message}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class BagBuildError(IntegrityError):
+    """A bag could not be built from the given input (bad path, unreadable source, ...).
+
+    Nothing is left behind: the partial bag folder is removed before this is raised.
+    """
+
+    exit_code = 1
+    http_status = 422
+
+
+class BagExistsError(BagBuildError):
+    """The destination of a new bag already exists; bags are never overwritten."""
+
+    http_status = 409
+
+
+class BagUnreadableError(IntegrityError):
+    """The bag's location cannot be read at all (not a folder, permission denied, ...)."""
+
+    exit_code = 3
+    http_status = 500
+    retryable = True
+
+
+class PremisError(IntegrityError):
+    """PREMIS or Dublin Core metadata could not be produced or is not schema-valid."""
+
+    exit_code = 1
+    http_status = 500

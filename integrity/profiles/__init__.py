@@ -1,0 +1,1 @@
+"""BagIt Profile documents describing Qor bags (see docs/bag-profile.md)."""

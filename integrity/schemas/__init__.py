@@ -1,0 +1,1 @@
+"""The PREMIS 3.0 XML schema, shipped for offline validation."""

@@ -1,0 +1,518 @@
+"""Qor's own BagIt validator, following RFC 8493 (BagIt 1.0) to the letter.
+
+A bag is *complete* when every required element is present, every file listed in every manifest
+is present and every payload file is listed in every payload manifest; it is *valid* when it is
+complete and every checksum in every payload manifest and tag manifest verifies against the file.
+Every problem found is collected (see :mod:`integrity.problems`) and reported together.
+
+Each file is read once for all of the algorithms that cover it; several files are hashed at once
+in threads (hashlib releases the GIL on large buffers, so threads use every core).
+``fetch.txt`` is parsed and reported, never fetched.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from integrity.algorithms import CHUNK_SIZE, SUPPORTED, MultiHasher, digest_size
+from integrity.errors import BagInvalid
+from integrity.problems import (
+    BadDeclaration,
+    BadEncoding,
+    BagProblem,
+    ChecksumMismatch,
+    DuplicateEntry,
+    FetchPending,
+    ForbiddenEntry,
+    MalformedLine,
+    MissingElement,
+    MissingFile,
+    OxumMismatch,
+    UnexpectedFile,
+    UnreadableFile,
+    UnsafePath,
+    UnsupportedAlgorithm,
+)
+from integrity.source import BagEntry, BagSource, FileSystemBagSource
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BagRef", "is_valid", "problems", "validate"]
+
+BagRef = Path | str | BagSource
+"""A bag to validate: a folder (``Path`` or ``str``) or any :class:`~integrity.source.BagSource`."""
+
+_MANIFEST_RE = re.compile(r"^manifest-([^/]+)\.txt$")
+_TAGMANIFEST_RE = re.compile(r"^tagmanifest-([^/]+)\.txt$")
+_EOL_RE = re.compile(r"\r\n|\r|\n")
+_MANIFEST_LINE_RE = re.compile(r"^(\S+)[ \t]+(.+)$", re.DOTALL)
+_HEX_RE = re.compile(r"^[0-9A-Fa-f]+$")
+_PERCENT_RE = re.compile(r"%(0[AaDd]|25)|%")
+_FETCH_LINE_RE = re.compile(r"^(\S+)[ \t]+(\S+)[ \t]+(.+)$", re.DOTALL)
+_OXUM_RE = re.compile(r"^(\d+)\.(\d+)$")
+_VERSION_RE = re.compile(r"^BagIt-Version: (\d+)\.(\d+)$")
+_ENCODING_RE = re.compile(r"^Tag-File-Character-Encoding: (\S+)$")
+
+# BagIt versions whose rules this validator applies. 0.97 is what bagit-python still writes by
+# default; the only rule that differs is that a 0.97 payload file need be in just one manifest.
+_KNOWN_VERSIONS = {(1, 0), (0, 97)}
+
+
+@dataclass(frozen=True)
+class _Line:
+    no: int
+    text: str
+    terminated: bool
+
+
+@dataclass
+class _Manifest:
+    name: str
+    algorithm: str
+    supported: bool
+    entries: dict[str, str] = field(default_factory=dict)  # path → checksum (lowercase)
+
+
+def _lines(text: str) -> list[_Line]:
+    """Split on LF, CR or CRLF (each is a line ending in BagIt), keeping whether each ended."""
+    out: list[_Line] = []
+    pos = 0
+    no = 0
+    for m in _EOL_RE.finditer(text):
+        no += 1
+        out.append(_Line(no, text[pos : m.start()], True))
+        pos = m.end()
+    if pos < len(text):
+        out.append(_Line(no + 1, text[pos:], False))
+    return out
+
+
+def _decode_path(raw: str) -> str | None:
+    """Undo the percent-encoding of CR, LF and ``%`` (RFC 8493 section 2.1.3); ``None`` if a
+    ``%`` stands alone (the spec says every ``%`` in a path MUST be encoded as ``%25``)."""
+    bad = False
+
+    def repl(m: re.Match[str]) -> str:
+        nonlocal bad
+        code = m.group(1)
+        if code is None:
+            bad = True
+            return "%"
+        return {"0a": "\n", "0d": "\r", "25": "%"}[code.lower()]
+
+    decoded = _PERCENT_RE.sub(repl, raw)
+    return None if bad else decoded
+
+
+def _path_problem(path: str) -> str | None:
+    """Why ``path`` (decoded, relative to the base directory) is unsafe, or ``None``."""
+    if path.startswith("/") or re.match(r"^[A-Za-z]:[/\\]", path):
+        return "absolute paths are not allowed; paths are relative to the base directory"
+    if "\x00" in path:
+        return "NUL character in path"
+    for part in path.split("/"):
+        if part == "..":
+            return "'..' would leave the directory it names"
+        if part in ("", "."):
+            return "empty or '.' path segment"
+    return None
+
+
+def _strip_dot_slash(path: str) -> str:
+    return path[2:] if path.startswith("./") else path
+
+
+class _Validator:
+    def __init__(self, source: BagSource, workers: int | None) -> None:
+        self.src = source
+        self.workers = workers or os.cpu_count() or 1
+        self.out: list[BagProblem] = []
+        self.encoding = "utf-8"
+        self.version = (1, 0)
+        self._sizes: dict[str, int] = {}
+
+    # -- reading tag files -------------------------------------------------------------------
+
+    def _read_text(self, path: str) -> str | None:
+        try:
+            with self.src.open(path) as f:
+                raw = f.read()
+        except OSError as e:
+            self.out.append(UnreadableFile(path, str(e)))
+            return None
+        try:
+            return raw.decode(self.encoding)
+        except UnicodeDecodeError as e:
+            self.out.append(
+                BadEncoding(path, f"not valid {self.encoding} as Tag-File-Character-Encoding "
+                            f"declares (byte {e.start})")
+            )
+            return None
+
+    def _declaration(self, present: Mapping[str, BagEntry]) -> bool:
+        if "bagit.txt" not in present:
+            self.out.append(
+                MissingElement("bagit.txt", "the base directory MUST contain a bag declaration")
+            )
+            return False
+        try:
+            with self.src.open("bagit.txt") as f:
+                raw = f.read()
+        except OSError as e:
+            self.out.append(UnreadableFile("bagit.txt", str(e)))
+            return False
+        if raw.startswith(codecs.BOM_UTF8):
+            self.out.append(
+                BadEncoding("bagit.txt", "the bag declaration MUST NOT contain a byte-order mark")
+            )
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.out.append(
+                BadEncoding("bagit.txt", "the bag declaration MUST be encoded in UTF-8")
+            )
+            return True
+        lines = _lines(text)
+        if len(lines) != 2:
+            self.out.append(
+                BadDeclaration(
+                    f"the bag declaration MUST consist of exactly two lines (found {len(lines)})"
+                )
+            )
+        if lines:
+            m = _VERSION_RE.match(lines[0].text)
+            if not m:
+                self.out.append(
+                    MalformedLine("bagit.txt", 1, "first line MUST be 'BagIt-Version: M.N'")
+                )
+            else:
+                version = (int(m.group(1)), int(m.group(2)))
+                if version not in _KNOWN_VERSIONS:
+                    self.out.append(
+                        BadDeclaration(f"BagIt-Version {m.group(1)}.{m.group(2)} is not supported "
+                                       "(1.0 and 0.97 are)")
+                    )
+                else:
+                    self.version = version
+        if len(lines) >= 2:
+            m = _ENCODING_RE.match(lines[1].text)
+            if not m:
+                self.out.append(
+                    MalformedLine(
+                        "bagit.txt",
+                        2,
+                        "second line MUST be 'Tag-File-Character-Encoding: ENCODING'",
+                    )
+                )
+            else:
+                try:
+                    self.encoding = codecs.lookup(m.group(1)).name
+                except LookupError:
+                    self.out.append(
+                        BadDeclaration(f"Tag-File-Character-Encoding {m.group(1)!r} is not a known "
+                                       "character encoding")
+                    )
+        return True
+
+    def _manifest(self, name: str, algorithm: str, *, payload: bool) -> _Manifest:
+        man = _Manifest(name, algorithm, algorithm in SUPPORTED)
+        if not man.supported:
+            self.out.append(UnsupportedAlgorithm(name, algorithm))
+        text = self._read_text(name)
+        if text is None:
+            return man
+        width = 2 * digest_size(algorithm) if man.supported else None
+        seen: dict[str, list[int]] = {}
+        for line in _lines(text):
+            m = _MANIFEST_LINE_RE.match(line.text)
+            if not m:
+                self.out.append(
+                    MalformedLine(name, line.no, "each line MUST be 'checksum filepath', separated "
+                                  "by one or more linear whitespace characters")
+                )
+                continue
+            checksum, raw_path = m.group(1), m.group(2)
+            if not _HEX_RE.match(checksum) or (width is not None and len(checksum) != width):
+                self.out.append(
+                    MalformedLine(name, line.no, f"checksum {checksum!r} is not a hexadecimal "
+                                  f"{algorithm} digest")
+                )
+                continue
+            decoded = _decode_path(raw_path)
+            if decoded is None:
+                self.out.append(
+                    MalformedLine(name, line.no, "a '%' in a filepath MUST be percent-encoded "
+                                  "as %25")
+                )
+                continue
+            path = _strip_dot_slash(decoded)
+            why = _path_problem(path)
+            if why:
+                self.out.append(UnsafePath(name, path, why))
+                continue
+            if payload and not path.startswith("data/"):
+                self.out.append(
+                    UnsafePath(name, path, "a payload manifest MUST NOT reference files outside "
+                               "the payload directory")
+                )
+                continue
+            seen.setdefault(path, []).append(line.no)
+            man.entries.setdefault(path, checksum.lower())
+        for path, nos in seen.items():
+            if len(nos) > 1:
+                self.out.append(DuplicateEntry(name, path, tuple(nos)))
+        return man
+
+    def _bag_info(self, present: Mapping[str, BagEntry]) -> tuple[int, int] | None:
+        if "bag-info.txt" not in present:
+            return None
+        text = self._read_text("bag-info.txt")
+        if text is None:
+            return None
+        oxum: list[tuple[int, str]] = []
+        have_element = False
+        for line in _lines(text):
+            if not line.terminated:
+                self.out.append(
+                    MalformedLine("bag-info.txt", line.no, "a metadata element MUST be "
+                                  "terminated with an LF, a CR, or a CRLF")
+                )
+            if line.text[:1] in (" ", "\t"):
+                if not have_element:
+                    self.out.append(
+                        MalformedLine("bag-info.txt", line.no, "continuation line with no "
+                                      "metadata element before it")
+                    )
+                continue
+            label, sep, value = line.text.partition(":")
+            if not sep or value[:1] not in (" ", "\t") or not label:
+                self.out.append(
+                    MalformedLine("bag-info.txt", line.no, "a metadata element MUST consist of a "
+                                  "label, a colon, a single linear whitespace character, and a "
+                                  "value")
+                )
+                continue
+            if label != label.strip():
+                self.out.append(
+                    MalformedLine("bag-info.txt", line.no, "a label MUST NOT start or end with "
+                                  "whitespace")
+                )
+                continue
+            have_element = True
+            if label == "Payload-Oxum":
+                oxum.append((line.no, value[1:]))
+        if len(oxum) > 1:
+            self.out.append(DuplicateEntry("bag-info.txt", "Payload-Oxum",
+                                           tuple(n for n, _ in oxum)))
+        if not oxum:
+            return None
+        no, value = oxum[0]
+        m = _OXUM_RE.match(value.strip())
+        if not m:
+            self.out.append(
+                MalformedLine("bag-info.txt", no, "Payload-Oxum MUST be OctetCount.StreamCount")
+            )
+            return None
+        return int(m.group(1)), int(m.group(2))
+
+    def _fetch(self, present: Mapping[str, BagEntry],
+               payload_manifests: Sequence[_Manifest]) -> set[str]:
+        """Check fetch.txt; return the paths it lists that are not present (reported once)."""
+        if "fetch.txt" not in present:
+            return set()
+        text = self._read_text("fetch.txt")
+        if text is None:
+            return set()
+        pending: set[str] = set()
+        seen: dict[str, list[int]] = {}
+        for line in _lines(text):
+            m = _FETCH_LINE_RE.match(line.text)
+            length: int | None = None
+            if m and m.group(2) != "-":
+                length = int(m.group(2)) if m.group(2).isdigit() else -1
+            if not m or (length is not None and length < 0):
+                self.out.append(
+                    MalformedLine("fetch.txt", line.no, "each line MUST be 'url length filepath' "
+                                  "with length a number of octets or '-'")
+                )
+                continue
+            url, raw_path = m.group(1), m.group(3)
+            decoded = _decode_path(raw_path)
+            if decoded is None:
+                self.out.append(MalformedLine("fetch.txt", line.no,
+                                              "a '%' in a filepath MUST be percent-encoded as %25"))
+                continue
+            path = _strip_dot_slash(decoded)
+            why = _path_problem(path)
+            if why:
+                self.out.append(UnsafePath("fetch.txt", path, why))
+                continue
+            if not path.startswith("data/"):
+                self.out.append(ForbiddenEntry("fetch.txt", path,
+                                               "fetch.txt MUST NOT list any tag files"))
+                continue
+            seen.setdefault(path, []).append(line.no)
+            for man in payload_manifests:
+                if path not in man.entries:
+                    self.out.append(
+                        ForbiddenEntry("fetch.txt", path, "every file listed in fetch.txt MUST be "
+                                       f"listed in every payload manifest (not in {man.name})")
+                    )
+            if path not in present:
+                pending.add(path)
+                self.out.append(FetchPending(path, url, length))
+        for path, nos in seen.items():
+            if len(nos) > 1:
+                self.out.append(DuplicateEntry("fetch.txt", path, tuple(nos)))
+        return pending
+
+    # -- hashing -----------------------------------------------------------------------------
+
+    def _hash(self, jobs: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:
+        def one(path: str, algorithms: Sequence[str]) -> tuple[str, dict[str, str] | str]:
+            hasher = MultiHasher(algorithms)
+            try:
+                with self.src.open(path) as f:
+                    while chunk := f.read(CHUNK_SIZE):
+                        hasher.update(chunk)
+            except OSError as e:
+                return path, str(e)
+            return path, hasher.hexdigests()
+
+        digests: dict[str, dict[str, str]] = {}
+        # Largest first, so one big file started last does not leave the other threads idle.
+        order = sorted(jobs, key=lambda p: -self._sizes.get(p, 0))
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bag-hash") as pool:
+            for path, result in pool.map(lambda p: one(p, jobs[p]), order):
+                if isinstance(result, str):
+                    self.out.append(UnreadableFile(path, result))
+                else:
+                    digests[path] = result
+        return digests
+
+    # -- the whole check ---------------------------------------------------------------------
+
+    def run(self) -> list[BagProblem]:
+        self.out.extend(self.src.source_problems())
+        entries = self.src.files()
+        present = {e.path: e for e in entries}
+        self._sizes = {e.path: e.size for e in entries}
+        if not self._declaration(present):
+            return self.out
+        if not self.src.is_dir("data"):
+            self.out.append(
+                MissingElement("data/", "the base directory MUST contain a payload directory "
+                               "named 'data'")
+            )
+
+        top = [p for p in present if "/" not in p]
+        payload_mans = [
+            self._manifest(p, m.group(1), payload=True)
+            for p in sorted(top) if (m := _MANIFEST_RE.match(p))
+        ]
+        tag_mans = [
+            self._manifest(p, m.group(1), payload=False)
+            for p in sorted(top) if (m := _TAGMANIFEST_RE.match(p))
+        ]
+        if not payload_mans:
+            self.out.append(
+                MissingElement("manifest-<algorithm>.txt",
+                               "a bag MUST contain at least one payload manifest file")
+            )
+
+        oxum = self._bag_info(present)
+        pending = self._fetch(present, payload_mans)
+
+        payload_files = sorted(p for p in present if p.startswith("data/"))
+        # Completeness: every file listed in every payload manifest MUST be present ...
+        for man in payload_mans:
+            for path in man.entries:
+                if path not in present and path not in pending:
+                    self.out.append(MissingFile(path, man.name))
+        # ... and every payload file MUST be listed in every payload manifest (1.0), or in at
+        # least one of them (0.97).
+        if payload_mans:
+            for path in payload_files:
+                missing_from = [m.name for m in payload_mans if path not in m.entries]
+                if self.version >= (1, 0):
+                    self.out.extend(UnexpectedFile(path, name) for name in missing_from)
+                elif len(missing_from) == len(payload_mans):
+                    self.out.append(UnexpectedFile(path, missing_from[0]))
+
+        tag_manifest_names = {m.name for m in tag_mans}
+        for man in tag_mans:
+            for path in list(man.entries):
+                if path.startswith("data/"):
+                    self.out.append(ForbiddenEntry(man.name, path, "a tag manifest MUST NOT list "
+                                                   "payload files"))
+                    del man.entries[path]
+                elif path in tag_manifest_names:
+                    self.out.append(ForbiddenEntry(man.name, path, "a tag manifest MUST NOT list "
+                                                   "tag manifests"))
+                    del man.entries[path]
+                elif path not in present:
+                    self.out.append(MissingFile(path, man.name))
+
+        if oxum is not None:
+            found = (sum(present[p].size for p in payload_files), len(payload_files))
+            if found != oxum:
+                self.out.append(OxumMismatch(oxum[0], oxum[1], found[0], found[1]))
+
+        # One read per file for every algorithm that covers it.
+        jobs: dict[str, list[str]] = {}
+        for man in [*payload_mans, *tag_mans]:
+            if not man.supported:
+                continue
+            for path in man.entries:
+                if path in present:
+                    algs = jobs.setdefault(path, [])
+                    if man.algorithm not in algs:
+                        algs.append(man.algorithm)
+        digests = self._hash(jobs)
+        for man in [*payload_mans, *tag_mans]:
+            if not man.supported:
+                continue
+            for path, expected in man.entries.items():
+                found_digest = digests.get(path, {}).get(man.algorithm)
+                if found_digest is not None and found_digest != expected:
+                    self.out.append(ChecksumMismatch(path, man.algorithm, expected, found_digest))
+        logger.debug("validated bag %s: %d file(s) hashed, %d problem(s)",
+                     self.src.name, len(jobs), len(self.out))
+        return self.out
+
+
+def _as_source(bag: BagRef) -> BagSource:
+    if isinstance(bag, (str, Path)):
+        return FileSystemBagSource(Path(bag))
+    return bag
+
+
+def problems(bag: BagRef, *, workers: int | None = None) -> list[BagProblem]:
+    """Every way ``bag`` fails RFC 8493, in a stable order; an empty list means valid.
+
+    ``workers`` is how many files are hashed at once (default: the number of cores).
+    Raises :class:`~integrity.errors.BagUnreadableError` only when the bag cannot be opened at all.
+    This is what ``qor bag validate PATH`` prints.
+    """
+    return _Validator(_as_source(bag), workers).run()
+
+
+def validate(bag: BagRef, *, workers: int | None = None) -> None:
+    """Raise :class:`~integrity.errors.BagInvalid` with every problem unless ``bag`` is valid."""
+    source = _as_source(bag)
+    found = _Validator(source, workers).run()
+    if found:
+        raise BagInvalid(source.name, found)
+
+
+def is_valid(bag: BagRef, *, workers: int | None = None) -> bool:
+    """Whether ``bag`` is a valid bag (complete, and every checksum verified)."""
+    return not problems(bag, workers=workers)

@@ -1,0 +1,5 @@
+"""``python -m qor`` runs the CLI."""
+
+from qor.cli import main
+
+main()

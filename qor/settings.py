@@ -1,0 +1,191 @@
+"""Qor's settings: typed, validated, read from ``QOR_*`` environment variables and ``qor.toml``.
+
+Precedence (highest first): arguments given in code, ``QOR_*`` environment variables, the TOML file
+named by ``QOR_CONFIG`` (else ``./qor.toml``, else ``$XDG_CONFIG_HOME/qor/qor.toml``), defaults.
+
+The defaults need no server at all (the *embedded default*): everything lives in one data
+directory (``$XDG_DATA_HOME/qor``, i.e. ``~/.local/share/qor``) — a filesystem object store, a
+SQLite register and a local key-encryption key. Production points ``database_url`` at PostgreSQL,
+``store_uri`` at ``s3://bucket/prefix`` with the ``s3_*`` settings, and ``prefect_api_url`` at a
+Prefect server; nothing else changes.
+
+A secret left at a placeholder value (``changeme``, ``<secret>``, ``xxx``…) is refused at start-up:
+a depository must never run on a credential copied from an example file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from qor.errors import ConfigurationError
+
+_PLACEHOLDER = re.compile(
+    r"^(?:<.*>|\{\{.*\}\}|\$\{.*\}|x{3,}|\*{3,}|\.{3}|"
+    r"change[-_ ]?me|changeit|replace[-_ ]?me|todo|tbd|fixme|placeholder|example|"
+    r"secret|password|passwd|your[-_ ]?.*|default)$",
+    re.IGNORECASE,
+)
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether ``value`` looks like a secret copied from an example rather than a real one."""
+    return bool(_PLACEHOLDER.match(value.strip())) or not value.strip()
+
+
+def _xdg_dir(variable: str, fallback: str) -> Path:
+    raw = os.environ.get(variable, "")
+    base = Path(raw) if raw and Path(raw).is_absolute() else Path.home() / fallback
+    return base / "qor"
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/qor`` (``~/.local/share/qor`` when unset)."""
+    return _xdg_dir("XDG_DATA_HOME", ".local/share")
+
+
+def _config_files() -> list[Path]:
+    named = os.environ.get("QOR_CONFIG")
+    if named:
+        return [Path(named)]
+    return [p for p in (Path("qor.toml"), _xdg_dir("XDG_CONFIG_HOME", ".config") / "qor.toml")
+            if p.is_file()][:1]
+
+
+class QorSettings(BaseSettings):
+    """Every setting Qor reads. Field ``foo_bar`` is environment variable ``QOR_FOO_BAR``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QOR_", extra="ignore", validate_default=True, frozen=True
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Holds the embedded store, register and keys unless those are set explicitly."""
+
+    library_name: str = "State Library"
+    """Source-Organization in every bag; printed on the accounting books."""
+    national_library: bool = False
+    """R5: only a national library receives legal deposit copies as a source of acquisition."""
+
+    # the register
+    database_url: str | None = None
+    """SQLAlchemy URL. Default: ``sqlite:///<data_dir>/register.sqlite3``."""
+
+    # object storage
+    store_uri: str | None = None
+    """``file:///abs/path`` or ``s3://bucket/prefix``. Default: ``<data_dir>/store``."""
+    replica_store_uri: str | None = None
+    """A second store the flow copies each verified bag to (integrity repairs from it)."""
+    s3_endpoint_url: str | None = None
+    """Only for S3-compatible servers; leave unset for AWS S3."""
+    s3_region: str = "us-east-1"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
+    s3_retention_days: int | None = Field(default=None, ge=1)
+
+    # keys
+    key_dir: Path | None = None
+    """Local key-encryption key files (0600). Default: ``<data_dir>/keys``."""
+
+    # orchestration
+    prefect_api_url: str | None = None
+    """A Prefect server's API; unset runs flows in-process without a server."""
+
+    # capture
+    ocr_languages: str = "kaz+rus+eng"
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    """Pages processed at once (each Tesseract runs single-threaded)."""
+    max_image_pixels: int = Field(default=400_000_000, ge=1_000_000)
+    """Decompression-bomb guard: a page with more pixels is refused."""
+    dpi_fallback: int | None = Field(default=None, ge=50, le=2400)
+    """Resolution assumed when a scan does not record one; unset = refuse such scans."""
+    page_timeout_s: float = Field(default=300.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = _config_files()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if files:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=files))
+        return tuple(sources)
+
+    @field_validator("ocr_languages")
+    @classmethod
+    def _languages(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z_]{3,}(\+[a-z_]{3,})*", value):
+            raise ValueError(f"not a Tesseract language list like 'kaz+rus+eng': {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> QorSettings:
+        for name in ("s3_access_key", "s3_secret_key"):
+            secret = getattr(self, name)
+            if secret is not None and is_placeholder(secret.get_secret_value()):
+                raise ValueError(f"QOR_{name.upper()} is left at a placeholder value")
+        if self.database_url:
+            match = re.match(r"^[^:]+://[^:/@]+:([^@]*)@", self.database_url)
+            if match and is_placeholder(match.group(1)):
+                raise ValueError("QOR_DATABASE_URL carries a placeholder password")
+        return self
+
+    # Derived locations. Properties, not stored fields, so they follow data_dir.
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'register.sqlite3'}"
+
+    @property
+    def effective_store_uri(self) -> str:
+        return self.store_uri or (self.data_dir / "store").as_uri()
+
+    @property
+    def effective_key_dir(self) -> Path:
+        return self.key_dir or self.data_dir / "keys"
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space for runs in progress (never counted as stored)."""
+        return self.data_dir / "work"
+
+    def redacted(self) -> dict[str, object]:
+        """Settings as a dict with secrets and database passwords masked, for display."""
+        out: dict[str, object] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = "**********" if value.get_secret_value() else ""
+            elif name == "database_url" and isinstance(value, str):
+                out[name] = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", value)
+            else:
+                out[name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def load_settings(**overrides: object) -> QorSettings:
+    """Read the settings; a validation failure becomes one clear :class:`ConfigurationError`."""
+    from pydantic import ValidationError
+
+    try:
+        return QorSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise ConfigurationError(f"invalid Qor settings: {reasons}") from e
