@@ -56,6 +56,7 @@ from flows.steps import (
 from qor import wiring
 from qor.errors import is_retryable
 from qor.settings import QorSettings, load_settings
+from storage import WrappedKey, write_key_record
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def make_bag(
     version: int,
     fingerprint: str,
     pdfa_verdict: str,
-) -> tuple[Path, str, bytes]:
+) -> tuple[Path, WrappedKey]:
     settings = load_settings()
     bag_key = wiring.keyring(settings).new_bag_key()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -180,21 +181,31 @@ def make_bag(
         version=version, bag_key=bag_key, library_name=settings.library_name,
         fingerprint=fingerprint, pdfa_verdict=pdfa_verdict, languages=settings.ocr_languages,
     )
-    return dest, bag_key.wrapped.kek_id, bag_key.wrapped.wrapped
+    # Only the wrapped (encrypted) data key leaves this task: Prefect may persist task results,
+    # and the plaintext data key must never reach disk.
+    return dest, bag_key.wrapped
 
 
 @task(name="store and verify", retries=3, retry_delay_seconds=[2, 10, 30],
       retry_condition_fn=_retry_if_retryable)
-def upload_bag(bag_dir: Path, bag_id: str) -> tuple[StoredBag, StoredBag | None]:
+def upload_bag(
+    bag_dir: Path, bag_id: str, wrapped: WrappedKey
+) -> tuple[StoredBag, StoredBag | None]:
     settings = load_settings()
 
     def on_file(done: int, total: int) -> None:
         progress.report("store", done, total)
 
-    stored = store_bag(bag_dir, bag_id=bag_id, store=wiring.primary_store(settings),
-                       on_file=on_file)
+    primary = wiring.primary_store(settings)
+    stored = store_bag(bag_dir, bag_id=bag_id, store=primary, on_file=on_file)
+    # The wrapped data key is also kept beside the bags (not inside: the bag stays valid), so
+    # the register's links can be rebuilt from the store alone.
+    write_key_record(primary, bag_id, wrapped)
     replica_store = wiring.replica_store(settings)
-    replica = store_bag(bag_dir, bag_id=bag_id, store=replica_store) if replica_store else None
+    replica = None
+    if replica_store is not None:
+        replica = store_bag(bag_dir, bag_id=bag_id, store=replica_store)
+        write_key_record(replica_store, bag_id, wrapped)
     return stored, replica
 
 
@@ -206,8 +217,7 @@ def register_copy(
     stored: StoredBag,
     replica: StoredBag | None,
     version: int,
-    kek_id: str,
-    wrapped_key: bytes,
+    wrapped: WrappedKey,
     pdfa_verdict: str,
     pages: Sequence[PageResult],
     fingerprint: str,
@@ -222,8 +232,8 @@ def register_copy(
             bag_id=stored.bag_id,
             store_uri=stored.store_uri,
             version=version,
-            kek_id=kek_id,
-            wrapped_key=wrapped_key,
+            kek_id=wrapped.kek_id,
+            wrapped_key=wrapped.wrapped,
             pdfa_verdict=pdfa_verdict,
             ocr_confidence=sum(confidences) / len(confidences) if confidences else None,
             payload_bytes=stored.total_bytes,
@@ -350,17 +360,17 @@ def digitise(
         with stages("pdfa"):
             pdf, verdict = make_pdfa(results, work / "access.pdf", metadata, options)
         with stages("package"):
-            bag_dir, kek_id, wrapped = make_bag(
+            bag_dir, wrapped = make_bag(
                 dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf,
                 sources=sources, metadata=metadata, version=version,
                 fingerprint=fingerprint, pdfa_verdict=verdict,
             )
         with stages("store"):
-            stored, replica = upload_bag(bag_dir, bag_id)
+            stored, replica = upload_bag(bag_dir, bag_id, wrapped)
         with stages("register"):
             register_copy(
                 inventory_number=inventory_number, stored=stored, replica=replica,
-                version=version, kek_id=kek_id, wrapped_key=wrapped, pdfa_verdict=verdict,
+                version=version, wrapped=wrapped, pdfa_verdict=verdict,
                 pages=results, fingerprint=fingerprint, needs_review=needs_review,
             )
     finally:

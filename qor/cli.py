@@ -45,9 +45,12 @@ items_app = typer.Typer(help="Items of the fund register (кітапхана қ�
 copies_app = typer.Typer(help="Digital copies (цифрлық көшірме / цифровая копия) of items.",
                          no_args_is_help=True)
 bag_app = typer.Typer(help="BagIt packages in the depository store.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key-encryption keys that protect every stored copy (R13).",
+                       no_args_is_help=True)
 app.add_typer(items_app, name="items")
 app.add_typer(copies_app, name="copies")
 app.add_typer(bag_app, name="bag")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -373,6 +376,60 @@ def _problem_dict(problem: object) -> dict[str, object]:
     return {"problem": type(problem).__name__, "message": str(problem), **fields}
 
 
+# --- keys ------------------------------------------------------------------------------------
+
+
+@keys_app.command("init")
+def keys_init(as_json: JsonOpt = False) -> None:
+    """Create the local keyring (0700 folder, 0600 key file) if there is none; show the current key.
+
+    Keep a copy of the key folder somewhere safe and separate: without it no copy can be read.
+    """
+    settings = _settings()
+    from qor import wiring
+
+    try:
+        keyring = wiring.keyring(settings)
+        current = keyring.current_kek_id
+        ids = list(keyring.kek_ids())
+    except QorError as e:
+        raise _fail(e) from e
+    if as_json:
+        _emit_json({"key_dir": str(settings.effective_key_dir), "current": current, "keys": ids})
+    else:
+        console.print(f"keyring {settings.effective_key_dir}: current key [bold]{current}[/]"
+                      f" ({len(ids)} key(s))")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    retire_old: Annotated[bool, typer.Option(
+        "--retire-old", help="Delete the old key files once every bag is re-wrapped.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a new key the current one and re-wrap every bag's data key under it.
+
+    No stored object is rewritten (they may be under retention): only the wrapping of each
+    bag's data key changes, in the register and as a key record beside the bags.
+    """
+    settings = _settings()
+    from flows.keys import rotate_all
+
+    try:
+        report = rotate_all(settings, actor=_actor(), retire_old=retire_old)
+    except QorError as e:
+        raise _fail(e) from e
+    if as_json:
+        _emit_json({"new_kek_id": report.new_kek_id, "rewrapped": list(report.rewrapped),
+                    "already_current": list(report.already_current),
+                    "retired": list(report.retired)})
+        return
+    console.print(f"new current key [bold]{report.new_kek_id}[/]; "
+                  f"{len(report.rewrapped)} bag(s) re-wrapped; payloads untouched")
+    if report.retired:
+        console.print(f"retired: {', '.join(report.retired)}")
+
+
 # --- settings --------------------------------------------------------------------------------
 
 
@@ -393,6 +450,10 @@ def show_settings(as_json: JsonOpt = False) -> None:
     for k, v in data.items():
         table.add_row(k, "" if v is None else str(v))
     console.print(table)
+
+
+# --- commands of other areas -----------------------------------------------------------------
+# Each area keeps its commands in qor/commands_<area>.py as a Typer app; one line each here.
 
 
 def main() -> None:
