@@ -111,6 +111,8 @@ def _print_summary(summary: DigitiseSummary) -> None:
         "This batch is already stored — nothing new was made")
     console.print(f"[bold green]{head}[/] of [bold]{summary.inventory_number}[/]")
     info = Table.grid(padding=(0, 2))
+    info.add_column(style="bold")
+    info.add_column(overflow="fold")
     info.add_row("bag", summary.bag_id)
     info.add_row("version", str(summary.version))
     info.add_row("stored at", summary.bag_location)
