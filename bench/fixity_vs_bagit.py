@@ -9,7 +9,10 @@ files in the page cache for every contender:
   core each.
 
 Prints throughput and the ratios the integrity issue sets as goals (Qor ≥ 0.9× raw hashing,
-≥ 1.0× bagit-python). The S3 comparison waits for ``storage`` (see the report in the issue).
+≥ 1.0× bagit-python). Then Qor's deep fixity audit (``integrity.audit.deep_check``) of the same
+bag stored in a FileStore, and — when ``QOR_TEST_S3_ENDPOINT``/``_ACCESS_KEY``/``_SECRET_KEY``
+are set — of the same bag stored on that S3 server (loopback), reported as a ratio to the
+FileStore figure.
 
     .venv/bin/python bench/fixity_vs_bagit.py [--size-mib 2048] [--files 200] [--dir /tmp]
 """
@@ -78,6 +81,49 @@ def bagit_python(bag: Path, cores: int) -> None:
     bagit.Bag(str(bag)).validate(processes=cores)
 
 
+def audit_stores(bag: Path, work: Path, gib: float) -> None:
+    """Deep fixity audit of the bag stored in a FileStore, then on the S3 server if configured."""
+    import uuid
+
+    from flows.steps import store_bag
+    from integrity.audit import deep_check
+    from storage import FileStore, S3Options, open_store
+
+    def audit(store: object) -> None:
+        failures, _files, _bytes = deep_check(store, "bench")  # type: ignore[arg-type]
+        if failures:
+            raise SystemExit(f"the deep audit found problems in a good bag: {failures[:3]}")
+
+    fs = FileStore(work / "store", create=True)
+    store_bag(bag, bag_id="bench", store=fs)
+    t_fs = timed("Qor deep audit, FileStore", lambda: audit(fs))
+    print(f"  {'FileStore audit':<14} {gib / t_fs * 1024:8.1f} MiB/s")
+    endpoint = os.environ.get("QOR_TEST_S3_ENDPOINT")
+    if not endpoint:
+        print("  (S3: QOR_TEST_S3_ENDPOINT unset; source the test-services env to compare)")
+        return
+    import boto3
+
+    bucket = f"qor-bench-{uuid.uuid4().hex[:10]}"
+    opts = S3Options(endpoint_url=endpoint, access_key=os.environ["QOR_TEST_S3_ACCESS_KEY"],
+                     secret_key=os.environ["QOR_TEST_S3_SECRET_KEY"],
+                     region=os.environ.get("QOR_TEST_S3_REGION", "us-east-1"))
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=opts.access_key,
+                          aws_secret_access_key=opts.secret_key, region_name=opts.region)
+    client.create_bucket(Bucket=bucket)
+    try:
+        s3 = open_store(f"s3://{bucket}", s3=opts)
+        store_bag(bag, bag_id="bench", store=s3)
+        t_s3 = timed("Qor deep audit, S3 on loopback", lambda: audit(s3))
+        print(f"  {'S3 audit':<14} {gib / t_s3 * 1024:8.1f} MiB/s")
+        print(f"  S3 / FileStore audit    : {t_fs / t_s3:5.2f}x")
+    finally:
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        client.delete_bucket(Bucket=bucket)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=2048)
@@ -105,6 +151,8 @@ def main() -> int:
         print()
         print(f"  Qor / raw hashing limit : {t_raw / t_qor:5.2f}x   (goal >= 0.90x)")
         print(f"  Qor / bagit-python      : {t_bagit / t_qor:5.2f}x   (goal >= 1.00x)")
+        print()
+        audit_stores(bag, work, gib)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

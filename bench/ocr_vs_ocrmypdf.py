@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=6.0)
     parser.add_argument("--ocrmypdf", type=Path, default=DEFAULT_OCRMYPDF)
     parser.add_argument("--work", type=Path, default=None, help="keep outputs here")
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="run the three contenders this many times, interleaved; report each one's median",
+    )
     args = parser.parse_args(argv)
 
     ocrmypdf = args.ocrmypdf if args.ocrmypdf.exists() else shutil.which("ocrmypdf")
@@ -171,15 +176,25 @@ def main(argv: list[str] | None = None) -> int:
     chars = sum(len(normalise_text(t)) for t in truths)
     print(f"ground truth: {chars} characters")
 
-    raw = run_raw_tesseract(pages, work / "raw", workers=args.workers, languages=args.languages)
-    qor = run_qor(pages, work / "qor", workers=args.workers, languages=args.languages)
-    omp = run_ocrmypdf(
-        pages, work / "ocrmypdf", workers=args.workers, languages=args.languages,
-        ocrmypdf=Path(ocrmypdf),
-    )
+    seconds: dict[str, list[float]] = {"raw": [], "qor": [], "ocrmypdf": []}
+    loads = [os.getloadavg()[0]]
+    for round_no in range(args.rounds):
+        # Interleaved, so a busy spell on the machine hits every contender alike.
+        tag = f"r{round_no}"
+        raw = run_raw_tesseract(
+            pages, work / tag / "raw", workers=args.workers, languages=args.languages
+        )
+        qor = run_qor(pages, work / tag / "qor", workers=args.workers, languages=args.languages)
+        omp = run_ocrmypdf(
+            pages, work / tag / "ocrmypdf", workers=args.workers, languages=args.languages,
+            ocrmypdf=Path(ocrmypdf),
+        )
+        for name, result in (("raw", raw), ("qor", qor), ("ocrmypdf", omp)):
+            seconds[name].append(result["seconds"])
+        loads.append(os.getloadavg()[0])
 
     n = args.pages
-    rate = {"qor": n / qor["seconds"], "raw": n / raw["seconds"], "ocrmypdf": n / omp["seconds"]}
+    rate = {name: n / statistics.median(values) for name, values in seconds.items()}
     qor_pdf, access_pdf, omp_pdf = qor["pdf"], qor["access_pdf"], omp["pdf"]
     cer = {
         "qor OCR text": corpus_cer(truths, qor["ocr_texts"]),
@@ -197,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     reports = verapdf.validate_many([qor_pdf, access_pdf, omp_pdf], flavour="2u")
 
-    print("\nthroughput (pages/s, wall clock)")
+    print(f"\nload average (1 min) at start and after each round: {loads}")
+    print(f"seconds per round: {seconds}")
+    print("\nthroughput (pages/s, wall clock, median of rounds)")
     for name in ("qor", "raw", "ocrmypdf"):
         print(f"  {name:<10} {rate[name]:7.3f}   ({n / rate[name]:.1f} s)")
     print(f"  ratio qor / raw tesseract  {rate['qor'] / rate['raw']:.3f}   (goal ≥ 0.95)")

@@ -162,3 +162,72 @@ class RegisterTampered(RegisterError):
 
 class MarcError(RegisterError):
     """A MARC file cannot be read at all (individual bad records are reported, not raised)."""
+
+
+# --- circulation, reader debts, the security gate, legal deposit ----------------------------
+
+
+class ReaderNotFound(RegisterError):
+    """No reader holds this reader ticket number."""
+
+    http_status = 404
+
+    def __init__(self, ticket_number: str) -> None:
+        super().__init__(f"no reader with ticket number {ticket_number!r}")
+        self.ticket_number = ticket_number
+
+
+class ReaderExists(RegisterError):
+    """The reader ticket number is already taken."""
+
+    http_status = 409
+
+    def __init__(self, ticket_number: str) -> None:
+        super().__init__(f"reader ticket number {ticket_number!r} is already taken")
+        self.ticket_number = ticket_number
+
+
+class LoanRefused(RegisterError):
+    """A loan, renewal or hold was refused by a circulation rule (R8, R15, R16).
+
+    ``reason`` is a stable code a program can act on (``not_processed``, ``written_off``,
+    ``on_loan``, ``in_repair``, ``not_available``, ``reader_blocked``, ``debt_limit``,
+    ``reading_room_only``, ``held_for_another``, ``renewal_limit``, ``holds_waiting``,
+    ``overdue``, ``wrong_service_point``); the message is what the librarian reads.
+    """
+
+    http_status = 409
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class LoanNotFound(RegisterError):
+    """No open loan for this item, or no loan with this id."""
+
+    http_status = 404
+
+
+class LoanClosed(RegisterError):
+    """A returned loan never changes again."""
+
+    http_status = 409
+
+
+class ServicePointNotFound(RegisterError):
+    """No service point with this code."""
+
+    http_status = 404
+
+
+class DepositError(RegisterError):
+    """A legal deposit operation was refused (unknown publication, recipient, bad date…)."""
+
+
+class MailUnavailable(RegisterError):
+    """The SMTP server could not be reached or refused the message; the next run retries."""
+
+    exit_code = 3
+    http_status = 503
+    retryable = True

@@ -481,3 +481,315 @@ class AuditEntry(Base):
     after: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- circulation, reader debts, security gate, legal deposit (migration 0002) ----------------
+
+
+class ReaderCategory(enum.StrEnum):
+    """Reader category (оқырман санаты · категория читателя); loan periods depend on it (R15)."""
+
+    ADULT = "adult"
+    STUDENT = "student"
+    SCHOOLCHILD = "schoolchild"
+    RESEARCHER = "researcher"
+    STAFF = "staff"
+
+
+class ReaderStatus(enum.StrEnum):
+    """Whether a reader may borrow: ``blocked`` (бұғатталған · заблокирован) carries a reason."""
+
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+
+
+class ServicePointKind(enum.StrEnum):
+    """R15: where items are given to readers.
+
+    lending desk (абонемент), reading room (оқу залы · читальный зал), special service
+    department (арнаулы қызмет көрсету бөлімі · отдел специального обслуживания), outreach point
+    (стационардан тыс пункт · внестационарный пункт), interlibrary loan (кітапханааралық
+    абонемент · межбиблиотечный абонемент, МБА).
+    """
+
+    LENDING_DESK = "lending_desk"
+    READING_ROOM = "reading_room"
+    SPECIAL_SERVICE = "special_service"
+    OUTREACH = "outreach"
+    INTERLIBRARY = "interlibrary"
+
+
+class IllDirection(enum.StrEnum):
+    """Interlibrary loan direction: our item ``lent`` to a partner, or ``borrowed`` from one."""
+
+    LENT = "lent"
+    BORROWED = "borrowed"
+
+
+class Settlement(enum.StrEnum):
+    """R16: how a loan (and any debt on it) ended: the item came back, the reader brought a
+    replacement copy (замена), or paid compensation (возмещение)."""
+
+    RETURNED = "returned"
+    REPLACED = "replaced"
+    COMPENSATED = "compensated"
+
+
+class HoldStatus(enum.StrEnum):
+    """A hold (брондау · бронирование) waits in the queue, is ready (an item is kept for the
+    reader), was fulfilled by a loan, or was cancelled."""
+
+    WAITING = "waiting"
+    READY = "ready"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+
+
+class DepositForm(enum.StrEnum):
+    """R7: the form of a legal deposit copy (міндетті тегін дана · обязательный экземпляр)."""
+
+    PAPER = "paper"
+    ELECTRONIC = "electronic"
+
+
+class Reader(Base):
+    """A reader (оқырман · читатель) identified by the number of the reader ticket (оқырман
+    билеті · читательский билет). Personal data limited to what circulation needs: name,
+    category, one e-mail and one phone for reminders."""
+
+    __tablename__ = "readers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_number: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=ReaderStatus.ACTIVE.value)
+    blocked_reason: Mapped[str | None] = mapped_column(Text)
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    registered_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_blocked(self) -> bool:
+        """Whether the reader is blocked (R16)."""
+        return self.status == ReaderStatus.BLOCKED
+
+
+class ServicePoint(Base):
+    """A named place where items are given out (R15), of one :class:`ServicePointKind`."""
+
+    __tablename__ = "service_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+
+
+class Loan(Base):
+    """One loan (кітап беру · выдача) of an item at a service point.
+
+    Open while ``returned_at`` is NULL. The database keeps an item on at most one open loan (a
+    partial unique index) and refuses any change to a closed loan (a trigger). Interlibrary loans
+    carry the partner library and direction; a loan of an item borrowed from a partner has no
+    ``item_id`` but ``external_item`` (the partner's description); a loan lent to a partner has
+    no reader.
+    """
+
+    __tablename__ = "loans"
+    __table_args__ = (
+        Index(
+            "uq_loans_open_item",
+            "item_id",
+            unique=True,
+            postgresql_where="returned_at IS NULL",
+            sqlite_where="returned_at IS NULL",
+        ),
+        Index(
+            "ix_loans_open_due",
+            "due_on",
+            postgresql_where="returned_at IS NULL",
+            sqlite_where="returned_at IS NULL",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"), index=True)
+    external_item: Mapped[str | None] = mapped_column(Text)
+    reader_id: Mapped[int | None] = mapped_column(ForeignKey("readers.id"), index=True)
+    service_point_id: Mapped[int] = mapped_column(ForeignKey("service_points.id"), index=True)
+    partner_library: Mapped[str | None] = mapped_column(Text)
+    ill_direction: Mapped[str | None] = mapped_column(String(8))
+    loaned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_on: Mapped[date] = mapped_column(Date)
+    renewals: Mapped[int] = mapped_column(Integer, default=0)
+    loaned_by: Mapped[str] = mapped_column(String(128))
+    returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    returned_on: Mapped[date | None] = mapped_column(Date)
+    returned_by: Mapped[str | None] = mapped_column(String(128))
+    settlement: Mapped[str | None] = mapped_column(String(16))
+    compensation_minor: Mapped[int | None] = mapped_column(BigInteger)
+    settlement_note: Mapped[str | None] = mapped_column(Text)
+
+    item: Mapped[Item | None] = relationship()
+    reader: Mapped[Reader | None] = relationship()
+    service_point: Mapped[ServicePoint] = relationship()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the item is still out."""
+        return self.returned_at is None
+
+
+class DebtStep(Base):
+    """R16: one step taken on an overdue loan (a reminder sent, or the reader blocked), recorded
+    once per loan, kind and step so the daily run never repeats it."""
+
+    __tablename__ = "debt_steps"
+    __table_args__ = (
+        UniqueConstraint("loan_id", "kind", "step_days", name="uq_debt_steps_loan_kind_step"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    step_days: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(254))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class Hold(Base):
+    """A reader's place in the queue for a title (any copy of a bibliographic record)."""
+
+    __tablename__ = "holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("bib_records.id"), index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"), index=True)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ItemCirculation(Base):
+    """Circulation facts of an item: its security tag (R10: armed on check-in, disarmed on
+    check-out) and whether it may be used only in the reading room (R15). No row means armed
+    and lendable (the safe default for the tag)."""
+
+    __tablename__ = "item_circulation"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    armed: Mapped[bool] = mapped_column(Boolean)
+    reading_room_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GateEvent(Base):
+    """R10: one read at the security gate (тексеру-өткізу · пропускной режим), append-only."""
+
+    __tablename__ = "gate_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"), index=True)
+    gate: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    cleared: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class CalendarDay(Base):
+    """The library's amendments to Kazakhstan's official calendar: a ``day_off`` (holiday or a
+    moved day off) or a ``working`` day (a weekend made working by a transfer). They override
+    the ``holidays`` package for the deadline arithmetic of R7."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_by: Mapped[str] = mapped_column(String(128))
+
+
+class DepositRecipient(Base):
+    """R7: who must receive legal deposit copies of which forms (configurable)."""
+
+    __tablename__ = "deposit_recipients"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_kk: Mapped[str] = mapped_column(Text)
+    name_ru: Mapped[str] = mapped_column(Text)
+    forms: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_this_library: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @property
+    def form_set(self) -> frozenset[DepositForm]:
+        """The forms this recipient receives."""
+        return frozenset(DepositForm(f) for f in self.forms.split(",") if f)
+
+
+class Publication(Base):
+    """A publication subject to legal deposit (R7): publisher, first printing date, form."""
+
+    __tablename__ = "publications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    publisher: Mapped[str] = mapped_column(Text, index=True)
+    publisher_email: Mapped[str | None] = mapped_column(String(254))
+    publisher_address: Mapped[str | None] = mapped_column(Text)
+    form: Mapped[str] = mapped_column(String(16))
+    first_printed_on: Mapped[date] = mapped_column(Date)
+    isbn: Mapped[str | None] = mapped_column(String(32))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("bib_records.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    obligations: Mapped[list[DepositObligation]] = relationship(
+        back_populates="publication", order_by="DepositObligation.recipient_code"
+    )
+
+
+class DepositObligation(Base):
+    """R7: one publication owed to one recipient by a due date; closed by a receipt."""
+
+    __tablename__ = "deposit_obligations"
+    __table_args__ = (
+        UniqueConstraint(
+            "publication_id", "recipient_code", name="uq_deposit_obligations_pub_recipient"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publications.id"), index=True)
+    recipient_code: Mapped[str] = mapped_column(ForeignKey("deposit_recipients.code"))
+    due_on: Mapped[date] = mapped_column(Date, index=True)
+    due_reason: Mapped[str] = mapped_column(Text)
+    received_on: Mapped[date | None] = mapped_column(Date)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    publication: Mapped[Publication] = relationship(back_populates="obligations")
+    recipient: Mapped[DepositRecipient] = relationship()
+
+
+class DepositClaim(Base):
+    """R7: a claim letter (талап хат · претензия) written to a late publisher."""
+
+    __tablename__ = "deposit_claims"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    obligation_id: Mapped[int] = mapped_column(ForeignKey("deposit_obligations.id"), index=True)
+    written_on: Mapped[date] = mapped_column(Date)
+    language: Mapped[str] = mapped_column(String(4))
+    html_path: Mapped[str] = mapped_column(Text)
+    pdf_path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -11,9 +11,9 @@ it, so a bag counts as stored only once it is whole (the register row is the com
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -29,9 +29,10 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from catalog_sync import register
+from elibrary.textindex import index_copy
 from flows import progress
 from flows._exec import verapdf
 from flows.capture import (
@@ -47,18 +48,19 @@ from flows.errors import CopyAlreadyExists
 from flows.steps import (
     StoredBag,
     batch_fingerprint,
-    fresh_dir,
     package_copy,
     remove_tree,
     safe_component,
     store_bag,
 )
 from qor import wiring
-from qor.errors import is_retryable
+from qor.errors import QorError, is_retryable
 from qor.settings import QorSettings, load_settings
 from storage import WrappedKey, write_key_record
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: a Prefect worker loads this file by path, as module "digitise", and the
+# run log in the UI carries only the loggers under PREFECT_LOGGING_EXTRA_LOGGERS ("flows", …).
+logger = logging.getLogger("flows.digitise")
 
 AGENT = "qor digitise"
 
@@ -145,7 +147,11 @@ def check_inputs(pages: Sequence[str], options: CaptureOptions) -> list[PageRef]
     return load_pages([Path(p) for p in pages], options=options)
 
 
-@task(name="prepare and OCR page", task_run_name="page {page.label}")
+# persist_result: the result (paths and confidences) goes to Prefect's result storage
+# (PREFECT_LOCAL_STORAGE_PATH, a shared mount on multi-host installs), so the flow reads what a
+# remote Dask worker made, and a resumed run of the same flow run (same run id, same inputs) reuses
+# the pages already OCR'd instead of redoing them.
+@task(name="prepare and OCR page", task_run_name="page {page.label}", persist_result=True)
 def ocr_page(page: PageRef, work_dir: Path, options: CaptureOptions) -> PageResult:
     return process_page(page, work_dir=work_dir, options=options)
 
@@ -174,6 +180,15 @@ def make_bag(
     pdfa_verdict: str,
 ) -> tuple[Path, WrappedKey]:
     settings = load_settings()
+    checkpoint = bag_checkpoint(dest)
+    if checkpoint.is_file() and dest.is_dir():
+        # A bag finished by an earlier attempt of this copy (a worker killed during the upload):
+        # reuse its exact bytes, so the retried upload finds identical objects and skips them. A
+        # fresh encryption would differ in every byte (random data key, salts and nonces) and
+        # could never complete the half-stored bag.
+        logger.info("reusing bag %s built by an earlier attempt (%s)", bag_id, dest)
+        return dest, WrappedKey.from_json(json.loads(checkpoint.read_text("utf-8")))
+    remove_tree(dest)
     bag_key = wiring.keyring(settings).new_bag_key()
     dest.parent.mkdir(parents=True, exist_ok=True)
     package_copy(
@@ -181,9 +196,28 @@ def make_bag(
         version=version, bag_key=bag_key, library_name=settings.library_name,
         fingerprint=fingerprint, pdfa_verdict=pdfa_verdict, languages=settings.ocr_languages,
     )
-    # Only the wrapped (encrypted) data key leaves this task: Prefect may persist task results,
-    # and the plaintext data key must never reach disk.
+    # Written last and renamed into place: its presence means the bag beside it is whole. It
+    # holds only the wrapped (encrypted) data key, like the task result Prefect may persist;
+    # the plaintext data key never reaches disk.
+    partial = checkpoint.with_name(checkpoint.name + ".partial")
+    partial.write_text(json.dumps(bag_key.wrapped.to_json()), encoding="utf-8")
+    partial.replace(checkpoint)
     return dest, bag_key.wrapped
+
+
+def bag_checkpoint(bag_dir: Path) -> Path:
+    """The file that marks ``bag_dir`` as completely built (beside it, not inside the bag)."""
+    return bag_dir.with_name(bag_dir.name + ".wrapped-key.json")
+
+
+def copy_bag_id(inventory_number: str, version: int, fingerprint: str) -> str:
+    """The bag id of one copy: the same for every attempt at the same copy of the same batch.
+
+    Derived, not random, so a retried or re-submitted run (another worker, after a crash)
+    names the same bag, reuses the same work folder and resumes the same upload; the register
+    refuses a second row with this id, so a copy can never be stored twice under two ids.
+    """
+    return f"{safe_component(inventory_number)}.v{version}.{fingerprint[:12]}"
 
 
 @task(name="store and verify", retries=3, retry_delay_seconds=[2, 10, 30],
@@ -253,6 +287,9 @@ def register_copy(
                 detail=f"{len(replica.files)} objects verified in {replica.store_uri}",
                 agent=AGENT,
             )
+        # R6: the copy becomes findable in the e-library within the same transaction, so a
+        # registered copy is never missing from search (its rights decide who may read it).
+        index_copy(session, settings, stored.bag_id)
 
 
 class _Stages:
@@ -289,6 +326,7 @@ def _publish(summary: DigitiseSummary) -> None:
         description=f"Files of bag {summary.bag_id}",
     )
     timings = "\n".join(f"| {k} | {v:.2f} s |" for k, v in summary.stage_seconds.items())
+    timings += "".join(f"\n| **{k}** | {v} |" for k, v in throughput(summary).items())
     conf = "n/a" if summary.mean_confidence is None else f"{summary.mean_confidence:.1f}"
     create_markdown_artifact(
         key="digitise-summary",
@@ -329,6 +367,8 @@ def digitise(
         facts = check_item(inventory_number, fingerprint)
         if facts.existing is not None and not new_version:
             if facts.existing.batch_fingerprint == fingerprint:
+                # a run killed after registering may have left its scratch folder behind
+                remove_tree(settings.work_dir / facts.existing.bag_id)
                 summary = _existing_summary(facts.existing, inventory_number, stages)
                 _publish(summary)
                 return summary
@@ -337,11 +377,13 @@ def digitise(
                                     bag_id=facts.existing.bag_id)
 
     version = facts.next_version
-    bag_id = f"{safe_component(inventory_number)}.v{version}.{uuid.uuid4().hex[:12]}"
-    work = fresh_dir(settings.work_dir / bag_id)
+    bag_id = copy_bag_id(inventory_number, version, fingerprint)
+    # Not emptied: a resumed attempt at this copy finds the earlier attempt's finished bag here.
+    work = settings.work_dir / bag_id
     try:
         with stages("ocr"):
-            page_dir = fresh_dir(work / "pages")
+            page_dir = work / "pages"
+            page_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             progress_id = cast(UUID, create_progress_artifact(
                 progress=0.0, description=f"OCR of {len(refs)} page(s)"
             ))
@@ -373,8 +415,13 @@ def digitise(
                 version=version, wrapped=wrapped, pdfa_verdict=verdict,
                 pages=results, fingerprint=fingerprint, needs_review=needs_review,
             )
-    finally:
-        remove_tree(work)
+    except BaseException as exc:
+        # Kept after a transient fault (store or database away) so a re-submitted run resumes
+        # the same bag; anything else (bad input) leaves no scratch behind.
+        if not is_retryable(exc):
+            remove_tree(work)
+        raise
+    remove_tree(work)
 
     confidences = [p.mean_confidence for p in results]
     summary = DigitiseSummary(
@@ -398,14 +445,57 @@ def run_digitise(
     new_version: bool = False,
     workers: int | None = None,
 ) -> DigitiseSummary:
-    """Run the flow in this process with ``workers`` pages at once (default: the setting)."""
+    """Run the flow in this process with ``workers`` pages at once (default: the setting).
+
+    With ``dask_scheduler_address`` set, pages go to that Dask cluster instead (``workers`` is
+    then the cluster's business: one Tesseract per Dask worker thread).
+    """
     settings = load_settings()
-    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
-        max_workers=workers or settings.workers
-    )
-    configured = digitise.with_options(task_runner=runner)  # type: ignore[arg-type]
+    configured = digitise.with_options(task_runner=task_runner(settings, workers=workers))
     result: DigitiseSummary = configured(
         pages=[str(p) for p in pages], inventory_number=inventory_number, title=title,
         new_version=new_version,
     )
     return result
+
+
+def throughput(summary: DigitiseSummary) -> dict[str, str]:
+    """Pages per second of OCR and of the whole run, bytes per second stored (for the artifact)."""
+    out: dict[str, str] = {}
+    total = sum(summary.stage_seconds.values())
+    ocr = summary.stage_seconds.get("ocr")
+    store = summary.stage_seconds.get("store")
+    if summary.status == "created" and summary.pages:
+        if ocr:
+            out["OCR throughput"] = f"{summary.pages / ocr:.2f} pages/s"
+        if total:
+            out["run throughput"] = f"{summary.pages / total:.2f} pages/s"
+        if store and summary.total_bytes:
+            out["store throughput"] = f"{summary.total_bytes / store / 1e6:.2f} MB/s"
+    return out
+
+
+def task_runner(settings: QorSettings, *, workers: int | None = None) -> TaskRunner[Any]:
+    """Where the page tasks run: the Dask cluster of ``dask_scheduler_address``, else threads."""
+    if settings.dask_scheduler_address:
+        from prefect_dask.task_runners import DaskTaskRunner
+
+        runner: TaskRunner[Any] = DaskTaskRunner(address=settings.dask_scheduler_address)
+        return runner
+    return ThreadPoolTaskRunner(max_workers=workers or settings.workers)
+
+
+def _deployed_task_runner() -> TaskRunner[Any]:
+    try:
+        return task_runner(load_settings())
+    except QorError as e:  # the flow itself reports bad settings, with the same message
+        logger.warning("settings unreadable when the flow was loaded: %s", e)
+        return ThreadPoolTaskRunner()
+
+
+digitise_deployed = digitise.with_options(task_runner=_deployed_task_runner())
+"""The entrypoint of the ``digitise`` deployment (``infra/prefect.yaml``).
+
+A worker imports this module in the flow run's own process, so the task runner follows that
+process's settings: ``QOR_DASK_SCHEDULER_ADDRESS`` set on the worker sends pages to Dask.
+"""

@@ -69,3 +69,22 @@ class PremisError(IntegrityError):
 
     exit_code = 1
     http_status = 500
+
+
+class FixityAuditFailed(IntegrityError):  # noqa: N818 - the name the flow and CLI use
+    """A fixity audit found damage that could not be repaired (exit code 4).
+
+    ``result`` is the audit's result (an :class:`integrity.audit.AuditRun`), for the caller to
+    report; ``alert_error`` says why the alert could not be delivered, if it could not.
+    """
+
+    exit_code = 4
+    http_status = 500
+    retryable = False
+
+    def __init__(self, message: str, *, result: object = None,
+                 alert_error: str | None = None) -> None:
+        self.result = result
+        self.alert_error = alert_error
+        super().__init__(message if alert_error is None
+                         else f"{message} — and the alert FAILED: {alert_error}")

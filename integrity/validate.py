@@ -16,8 +16,8 @@ import codecs
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from integrity.source import BagEntry, BagSource, FileSystemBagSource
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BagRef", "is_valid", "problems", "validate"]
+__all__ = ["BagRef", "FileCheck", "is_valid", "manifest_digests", "problems", "validate"]
 
 BagRef = Path | str | BagSource
 """A bag to validate: a folder (``Path`` or ``str``) or any :class:`~integrity.source.BagSource`."""
@@ -63,6 +63,27 @@ _ENCODING_RE = re.compile(r"^Tag-File-Character-Encoding: (\S+)$")
 # BagIt versions whose rules this validator applies. 0.97 is what bagit-python still writes by
 # default; the only rule that differs is that a 0.97 payload file need be in just one manifest.
 _KNOWN_VERSIONS = {(1, 0), (0, 97)}
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """One file hashed during a validation: its path in the bag, the bytes read, and what was
+    wrong with it (``ChecksumMismatch`` per algorithm, or ``UnreadableFile``); ``()`` = intact.
+
+    Passed to the ``on_file`` callback of :func:`problems` as each file is finished, so a fixity
+    audit can checkpoint file by file.
+    """
+
+    path: str
+    size: int
+    problems: tuple[BagProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+FileCallback = Callable[[FileCheck], None]
 
 
 @dataclass(frozen=True)
@@ -130,9 +151,18 @@ def _strip_dot_slash(path: str) -> str:
 
 
 class _Validator:
-    def __init__(self, source: BagSource, workers: int | None) -> None:
+    def __init__(
+        self,
+        source: BagSource,
+        workers: int | None,
+        *,
+        skip: Collection[str] = (),
+        on_file: FileCallback | None = None,
+    ) -> None:
         self.src = source
         self.workers = workers or os.cpu_count() or 1
+        self.skip = frozenset(skip)
+        self.on_file = on_file
         self.out: list[BagProblem] = []
         self.encoding = "utf-8"
         self.version = (1, 0)
@@ -376,26 +406,47 @@ class _Validator:
 
     # -- hashing -----------------------------------------------------------------------------
 
-    def _hash(self, jobs: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:
-        def one(path: str, algorithms: Sequence[str]) -> tuple[str, dict[str, str] | str]:
+    def _hash(
+        self, jobs: Mapping[str, Sequence[str]], expected: Mapping[str, Sequence[tuple[str, str]]]
+    ) -> dict[str, dict[str, str]]:
+        def one(path: str, algorithms: Sequence[str]) -> tuple[str, int, dict[str, str] | str]:
             hasher = MultiHasher(algorithms)
             try:
                 with self.src.open(path) as f:
                     while chunk := f.read(CHUNK_SIZE):
                         hasher.update(chunk)
             except OSError as e:
-                return path, str(e)
-            return path, hasher.hexdigests()
+                return path, hasher.size, str(e)
+            return path, hasher.size, hasher.hexdigests()
 
         digests: dict[str, dict[str, str]] = {}
+        unreadable: dict[str, str] = {}
         # Largest first, so one big file started last does not leave the other threads idle.
-        order = sorted(jobs, key=lambda p: -self._sizes.get(p, 0))
+        order = sorted((p for p in jobs if p not in self.skip),
+                       key=lambda p: -self._sizes.get(p, 0))
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bag-hash") as pool:
-            for path, result in pool.map(lambda p: one(p, jobs[p]), order):
-                if isinstance(result, str):
-                    self.out.append(UnreadableFile(path, result))
-                else:
-                    digests[path] = result
+            futures = [pool.submit(one, p, jobs[p]) for p in order]
+            try:
+                for fut in as_completed(futures):
+                    path, size, result = fut.result()
+                    if isinstance(result, str):
+                        unreadable[path] = result
+                        found: tuple[BagProblem, ...] = (UnreadableFile(path, result),)
+                    else:
+                        digests[path] = result
+                        found = tuple(
+                            ChecksumMismatch(path, alg, want, result[alg])
+                            for alg, want in expected.get(path, ())
+                            if result.get(alg) not in (None, want)
+                        )
+                    if self.on_file is not None:
+                        self.on_file(FileCheck(path, size, found))
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+        # Reported in a stable order (largest file first), whatever order the threads finished.
+        self.out.extend(UnreadableFile(p, unreadable[p]) for p in order if p in unreadable)
         return digests
 
     # -- the whole check ---------------------------------------------------------------------
@@ -476,7 +527,12 @@ class _Validator:
                     algs = jobs.setdefault(path, [])
                     if man.algorithm not in algs:
                         algs.append(man.algorithm)
-        digests = self._hash(jobs)
+        wanted: dict[str, list[tuple[str, str]]] = {}
+        for man in [*payload_mans, *tag_mans]:
+            if man.supported:
+                for path, want in man.entries.items():
+                    wanted.setdefault(path, []).append((man.algorithm, want))
+        digests = self._hash(jobs, wanted)
         for man in [*payload_mans, *tag_mans]:
             if not man.supported:
                 continue
@@ -495,14 +551,45 @@ def _as_source(bag: BagRef) -> BagSource:
     return bag
 
 
-def problems(bag: BagRef, *, workers: int | None = None) -> list[BagProblem]:
+def problems(
+    bag: BagRef,
+    *,
+    workers: int | None = None,
+    skip: Collection[str] = (),
+    on_file: FileCallback | None = None,
+) -> list[BagProblem]:
     """Every way ``bag`` fails RFC 8493, in a stable order; an empty list means valid.
 
     ``workers`` is how many files are hashed at once (default: the number of cores).
     Raises :class:`~integrity.errors.BagUnreadableError` only when the bag cannot be opened at all.
     This is what ``qor bag validate PATH`` prints.
+
+    For fixity audits that resume: files in ``skip`` (paths in the bag) are not read again —
+    every structural rule is still checked, but no checksum finding is made for them; and
+    ``on_file`` is called (in the caller's thread) with a :class:`FileCheck` as each file is
+    hashed. An exception raised by ``on_file`` stops the validation and propagates.
     """
-    return _Validator(_as_source(bag), workers).run()
+    return _Validator(_as_source(bag), workers, skip=skip, on_file=on_file).run()
+
+
+def manifest_digests(bag: BagRef) -> dict[str, dict[str, str]]:
+    """What the bag's manifests and tag manifests promise: path → {algorithm: digest}.
+
+    Only supported algorithms and well-formed, safe entries are included (the problems with the
+    rest are what :func:`problems` reports). Used to check a replica's copy of one file.
+    """
+    v = _Validator(_as_source(bag), 1)
+    present = {e.path for e in v.src.files()}
+    out: dict[str, dict[str, str]] = {}
+    for name in sorted(p for p in present if "/" not in p):
+        m = _MANIFEST_RE.match(name) or _TAGMANIFEST_RE.match(name)
+        if m is None:
+            continue
+        man = v._manifest(name, m.group(1), payload=name.startswith("manifest-"))
+        if man.supported:
+            for path, digest in man.entries.items():
+                out.setdefault(path, {})[man.algorithm] = digest
+    return out
 
 
 def validate(bag: BagRef, *, workers: int | None = None) -> None:

@@ -456,6 +456,18 @@ def show_settings(as_json: JsonOpt = False) -> None:
 
 # --- commands of other areas -----------------------------------------------------------------
 # Each area keeps its commands in qor/commands_<area>.py as a Typer app; one line each here.
+from qor import commands_library  # noqa: E402
+
+commands_library.install(app)  # readers, loans, gate, debts, deposit, select
+from qor import commands_ops  # noqa: E402
+
+app.add_typer(commands_ops.app, name="doctor")
+from qor import commands_fixity  # noqa: E402
+
+commands_fixity.install(app, bag_app)  # fixity, register rebuild-links, bag validate-stored
+from qor import commands_elibrary  # noqa: E402
+
+app.add_typer(commands_elibrary.app, name="elibrary")
 
 
 def main() -> None:

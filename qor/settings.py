@@ -98,9 +98,22 @@ class QorSettings(BaseSettings):
     key_dir: Path | None = None
     """Local key-encryption key files (0600). Default: ``<data_dir>/keys``."""
 
+    # fixity audits and their alerts (integrity; see docs/fixity.md)
+    fixity_deep_every_days: int = Field(default=30, ge=1, le=3650)
+    """Every bag is deep-checked at least once in this many days (the daily audit's share)."""
+    alert_smtp_url: SecretStr | None = None
+    """``smtp://[user:pass@]host[:port]`` (or ``smtps://``, ``smtp+starttls://``) for alerts."""
+    alert_email_to: str | None = None
+    """Comma-separated addresses that receive a failed audit's alert."""
+    alert_email_from: str | None = None
+    alert_webhook_url: SecretStr | None = None
+    """A URL that receives a failed audit's alert as a JSON POST (chat hooks, paging)."""
+
     # orchestration
     prefect_api_url: str | None = None
     """A Prefect server's API; unset runs flows in-process without a server."""
+    dask_scheduler_address: str | None = None
+    """``tcp://host:8786`` of a dask.distributed scheduler for the OCR of pages; unset = threads."""
 
     # capture
     ocr_languages: str = "kaz+rus+eng"
@@ -111,6 +124,19 @@ class QorSettings(BaseSettings):
     dpi_fallback: int | None = Field(default=None, ge=50, le=2400)
     """Resolution assumed when a scan does not record one; unset = refuse such scans."""
     page_timeout_s: float = Field(default=300.0, gt=0)
+
+    # circulation and reader debts (R16), legal deposit (R7)
+    smtp_url: str | None = None
+    """``smtp://host:port``, ``smtp+starttls://user:pass@host:587`` or ``smtps://…``."""
+    mail_sender: str = "library@localhost"
+    reminder_steps: tuple[int, ...] = (1, 7, 30)
+    """Days overdue at which a reminder is sent."""
+    block_after_days: int | None = Field(default=30, ge=1)
+    """Days overdue after which the reader is blocked (unset: never)."""
+    debt_limit: int = Field(default=0, ge=0)
+    """Overdue items a reader may have and still borrow."""
+    deposit_move_off_days: bool = True
+    """R7: a term ending on a day off ends on the next working day (Civil Code rule on terms)."""
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image
 
@@ -42,7 +43,8 @@ _MIN_OSD_CONFIDENCE = 2.0
 
 
 def _safe_stem(page: PageRef) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in page.label)
+    # No dots: the stem gets suffixes (.png, .hocr, .alto.xml) appended.
+    keep = "".join(c if c.isalnum() or c in "-_" else "_" for c in page.label)
     return keep or f"page-{page.frame + 1:04d}"
 
 
@@ -109,7 +111,7 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
     dpi = decoded.dpi
     ocr_dpi = round(dpi)
 
-    checked: str = "off"
+    checked: Literal["osd", "ocr", "off"] = "off"
     osd_confidence: float | None = None
     rotation = 0
     if options.orientation and options.osd_policy == "always":
@@ -184,7 +186,7 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
     )
     lap("outputs")
     preparation = PagePreparation(
-        orientation_checked=checked,  # type: ignore[arg-type]
+        orientation_checked=checked,
         osd_confidence=osd_confidence,
         rotation_applied=rotation,
         skew_angle_deg=skew,

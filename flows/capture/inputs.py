@@ -26,6 +26,7 @@ from flows.errors import PageRejected
 
 logger = logging.getLogger(__name__)
 
+_EXIF_ORIENTATION = 0x0112
 _MIN_DPI = 50.0
 _MAX_DPI = 4800.0
 
@@ -146,10 +147,13 @@ def _frames_of_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except Image.DecompressionBombError as e:
-        raise PageRejected(path, 0, f"above the pixel limit (decompression-bomb guard): {e}") from e
-    except Image.DecompressionBombWarning as e:
-        raise PageRejected(path, 0, f"above the pixel limit (decompression-bomb guard): {e}") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise PageRejected(
+            path,
+            0,
+            f"more pixels than the limit of {options.max_image_pixels:,} "
+            f"(decompression-bomb guard; {e})",
+        ) from e
     except (OSError, SyntaxError, ValueError) as e:
         kind = _image_signature(path)
         if kind:
@@ -175,10 +179,14 @@ def _frames_of_image(
                 raise PageRejected(
                     path, frame, f"image data cannot be decoded: truncated or damaged {fmt} ({e})"
                 ) from e
-            if fmt in ("JPEG", "MPO"):
-                transposed = ImageOps.exif_transpose(pixels)
-                pixels = transposed if transposed is not None else pixels
+            turned = False
+            if fmt in ("JPEG", "MPO") and image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+                # Cameras (not flatbeds) tag orientation instead of turning pixels.
+                pixels = ImageOps.exif_transpose(pixels)
+                turned = True
             normal, conversions = _normalise(pixels)
+            if turned:
+                conversions = (*conversions, "EXIF orientation applied")
             jpeg: bytes | None = None
             if fmt == "JPEG" and not conversions and frames == 1:
                 jpeg = path.read_bytes()
@@ -289,15 +297,19 @@ def _label(path: Path, frame: int, frames_in_file: int) -> str:
     return path.stem if frames_in_file == 1 else f"{path.stem}-{frame + 1:04d}"
 
 
+def _set_pillow_guard(options: CaptureOptions) -> None:
+    # Pillow's decompression-bomb guard is process-wide; Qor sets it from its setting and turns
+    # Pillow's warning (above the limit) into a refusal, so the setting is the bound.
+    Image.MAX_IMAGE_PIXELS = options.max_image_pixels
+
+
 def load_pages(inputs: Sequence[Path], *, options: CaptureOptions) -> list[PageRef]:
     """Every page of ``inputs`` (files, folders sorted naturally, multi-page TIFF/PDF), in order.
 
     Each page is decoded fully here, so a bad one is found before any work is stored: raises
     :class:`flows.errors.PageRejected` naming the file, the page and the reason.
     """
-    if Image.MAX_IMAGE_PIXELS is not None and options.max_image_pixels > Image.MAX_IMAGE_PIXELS:
-        # Qor's own guard (options.max_image_pixels) decides; Pillow's global must not be lower.
-        Image.MAX_IMAGE_PIXELS = options.max_image_pixels
+    _set_pillow_guard(options)
     files = _expand(inputs)
 
     def frames_of(path: Path) -> list[int]:
@@ -310,8 +322,17 @@ def load_pages(inputs: Sequence[Path], *, options: CaptureOptions) -> list[PageR
         # Results in input order; the first bad page (in order) is the one reported.
         per_file = [future.result() for future in futures]
     refs: list[PageRef] = []
+    labels: set[str] = set()
     for path, frames in zip(files, per_file, strict=True):
-        refs.extend(PageRef(path, frame, _label(path, frame, len(frames))) for frame in frames)
+        for frame in frames:
+            label = _label(path, frame, len(frames))
+            # Two folders may both hold page-0001.tif: labels name output files, keep them unique.
+            unique, n = label, 1
+            while unique in labels:
+                n += 1
+                unique = f"{label}-{n}"
+            labels.add(unique)
+            refs.append(PageRef(path, frame, unique))
     if not refs:
         raise PageRejected(inputs[0] if inputs else Path(), 0, "no pages given")
     return refs
@@ -319,8 +340,7 @@ def load_pages(inputs: Sequence[Path], *, options: CaptureOptions) -> list[PageR
 
 def decode_page(page: PageRef, *, options: CaptureOptions) -> DecodedPage:
     """Decode one page again (in the worker that prepares it); same checks as :func:`load_pages`."""
-    if Image.MAX_IMAGE_PIXELS is not None and options.max_image_pixels > Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = options.max_image_pixels
+    _set_pillow_guard(options)
     if _is_pdf(page.source):
         pdf = _open_pdf(page.source)
         with pdf:

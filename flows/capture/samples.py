@@ -184,7 +184,7 @@ def render_page(
     """Render ``text`` as an 8-bit grey page that looks scanned, with ``dpi`` in ``info["dpi"]``.
 
     Paragraphs are separated by blank lines and wrapped at word boundaries (no hyphenation) inside
-    15 mm margins. ``angle`` skews the page content (degrees, counter-clockwise), ``rotation``
+    10 mm margins. ``angle`` skews the page content (degrees, counter-clockwise), ``rotation``
     then turns the whole sheet by 0/90/180/270 degrees. ``noise`` is the standard deviation of the
     sensor noise in grey levels (0 for a clean page). Raises ``ValueError`` if the text does not
     fit the page or ``rotation`` is not a quarter turn.

@@ -250,7 +250,8 @@ def write_hostile_inputs(folder: Path, good_png: Path) -> dict[str, tuple[Path, 
     empty = folder / "empty.png"
     empty.write_bytes(b"")
     out["zero-byte"] = (empty, "empty file")
-    out["pixel-bomb"] = (_tiff_header_only(folder / "huge.tif", 40000, 40000), "pixel limit")
+    bomb = _tiff_header_only(folder / "huge.tif", 40000, 40000)
+    out["pixel-bomb"] = (bomb, "pixels than the limit")
     encrypted = folder / "encrypted.pdf"
     with pikepdf.new() as pdf:
         pdf.add_blank_page()

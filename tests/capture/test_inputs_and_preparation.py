@@ -11,7 +11,7 @@ from flows.capture import CaptureOptions, PageResult, character_error_rate, load
 from flows.capture.ocr import parse_hocr
 from flows.errors import PageRejected, ToolTimeout
 
-from .conftest import ProcessedPdf, small_page, write_hostile_inputs
+from .conftest import SMALL_TEXT, ProcessedPdf, small_page, write_hostile_inputs
 
 
 def test_every_input_kind_is_read_and_recognised(
@@ -91,6 +91,7 @@ def test_deskew_brings_three_degrees_under_a_third(deskewed_page: PageResult) ->
     assert abs(slopes[len(slopes) // 2]) < 0.3
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")  # the truncated TIFF
 def test_hostile_inputs_are_refused_with_page_and_reason(
     tmp_path: Path, input_kinds: dict[str, Path]
 ) -> None:
@@ -129,3 +130,57 @@ def test_ocr_timeout_fails_the_page_as_retryable(
     with pytest.raises(ToolTimeout) as err:
         process_page(page, work_dir=tmp_path / "work", options=options)
     assert err.value.retryable and "tesseract" in str(err.value)
+
+
+def test_pixel_limit_comes_from_the_setting(input_kinds: dict[str, Path]) -> None:
+    page = input_kinds["grey-lzw"]  # 1240 × 1181 pixels
+    assert load_pages([page], options=CaptureOptions(max_image_pixels=2_000_000))
+    limit = r"02-grey-lzw\.tif: more pixels than the limit of 1,000,000"
+    with pytest.raises(PageRejected, match=limit):
+        load_pages([page], options=CaptureOptions(max_image_pixels=1_000_000))
+
+
+def test_osd_first_policy_turns_the_page_before_ocr(tmp_path: Path) -> None:
+    path = tmp_path / "upside-down.png"
+    small_page(rotation=180, seed=6).save(path, dpi=(300, 300))
+    options = CaptureOptions(osd_policy="always")
+    (page,) = load_pages([path], options=options)
+    result = process_page(page, work_dir=tmp_path / "work", options=options)
+    assert result.preparation.orientation_checked == "osd"
+    assert result.preparation.rotation_applied == 180
+    assert character_error_rate(SMALL_TEXT, result.text) <= 0.03
+
+
+def test_switched_off_steps_do_nothing_and_say_so(tmp_path: Path) -> None:
+    path = tmp_path / "skewed.png"
+    small_page(angle=2.0, seed=8).save(path, dpi=(300, 300))
+    options = CaptureOptions(orientation=False, deskew=False)
+    (page,) = load_pages([path], options=options)
+    result = process_page(page, work_dir=tmp_path / "work", options=options)
+    prep = result.preparation
+    assert (prep.orientation_checked, prep.rotation_applied) == ("off", 0)
+    assert prep.skew_angle_deg is None and not prep.skew_corrected
+
+
+def test_border_cleaning_paints_scanner_shadow_with_paper() -> None:
+    from PIL import ImageDraw
+
+    from flows.capture.prepare import clean_borders
+
+    page = small_page(seed=2)
+    ImageDraw.Draw(page).rectangle((0, 0, 40, page.height), fill=20)  # lid shadow on the left
+    cleaned, changed = clean_borders(page)
+    assert changed
+    assert min(cleaned.crop((0, 0, 40, page.height)).tobytes()) > 200
+    untouched, changed_again = clean_borders(small_page(seed=2))
+    assert not changed_again and untouched.tobytes() == small_page(seed=2).tobytes()
+
+
+def test_same_file_names_in_two_folders_get_distinct_labels(
+    tmp_path: Path, input_kinds: dict[str, Path]
+) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "page-0001.tif").write_bytes(input_kinds["grey-lzw"].read_bytes())
+    pages = load_pages([tmp_path / "a", tmp_path / "b"], options=CaptureOptions())
+    assert [p.label for p in pages] == ["page-0001", "page-0001-2"]

@@ -1,0 +1,242 @@
+"""Check-out/check-in load on PostgreSQL: 1,000,000 items, 100,000 readers, 25 concurrent desks.
+
+Usage::
+
+    QOR_TEST_DATABASE_URL=postgresql+psycopg://qor@127.0.0.1:55432/qor_test \
+        .venv/bin/python bench/circulation_load.py [--items 1000000] [--readers 100000] \
+        [--desks 25] [--seconds 60] [--pace-ms 1000]
+
+Creates a fresh database on that server, migrates it, and loads the fixture with PostgreSQL
+``COPY`` (not through ``register.bulk_receive``: the fixture is not what is measured, and COPY
+loads 1M items in about a minute). Each desk is its own process with its own connection (a desk
+is a separate client; threads in one process would measure Python's GIL, not Qor) and loops:
+check out a random item to a random reader through :func:`catalog_sync.circulation.check_out`
+and commit, then check it in with :func:`~catalog_sync.circulation.check_in` and commit — the
+full code path with every refusal check, the partial unique index and the closed-loan trigger.
+
+Two runs on the same data:
+
+* **paced**: each desk starts one operation every ``--pace-ms`` (default 1000 ms — already far
+  busier than a librarian scanning books); the latency a librarian sees at 25 busy desks.
+* **saturated**: no pause at all; the most operations per second this machine sustains, and the
+  latency when every desk queues for the same two cores.
+
+Prints p50/p99 latency per operation and operations per second for each. The goal is p99 < 20 ms;
+the anchor is FOLIO's published check-in average of about 340 ms at 25 users (a published figure,
+not measured in this run). The database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from multiprocessing.queues import Queue
+
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from catalog_sync import circulation
+from catalog_sync.db import make_engine, session_factory, upgrade
+from catalog_sync.errors import LoanRefused
+
+FOLIO_CHECKIN_MS = 340.0
+
+
+def _copy(conn: psycopg.Connection, sql: str, rows: io.StringIO) -> None:
+    rows.seek(0)
+    with conn.cursor() as cur, cur.copy(sql) as cp:
+        while chunk := rows.read(1 << 20):
+            cp.write(chunk)
+
+
+def load(url: str, items: int, readers: int) -> None:
+    now = datetime.now(UTC).isoformat()
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as conn:
+        records = max(1, items // 10)
+        buf = io.StringIO()
+        for i in range(1, records + 1):
+            buf.write(f"{i}\tTitle {i}\t[]\tbook\tf\t{now}\n")
+        _copy(conn, "COPY bib_records (id, title, authors, material_type, legal_deposit, "
+              "created_at) FROM STDIN", buf)
+        conn.execute("INSERT INTO receipt_batches (id, act_number, received_on, created_at, "
+                     "created_by) VALUES (1, 'BENCH', '2024-01-01', now(), 'bench')")
+        for start in range(0, items, 200_000):
+            buf = io.StringIO()
+            for i in range(start + 1, min(items, start + 200_000) + 1):
+                inv = f"B{i:07d}"
+                buf.write(f"{i}\t{inv}\t{inv}\t{(i - 1) // 10 + 1}\t1\tpurchase\tBC{i:07d}\t"
+                          f"Hall-1\tavailable\tf\tf\tf\t{now}\t{now}\n")
+            _copy(conn, "COPY items (id, inventory_number, sort_key, record_id, receipt_batch_id, "
+                  "source, barcode, location, status, value_scientific, value_historical, "
+                  "value_artistic, created_at, updated_at) FROM STDIN", buf)
+        buf = io.StringIO()
+        for i in range(1, readers + 1):
+            buf.write(f"{i}\tT{i:06d}\tReader {i}\tadult\tactive\t2024-01-01\t{now}\t{now}\n")
+        _copy(conn, "COPY readers (id, ticket_number, name, category, status, registered_on, "
+              "created_at, updated_at) FROM STDIN", buf)
+        conn.execute("INSERT INTO service_points (code, name, kind) VALUES "
+                     "('desk', 'Lending desk', 'lending_desk')")
+        for table in ("bib_records", "items", "readers"):
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                         f"(SELECT max(id) FROM {table}))")
+        conn.execute("ANALYZE")
+        conn.commit()
+
+
+Latencies = tuple[list[float], list[float], int]
+
+
+def desk(url: str, seed: int, items: int, readers: int, start_at: float, seconds: float,
+         pace_s: float, out: Queue) -> None:  # type: ignore[type-arg]
+    """One desk: check out and check in until the time is up; sends its latencies to ``out``."""
+    engine = make_engine(url, pool_size=1)
+    sessions = session_factory(engine)
+    rng = random.Random(seed)
+    outs: list[float] = []
+    ins: list[float] = []
+    refused = 0
+    # Before the clock starts: connect, and run one check-out/check-in of an item of this desk's
+    # own so the statement caches are warm (a desk's client runs for hours, not ten scans).
+    warm = f"BC{seed % items + 1:07d}"
+    with sessions() as s:
+        circulation.check_out(s, item_code=warm, ticket_number=f"T{seed % readers + 1:06d}",
+                              service_point="desk", actor=f"desk{seed}")
+        s.commit()
+    with sessions() as s:
+        circulation.check_in(s, item_code=warm, actor=f"desk{seed}")
+        s.commit()
+    while time.time() < start_at:
+        time.sleep(0.005)
+    deadline = start_at + seconds
+    next_op = start_at + rng.random() * pace_s  # desks do not all scan at the same instant
+    while True:
+        if pace_s:
+            pause = next_op - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            next_op += pace_s
+        if time.time() >= deadline:
+            break
+        code = f"BC{rng.randint(1, items):07d}"
+        ticket = f"T{rng.randint(1, readers):06d}"
+        t = time.perf_counter()
+        with sessions() as s:
+            try:
+                circulation.check_out(s, item_code=code, ticket_number=ticket,
+                                      service_point="desk", actor=f"desk{seed}")
+                s.commit()
+            except LoanRefused:
+                s.rollback()
+                refused += 1
+                continue
+        outs.append((time.perf_counter() - t) * 1000)
+        if pace_s:
+            pause = next_op - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            next_op += pace_s
+        t = time.perf_counter()
+        with sessions() as s:
+            circulation.check_in(s, item_code=code, actor=f"desk{seed}")
+            s.commit()
+        ins.append((time.perf_counter() - t) * 1000)
+    engine.dispose()
+    out.put((outs, ins, refused))
+
+
+def run(url: str, args: argparse.Namespace, pace_s: float) -> tuple[float, Latencies]:
+    """Start the desks, wait for them, gather what they measured."""
+    ctx = multiprocessing.get_context("fork")
+    out: Queue = ctx.Queue()  # type: ignore[type-arg]
+    start_at = time.time() + 5.0 + args.desks * 0.1
+    procs = [
+        ctx.Process(target=desk, args=(url, 1000 * round(pace_s * 1000) + i, args.items,
+                                       args.readers, start_at, args.seconds, pace_s, out))
+        for i in range(args.desks)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    outs = [x for r in results for x in r[0]]
+    ins = [x for r in results for x in r[1]]
+    return args.seconds, (outs, ins, sum(r[2] for r in results))
+
+
+def pct(xs: list[float], q: int) -> float:
+    """The ``q``-th percentile."""
+    return statistics.quantiles(xs, n=100)[q - 1] if len(xs) > 1 else float("nan")
+
+
+def report(label: str, elapsed: float, lat: Latencies, desks: int) -> None:
+    """Print one run's figures."""
+    outs, ins, refused = lat
+    ops = len(outs) + len(ins)
+    print(f"\n{label}: {desks} desks, {elapsed:.0f} s, {ops:,} operations "
+          f"({ops / elapsed:,.0f} ops/s), {refused} refused (item already out)")
+    for name, xs in (("check-out", outs), ("check-in", ins), ("all", outs + ins)):
+        print(f"  {name:9s} n={len(xs):7,d}  p50 {pct(xs, 50):7.2f} ms  "
+              f"p99 {pct(xs, 99):7.2f} ms  mean {statistics.fmean(xs):7.2f} ms")
+    mean_in = statistics.fmean(ins)
+    print(f"  check-in mean {mean_in:.1f} ms vs FOLIO's published ~{FOLIO_CHECKIN_MS:.0f} ms at "
+          f"25 users: {FOLIO_CHECKIN_MS / mean_in:.1f}x (published figure, not measured here)")
+    print(f"  goal p99 < 20 ms: {'met' if pct(outs + ins, 99) < 20 else 'NOT met'}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--readers", type=int, default=100_000)
+    ap.add_argument("--desks", type=int, default=25)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--pace-ms", type=float, default=1000.0)
+    args = ap.parse_args()
+    admin = os.environ.get("QOR_TEST_DATABASE_URL")
+    if not admin:
+        print("QOR_TEST_DATABASE_URL is not set (PostgreSQL from infra/test-services)")
+        return 2
+    name = f"qor_circ_bench_{uuid.uuid4().hex[:8]}"
+    admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+        settings = {
+            k: c.execute(text(f"SHOW {k}")).scalar() for k in ("fsync", "synchronous_commit")
+        }
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()  # the desks are forked: each opens its own connection
+        t0 = time.perf_counter()
+        load(url, args.items, args.readers)
+        print(f"loaded {args.items:,} items, {args.readers:,} readers with COPY in "
+              f"{time.perf_counter() - t0:.1f} s; server fsync={settings['fsync']}, "
+              f"synchronous_commit={settings['synchronous_commit']}; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        elapsed, lat = run(url, args, args.pace_ms / 1000)
+        report(f"paced (one operation per desk every {args.pace_ms:.0f} ms)", elapsed, lat,
+               args.desks)
+        print(f"  load average now {os.getloadavg()[0]:.1f}")
+        elapsed, lat = run(url, args, 0.0)
+        report("saturated (no pause)", elapsed, lat, args.desks)
+        print(f"  load average now {os.getloadavg()[0]:.1f}")
+    finally:
+        with admin_engine.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Scale-out of the digitise flow on Dask: pages/s with one and with two Dask worker processes.
+
+Run from the repository root (Tesseract and veraPDF installed; a Prefect API in PREFECT_API_URL,
+or none and Prefect starts its ephemeral one)::
+
+    .venv/bin/python bench/scale_out.py [--pages 6]
+
+What it does, all in one run on the same input:
+
+1. writes ``--pages`` sample scans (Qor's rendered Kazakh/Russian pages, repeated);
+2. starts ``dask scheduler`` and one ``dask worker`` (one thread) as separate processes, runs the
+   whole digitise flow on an embedded depository with ``QOR_DASK_SCHEDULER_ADDRESS`` set, and
+   reads the OCR stage time and the whole run's time from the run's summary;
+3. the same with two worker processes (a fresh depository, so it is a new copy, not a rerun);
+4. Prefect's own cost per task: ``--tasks`` no-op tasks submitted to a thread pool inside a flow,
+   against the same calls as plain functions, divided by the count.
+
+Prints pages/s for each and the scaling factor (two workers / one worker) of the OCR stage and of
+the whole run; the goal on a 2-core machine is >= 1.8x for OCR. The run's other stages (PDF/A
+validation, packaging, upload) are serial and do not scale with Dask workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@contextmanager
+def dask_cluster(workers: int, where: Path) -> Iterator[str]:
+    """A scheduler and ``workers`` one-thread worker processes on loopback; yields the address."""
+    from distributed import Client
+
+    where.mkdir(parents=True, exist_ok=True)
+    sched_file = where / "scheduler.json"
+    # PYTHONPATH: a Dask worker's scratch folder (first on its sys.path) holds a "storage" spill
+    # folder that hides an editable install of Qor's package of that name.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    log = (where / "dask.log").open("ab")
+    procs = [subprocess.Popen([str(VENV_BIN / "dask"), "scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file",
+                               str(sched_file)], stdout=log, stderr=log, env=env)]
+    try:
+        for n in range(workers):
+            procs.append(subprocess.Popen(
+                [str(VENV_BIN / "dask"), "worker", "--scheduler-file", str(sched_file),
+                 "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--name", f"w{n}",
+                 "--host", "127.0.0.1"], stdout=log, stderr=log, env=env))
+        deadline = time.monotonic() + 60
+        while not sched_file.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dask scheduler did not start; see {where / 'dask.log'}")
+            time.sleep(0.2)
+        address = str(json.loads(sched_file.read_text())["address"])
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=60)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def digitise_once(pages: list[Path], data_dir: Path, address: str) -> tuple[float, float]:
+    """(OCR stage seconds, whole run seconds) of one digitise run with pages on ``address``."""
+    from catalog_sync import register
+    from flows.digitise import run_digitise
+    from qor import wiring
+    from qor.settings import load_settings
+
+    os.environ["QOR_DATA_DIR"] = str(data_dir)
+    os.environ["QOR_DASK_SCHEDULER_ADDRESS"] = address
+    with wiring.register_session(load_settings()) as session:
+        register.add_item(session, inventory_number="BENCH-1", title="Bench", actor="bench")
+    start = time.perf_counter()
+    summary = run_digitise(pages, inventory_number="BENCH-1")
+    total = time.perf_counter() - start
+    assert summary.status == "created" and summary.pages == len(pages)
+    return summary.stage_seconds["ocr"], total
+
+
+def prefect_task_overhead(count: int) -> float:
+    """Seconds Prefect adds per task (submitted to a thread pool in a flow) over a plain call."""
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    def work(i: int) -> int:
+        return i * i
+
+    tracked = task(work, name="noop")
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]
+    def many(n: int) -> int:
+        return sum(f.result() for f in [tracked.submit(i) for i in range(n)])
+
+    @flow
+    def plain(n: int) -> int:
+        return sum(work(i) for i in range(n))
+
+    plain(count)  # warm both paths: flow registration, client, imports
+    many(2)
+    t0 = time.perf_counter()
+    plain(count)
+    t1 = time.perf_counter()
+    many(count)
+    t2 = time.perf_counter()
+    return ((t2 - t1) - (t1 - t0)) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=6)
+    parser.add_argument("--tasks", type=int, default=100)
+    args = parser.parse_args()
+
+    from flows.capture.samples import write_sample_batch
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    for key in [k for k in os.environ if k.startswith("QOR_") and k != "QOR_VERAPDF"]:
+        del os.environ[key]
+    root = Path(tempfile.mkdtemp(prefix="qor-bench-scale-"))
+    try:
+        samples = write_sample_batch(root / "samples")
+        pages: list[Path] = []
+        for n in range(args.pages):
+            src = samples[n % len(samples)].path
+            dest = root / "batch" / f"{n + 1:04d}{src.suffix}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dest)
+            pages.append(dest)
+
+        results: dict[int, tuple[float, float]] = {}
+        for workers in (1, 2):
+            with dask_cluster(workers, root / f"dask{workers}") as address:
+                results[workers] = digitise_once(pages, root / f"qor{workers}", address)
+        overhead = prefect_task_overhead(args.tasks)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    n = len(pages)
+    print(f"input: {n} pages (Qor sample scans), one Tesseract per Dask worker thread, "
+          f"{os.cpu_count()} CPU cores")
+    print(f"{'dask workers':>12} {'OCR s':>8} {'OCR pages/s':>12} {'run s':>8} {'run pages/s':>12}")
+    for workers, (ocr, total) in results.items():
+        print(f"{workers:>12} {ocr:>8.2f} {n / ocr:>12.3f} {total:>8.2f} {n / total:>12.3f}")
+    ocr_factor = results[1][0] / results[2][0]
+    run_factor = results[1][1] / results[2][1]
+    print(f"scaling factor, 2 vs 1 workers: OCR stage {ocr_factor:.2f}x, whole run "
+          f"{run_factor:.2f}x (goal for OCR: >= 1.8x)")
+    print(f"Prefect overhead per task (thread pool, {args.tasks} no-op tasks vs plain calls): "
+          f"{overhead * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""Reader and staff accounts, passwords (argon2id), lock-out and browser sessions.
+
+* A reader account (оқырман · читатель) belongs to a reader of the register, found by reader
+  ticket number (оқырман билеті · читательский билет); the ticket number is the sign-in name.
+* Staff accounts are another table with a role (:class:`~elibrary.models.StaffRole`); a staff
+  session can never act as a reader nor a reader's as staff (R10).
+* Passwords are hashed with argon2id (``argon2-cffi``'s RFC 9106 low-memory profile); a hash
+  made with weaker parameters is upgraded at the next sign-in.
+* After ``max_failed`` wrong passwords in a row the account is locked for ``lockout`` — even the
+  right password is refused meanwhile. Unknown names cost the same hashing time as known ones.
+* A session is a random 256-bit token in the cookie; the database keeps only its SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.profiles import RFC_9106_LOW_MEMORY
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from catalog_sync.errors import ReaderNotFound
+from catalog_sync.models import Reader, ReaderStatus, utcnow
+from elibrary.errors import AccountError, AccountLocked, BadCredentials
+from elibrary.models import ReaderAccount, StaffAccount, StaffRole, WebSession
+
+logger = logging.getLogger(__name__)
+
+_HASHER = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
+# Verified against when the name is unknown, so timing does not tell which names exist.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+
+READER = "reader"
+STAFF = "staff"
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` (refused if shorter than 10 or longer than 1024)."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise AccountError(
+            f"a password needs {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+        )
+    return _HASHER.hash(password)
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def create_reader_account(session: Session, *, ticket_number: str, password: str) -> ReaderAccount:
+    """Open an e-library account for the reader holding ``ticket_number``.
+
+    Refused (:class:`AccountError`) for an unknown ticket or one that already has an account.
+    """
+    reader = session.scalar(select(Reader).where(Reader.ticket_number == ticket_number))
+    if reader is None:
+        raise AccountError(f"no reader with ticket {ticket_number!r} in the register")
+    if session.scalar(select(ReaderAccount.id).where(ReaderAccount.reader_id == reader.id)):
+        raise AccountError(f"reader {ticket_number} already has an e-library account")
+    account = ReaderAccount(reader_id=reader.id, password_hash=hash_password(password),
+                            failed_logins=0, disabled=False, created_at=utcnow())
+    session.add(account)
+    session.flush()
+    return account
+
+
+def create_staff_account(
+    session: Session, *, username: str, role: StaffRole | str, password: str
+) -> StaffAccount:
+    """Open a staff account with one role (refused if the name is taken or malformed)."""
+    name = username.strip()
+    if not name or len(name) > 64 or not name.replace("-", "").replace(".", "").isalnum():
+        raise AccountError(f"staff user name {username!r}: 1–64 letters, digits, '.', '-'")
+    try:
+        role_value = StaffRole(role).value
+    except ValueError:
+        raise AccountError(
+            f"unknown staff role {role!r} (one of {', '.join(r.value for r in StaffRole)})"
+        ) from None
+    if session.scalar(select(StaffAccount.id).where(StaffAccount.username == name)):
+        raise AccountError(f"staff account {name!r} exists already")
+    account = StaffAccount(username=name, role=role_value, password_hash=hash_password(password),
+                           failed_logins=0, disabled=False, created_at=utcnow())
+    session.add(account)
+    session.flush()
+    return account
+
+
+def set_password(
+    session: Session, *, kind: str, name: str, password: str
+) -> None:
+    """Set a new password and lift any lock-out (``kind`` is ``reader`` or ``staff``)."""
+    account = _find(session, kind, name)
+    if account is None:
+        raise AccountError(f"no {kind} account {name!r}")
+    account.password_hash = hash_password(password)
+    account.failed_logins = 0
+    account.locked_until = None
+    session.flush()
+
+
+def unlock(session: Session, *, kind: str, name: str) -> None:
+    """Lift a lock-out before it ends (a librarian, after checking who asks)."""
+    account = _find(session, kind, name)
+    if account is None:
+        raise AccountError(f"no {kind} account {name!r}")
+    account.failed_logins = 0
+    account.locked_until = None
+    session.flush()
+
+
+def _find(session: Session, kind: str, name: str) -> ReaderAccount | StaffAccount | None:
+    if kind == READER:
+        return session.scalar(
+            select(ReaderAccount)
+            .join(Reader, Reader.id == ReaderAccount.reader_id)
+            .where(Reader.ticket_number == name)
+        )
+    if kind == STAFF:
+        return session.scalar(select(StaffAccount).where(StaffAccount.username == name))
+    raise AccountError(f"unknown account kind {kind!r}")
+
+
+def authenticate(
+    session: Session,
+    *,
+    kind: str,
+    name: str,
+    password: str,
+    max_failed: int,
+    lockout: timedelta,
+    now: datetime | None = None,
+) -> int:
+    """The account id if ``password`` is right; else :class:`BadCredentials` or
+    :class:`AccountLocked`. Counts failures and locks after ``max_failed`` in a row; the
+    caller commits either way (a failure must be remembered)."""
+    when = now or utcnow()
+    account = _find(session, kind, name[:64])
+    if account is None or len(password) > MAX_PASSWORD_LENGTH:
+        _verify(_DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+        raise BadCredentials()
+    if account.locked_until is not None and account.locked_until > when:
+        raise AccountLocked(name, account.locked_until.strftime("%Y-%m-%d %H:%M UTC"))
+    if account.disabled or not _verify(account.password_hash, password):
+        account.failed_logins += 1
+        if account.failed_logins >= max_failed:
+            account.locked_until = when + lockout
+            account.failed_logins = 0
+            logger.warning("%s account %s locked after %d wrong passwords", kind, name, max_failed)
+        session.flush()
+        raise BadCredentials()
+    if kind == READER:
+        reader = session.get(Reader, account.reader_id)  # type: ignore[union-attr]
+        if reader is None:
+            raise ReaderNotFound(name)
+        if reader.status != ReaderStatus.ACTIVE.value:
+            # A blocked reader (R16 debts) keeps the account but cannot sign in meanwhile.
+            raise BadCredentials()
+    account.failed_logins = 0
+    account.locked_until = None
+    if _HASHER.check_needs_rehash(account.password_hash):
+        account.password_hash = _HASHER.hash(password)
+    session.flush()
+    return account.id
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a session belongs to: a reader (with the ticket) or a staff member (with a role)."""
+
+    kind: str
+    account_id: int
+    name: str
+    role: str | None = None
+
+    @property
+    def is_reader(self) -> bool:
+        return self.kind == READER
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == STAFF
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def start_session(
+    session: Session, *, kind: str, account_id: int, lifetime: timedelta
+) -> str:
+    """A new session token (put it in the cookie); expired sessions are removed meanwhile."""
+    now = utcnow()
+    session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    token = secrets.token_urlsafe(32)
+    session.add(WebSession(token_sha256=_token_digest(token), kind=kind, account_id=account_id,
+                           created_at=now, expires_at=now + lifetime))
+    session.flush()
+    return token
+
+
+def end_session(session: Session, token: str) -> None:
+    """Sign out: the token stops working at once."""
+    session.execute(delete(WebSession).where(WebSession.token_sha256 == _token_digest(token)))
+
+
+def session_principal(session: Session, token: str | None, *, kind: str) -> Principal | None:
+    """Who holds ``token`` as a ``kind`` session, or None (unknown, expired, other kind)."""
+    if not token or len(token) > 128:
+        return None
+    row = session.scalar(select(WebSession).where(WebSession.token_sha256 == _token_digest(token)))
+    if row is None or row.kind != kind or row.expires_at <= utcnow():
+        return None
+    if kind == READER:
+        found = session.execute(
+            select(ReaderAccount, Reader)
+            .join(Reader, Reader.id == ReaderAccount.reader_id)
+            .where(ReaderAccount.id == row.account_id)
+        ).first()
+        if found is None or found[0].disabled or found[1].status != ReaderStatus.ACTIVE.value:
+            return None
+        return Principal(kind=READER, account_id=found[0].id, name=found[1].ticket_number)
+    staff = session.get(StaffAccount, row.account_id)
+    if staff is None or staff.disabled:
+        return None
+    return Principal(kind=STAFF, account_id=staff.id, name=staff.username, role=staff.role)

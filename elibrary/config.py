@@ -1,0 +1,185 @@
+"""The e-library's settings (``QOR_ELIBRARY_*`` / ``elibrary_*`` keys in ``qor.toml``) and the
+plain configuration value the web application is built from.
+
+:class:`ElibrarySettings` reads the environment and the same ``qor.toml`` as
+:class:`qor.settings.QorSettings`; :func:`make_config` turns both into an
+:class:`ElibraryConfig` of plain values, which :func:`elibrary.web.create_app` takes (the web
+code never reads settings itself).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from elibrary.errors import InvalidParameter
+from elibrary.models import Rights
+from qor.errors import ConfigurationError
+from qor.settings import QorSettings, _config_files, is_placeholder
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(value: str, *, name: str) -> tuple[Network, ...]:
+    """``"10.0.0.0/8, 192.168.5.0/24"`` → networks; :class:`InvalidParameter` on a bad entry."""
+    out: list[Network] = []
+    for part in value.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as e:
+            raise InvalidParameter(name, f"{part!r} is not an IP network ({e})") from e
+    return tuple(out)
+
+
+class ElibrarySettings(BaseSettings):
+    """Settings of the e-library. Field ``elibrary_foo`` is environment variable
+    ``QOR_ELIBRARY_FOO`` and key ``elibrary_foo`` in ``qor.toml``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QOR_", extra="ignore", validate_default=True, frozen=True
+    )
+
+    elibrary_default_rights: Rights = Rights.READERS
+    """Rights a copy gets when it enters the e-library (``qor elibrary rights`` changes them)."""
+    elibrary_reading_room_networks: str = ""
+    """Comma-separated IP networks of the library's reading rooms (CIDR), for ``reading-room``."""
+    elibrary_trusted_proxies: str = ""
+    """Reverse proxies whose ``X-Forwarded-For`` is believed (CIDR list); none by default."""
+    elibrary_secret_key: SecretStr | None = None
+    """Signs anti-forgery and resumption tokens; default: a random key kept in
+    ``<data_dir>/elibrary-secret`` (mode 0600)."""
+    elibrary_host: str = "127.0.0.1"
+    elibrary_port: int = Field(default=8080, ge=1, le=65535)
+    elibrary_base_url: str = "http://127.0.0.1:8080"
+    """Public address (OAI-PMH ``baseURL`` and record identifiers)."""
+    elibrary_admin_email: str = "elibrary@library.invalid"
+    """OAI-PMH ``adminEmail``."""
+    elibrary_max_failed_logins: int = Field(default=5, ge=1, le=100)
+    elibrary_lockout_minutes: int = Field(default=15, ge=1)
+    elibrary_session_hours: int = Field(default=8, ge=1, le=24 * 30)
+    elibrary_read_log_days: int = Field(default=365, ge=1)
+    """After this many days a read keeps only copy, day and bytes: the account is forgotten."""
+    elibrary_oai_page_size: int = Field(default=100, ge=1, le=10_000)
+    elibrary_pdfjs_dir: Path = Path("/usr/share/javascript/pdf")
+    """pdf.js as installed by Debian's ``libjs-pdf`` (``build/pdf.js``, ``build/pdf.worker.js``)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = _config_files()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if files:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=files))
+        return tuple(sources)
+
+    @field_validator("elibrary_reading_room_networks", "elibrary_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        try:
+            parse_networks(value, name="networks")
+        except InvalidParameter as e:
+            raise ValueError(str(e)) from e
+        return value
+
+    @field_validator("elibrary_secret_key")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raw = value.get_secret_value()
+            if is_placeholder(raw) or len(raw) < 16:
+                raise ValueError("QOR_ELIBRARY_SECRET_KEY is a placeholder or shorter than 16")
+        return value
+
+
+def load_elibrary_settings(**overrides: object) -> ElibrarySettings:
+    """Read the e-library settings; a bad value becomes one :class:`ConfigurationError`."""
+    from pydantic import ValidationError
+
+    try:
+        return ElibrarySettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigurationError(f"invalid e-library settings: {reasons}") from e
+
+
+@dataclass(frozen=True)
+class ElibraryConfig:
+    """Everything the web application needs, as plain values."""
+
+    secret_key: bytes = field(repr=False)
+    library_name: str = "State Library"
+    default_rights: Rights = Rights.READERS
+    reading_room_networks: tuple[Network, ...] = ()
+    trusted_proxies: tuple[Network, ...] = ()
+    base_url: str = "http://127.0.0.1:8080"
+    admin_email: str = "elibrary@library.invalid"
+    max_failed_logins: int = 5
+    lockout_minutes: int = 15
+    session_hours: int = 8
+    oai_page_size: int = 100
+    read_log_days: int = 365
+    pdfjs_dir: Path = Path("/usr/share/javascript/pdf")
+
+
+def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
+    """The configured secret, or the one kept in ``<data_dir>/elibrary-secret`` (made once)."""
+    if elib.elibrary_secret_key is not None:
+        return elib.elibrary_secret_key.get_secret_value().encode("utf-8")
+    path = settings.data_dir / "elibrary-secret"
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            raise ConfigurationError(f"{path}: group or others can read it (chmod 600)") from None
+        return bytes.fromhex(path.read_text("ascii").strip())
+    except OSError as e:
+        raise ConfigurationError(f"{path}: cannot create the e-library secret ({e})") from e
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    return bytes.fromhex(path.read_text("ascii").strip())
+
+
+def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig:
+    """The web application's configuration from Qor's and the e-library's settings."""
+    return ElibraryConfig(
+        secret_key=secret_key(settings, elib),
+        library_name=settings.library_name,
+        default_rights=elib.elibrary_default_rights,
+        reading_room_networks=parse_networks(
+            elib.elibrary_reading_room_networks, name="elibrary_reading_room_networks"
+        ),
+        trusted_proxies=parse_networks(
+            elib.elibrary_trusted_proxies, name="elibrary_trusted_proxies"
+        ),
+        base_url=elib.elibrary_base_url.rstrip("/"),
+        admin_email=elib.elibrary_admin_email,
+        max_failed_logins=elib.elibrary_max_failed_logins,
+        lockout_minutes=elib.elibrary_lockout_minutes,
+        session_hours=elib.elibrary_session_hours,
+        oai_page_size=elib.elibrary_oai_page_size,
+        read_log_days=elib.elibrary_read_log_days,
+        pdfjs_dir=elib.elibrary_pdfjs_dir,
+    )

@@ -1,0 +1,260 @@
+"""CLI commands of the integrity area: fixity audits and reports, rebuilding register links,
+validating a bag in a store.
+
+    qor fixity audit [--mode deep|quick] [--bag ID]… [--due] [--no-repair] [--restart]
+    qor fixity report --out DIR [--days N]
+    qor register rebuild-links [--store URI] [--no-create-items]
+    qor bag validate-stored URI
+
+Installed into the main app by :func:`install` (one line in ``qor/cli.py``). Heavy modules are
+imported inside the commands so ``qor --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from qor.errors import QorError
+
+if TYPE_CHECKING:
+    from integrity.audit import AuditRun
+
+app = typer.Typer(help="Fixity audits (сақталуын тексеру / проверка сохранности) of stored bags.",
+                  no_args_is_help=True)
+register_app = typer.Typer(help="Maintenance of the fund register.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+
+
+def install(main: typer.Typer, bag_app: typer.Typer) -> None:
+    """Add ``qor fixity …``, ``qor register rebuild-links`` and ``qor bag validate-stored``."""
+    main.add_typer(app, name="fixity")
+    main.add_typer(register_app, name="register")
+    bag_app.command("validate-stored")(bag_validate_stored)
+
+
+def _print_run(run: AuditRun) -> None:
+    from rich.table import Table
+
+    from qor.cli import console
+
+    table = Table(title=f"Fixity audit {run.run_id} ({run.mode}"
+                        f"{', resumed' if run.resumed else ''})")
+    for col in ("inventory", "bag", "objects", "bytes", "outcome"):
+        table.add_column(col)
+    for b in run.bags:
+        colour = {"success": "green", "repaired": "yellow"}.get(b.outcome, "bold red")
+        table.add_row(b.inventory_number or "?", b.bag_id, str(b.files_checked),
+                      f"{b.bytes_checked:,}", f"[{colour}]{b.outcome}[/]")
+    console.print(table)
+    for b in run.bags:
+        for f in b.failures:
+            fixed = f.key() not in {r.key() for r in b.remaining}
+            mark = "[yellow]repaired[/]" if fixed else "[bold red]NOT REPAIRED[/]"
+            console.print(f"  {mark} bag {b.bag_id}: {f.message}", highlight=False)
+        for r in b.repairs:
+            console.print(f"    repair {r.path}: {r.detail}", highlight=False)
+    for uri, bag in run.orphans:
+        console.print(f"  [yellow]unregistered bag[/] {bag} in {uri} "
+                      "(see qor register rebuild-links)", highlight=False)
+    verdict = "[bold green]all intact[/]" if run.ok else f"[bold red]{len(run.failed)} bag(s) " \
+              "DAMAGED[/]"
+    console.print(f"{len(run.bags)} bag(s), {run.files_checked} object(s), "
+                  f"{run.bytes_checked:,} bytes checked: {verdict}")
+
+
+@app.command("audit")
+def fixity_audit(
+    mode: Annotated[str, typer.Option(
+        help="deep: re-hash every object; quick: compare the store's checksums and sizes "
+             "without downloading.")] = "deep",
+    bag: Annotated[list[str] | None, typer.Option(
+        "--bag", help="Audit only this bag id (repeat for several).")] = None,
+    due: Annotated[bool, typer.Option(
+        "--due", help="Deep mode: only today's share (each bag every "
+                      "QOR_FIXITY_DEEP_EVERY_DAYS days).")] = False,
+    no_repair: Annotated[bool, typer.Option(
+        "--no-repair", help="Report damage without restoring from the replica.")] = False,
+    restart: Annotated[bool, typer.Option(
+        "--restart", help="Start afresh instead of resuming an interrupted audit.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Objects hashed at once.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Audit stored bags. Exit 0 when every bag is intact (or repaired), 4 when damage remains
+    (after alerting), 3 when a store or the register is unreachable (rerun to resume)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from flows import progress
+    from flows.fixity import run_fixity_audit
+    from integrity.audit import AuditRun, BagAudit
+    from integrity.errors import FixityAuditFailed
+    from qor.cli import _emit_json, _fail, _settings, err_console
+
+    if mode not in ("deep", "quick"):
+        err_console.print(f"[bold red]error:[/] --mode must be deep or quick, not {mode!r}")
+        raise typer.Exit(2)
+    _settings()
+    failed: FixityAuditFailed | None = None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=err_console, disable=as_json, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+        labels = {"fixity-bags": "Bags", "fixity-files": "Objects of this bag"}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            with progress.listening(on_progress):
+                data = run_fixity_audit(mode=mode, bag_ids=bag or None, scheduled=due,
+                                        repair=not no_repair, resume=not restart,
+                                        workers=workers)
+        except FixityAuditFailed as e:
+            failed = e
+            data = e.result.as_dict() if isinstance(e.result, AuditRun) else {}
+        except QorError as e:
+            raise _fail(e) from e
+    if as_json:
+        _emit_json(data)
+    elif data:
+        run = AuditRun(
+            run_id=data["run_id"], mode=data["mode"], started_at=_dt(data["started_at"]),
+            finished_at=_dt(data["finished_at"]),
+            bags=tuple(BagAudit.from_dict(b) for b in data["bags"]),
+            orphans=tuple((o["store_uri"], o["bag_id"]) for o in data["orphans"]),
+            resumed=data["resumed"], checked_here=tuple(data["checked_here"]))
+        _print_run(run)
+    if failed is not None:
+        raise _fail(failed)
+
+
+def _dt(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value)
+
+
+@app.command("report")
+def fixity_report(
+    out: Annotated[Path, typer.Option("--out", help="Folder for fixity-report.html/.csv/.json.")],
+    days: Annotated[int | None, typer.Option(help="Only the last N days (default: all).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the fixity report (HTML for people, CSV and JSON) from the register's events."""
+    from flows.fixity import report_from_register
+    from qor.cli import _emit_json, _fail, _settings, console
+
+    settings = _settings()
+    try:
+        report = report_from_register(settings, days=days)
+    except QorError as e:
+        raise _fail(e) from e
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"html": out / "fixity-report.html", "csv": out / "fixity-report.csv",
+             "json": out / "fixity-report.json"}
+    report.write_html(paths["html"])
+    report.write_csv(paths["csv"])
+    report.write_json(paths["json"])
+    if as_json:
+        _emit_json({"ok": report.ok, "totals": report.totals(),
+                    "files": {k: str(v) for k, v in paths.items()}})
+        return
+    t = report.totals()
+    console.print(f"{t['bags']} bag(s), {t['checks']} check(s), {t['failures']} failure(s) "
+                  f"({t['not_repaired']} not repaired)")
+    for p in paths.values():
+        console.print(f"wrote {p}")
+
+
+@register_app.command("rebuild-links")
+def rebuild_links_command(
+    store: Annotated[str | None, typer.Option(
+        help="Store to read the bags from (default: the primary store).")] = None,
+    no_create_items: Annotated[bool, typer.Option(
+        "--no-create-items", help="Do not re-enter items missing from the register.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild the digital-copy rows (item ↔ copy links) from the bags in the store."""
+    from rich.table import Table
+
+    from integrity.rebuild import rebuild_links
+    from qor import wiring
+    from qor.cli import _actor, _emit_json, _fail, _settings, console
+
+    settings = _settings()
+    try:
+        target = (wiring.store_for_uri(settings, store) if store
+                  else wiring.primary_store(settings))
+        keyring = wiring.keyring(settings)
+        known = set(keyring.kek_ids())
+        with wiring.register_session(settings) as session:
+            links = rebuild_links(session, target, actor=_actor(),
+                                  kek_usable=lambda k: k in known,
+                                  create_items=not no_create_items)
+    except QorError as e:
+        raise _fail(e) from e
+    if as_json:
+        _emit_json([link.as_dict() for link in links])
+        return
+    table = Table(title=f"Register links rebuilt from {target.uri}")
+    for col in ("bag", "inventory", "version", "action", "reason"):
+        table.add_column(col)
+    for link in links:
+        table.add_row(link.bag_id, link.inventory_number or "?", str(link.version or "?"),
+                      link.action + (" (+item)" if link.item_created else ""), link.reason)
+    console.print(table)
+
+
+def split_bag_uri(uri: str) -> tuple[str, str]:
+    """``<store-uri>/bags/<id>/`` → (store URI, ``bags/<id>/``); an S3 URI without ``/bags/``
+    → (the bucket, the rest as the bag's prefix)."""
+    from urllib.parse import urlsplit
+
+    marker = uri.rstrip("/").rfind("/bags/")
+    if marker > 0:
+        return uri[:marker], uri[marker + 1:].rstrip("/") + "/"
+    parts = urlsplit(uri)
+    if parts.scheme == "s3" and parts.path.strip("/"):
+        return f"s3://{parts.netloc}", parts.path.strip("/") + "/"
+    raise typer.BadParameter(f"{uri}: give the bag's location, e.g. s3://bucket/bags/<bag-id>/ "
+                             "or file:///store/bags/<bag-id>/")
+
+
+def bag_validate_stored(
+    uri: Annotated[str, typer.Argument(
+        help="A bag in a store: s3://bucket[/prefix]/bags/<bag-id>/ or "
+             "file:///store/bags/<bag-id>/.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a stored bag against RFC 8493, streaming every object and re-hashing it.
+    Exit 0 when valid, 1 when not, 3 when the store cannot be read."""
+    from integrity.store_source import StoreBagSource
+    from integrity.validate import problems
+    from qor import wiring
+    from qor.cli import _emit_json, _fail, _problem_dict, _settings, console
+
+    settings = _settings()
+    store_uri, prefix = split_bag_uri(uri)
+    try:
+        source = StoreBagSource(wiring.store_for_uri(settings, store_uri), prefix)
+        if not source.files():
+            from integrity.errors import BagUnreadableError
+
+            raise BagUnreadableError(f"{uri}: no bag there (no object under {prefix})")
+        found = problems(source)
+    except QorError as e:
+        raise _fail(e) from e
+    if as_json:
+        _emit_json({"bag": uri, "valid": not found,
+                    "problems": [_problem_dict(p) for p in found]})
+    elif not found:
+        console.print(f"[bold green]valid[/]: {uri}")
+    else:
+        console.print(f"[bold red]invalid[/]: {uri} — {len(found)} problem(s)")
+        for p in found:
+            console.print(f"  • {p}", highlight=False)
+    raise typer.Exit(0 if not found else 1)

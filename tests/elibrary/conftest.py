@@ -1,0 +1,130 @@
+"""Fixtures of the e-library tests: a library with copies of every right, and the app on it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from catalog_sync import db
+from elibrary.config import ElibraryConfig, parse_networks
+from elibrary.models import Rights
+from elibrary.web import create_app
+from storage import FileStore, LocalKeyring, open_store
+from tests.elibrary.library import Library, MadeCopy
+
+READING_ROOM_NET = "10.20.0.0/16"
+INSIDE_IP = "10.20.1.7"
+OUTSIDE_IP = "203.0.113.9"
+#: A Kazakh word that occurs only in the OCR text of the "open" copy.
+UNIQUE_WORD = "Жезқазған"
+SECRET = b"test secret key for the e-library tests, 48 bytes"
+
+
+@dataclass(frozen=True)
+class Copies:
+    open: MadeCopy
+    readers: MadeCopy
+    reading_room: MadeCopy
+    dark: MadeCopy
+
+
+def _library(root: Path) -> Library:
+    engine = db.make_engine(f"sqlite:///{root / 'register.sqlite3'}")
+    db.upgrade(engine)
+    store = FileStore(root / "store", fsync=False)
+    keyring = LocalKeyring(root / "keys")
+    return Library(sessions=db.session_factory(engine), store=store, keyring=keyring,
+                   work=root / "work")
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
+    """A SQLite register, a file store and a keyring, with readers and staff accounts."""
+    lib = _library(tmp_path_factory.mktemp("elibrary"))
+    lib.add_reader("T-1001")
+    lib.add_reader("T-1002")
+    lib.add_staff("aigerim", "librarian")
+    lib.add_staff("marat", "statistician")
+    return lib
+
+
+@pytest.fixture(scope="session")
+def copies(library: Library) -> Copies:
+    """Four copies, one per right; only the open one contains UNIQUE_WORD (on page 3)."""
+    return Copies(
+        open=library.add_copy(
+            title="Қазақ даласының тарихы", authors=("Әлихан Бөкейханов",), rights=Rights.OPEN,
+            pages=["Бірінші бет. Қазақ халқының тарихы туралы.",
+                   "Екінші бет. Дала мен таулар.",
+                   f"Үшінші бет. {UNIQUE_WORD} қаласы мыс кенімен белгілі."]),
+        readers=library.add_copy(
+            title="История степи", rights=Rights.READERS,
+            pages=["Первая страница. ҚАЗАҚ степь и история.", "Вторая страница о реках."]),
+        reading_room=library.add_copy(
+            title="Сирек қолжазба", rights=Rights.READING_ROOM,
+            pages=["Оқу залындағы сирек қолжазба мәтіні."]),
+        dark=library.add_copy(
+            title="Жабық құжат", rights=Rights.DARK,
+            pages=["Құпия мәтін: бұл ешқашан көрсетілмейді, қазақ."]),
+    )
+
+
+def make_config(**over: object) -> ElibraryConfig:
+    values: dict[str, object] = {
+        "secret_key": SECRET, "library_name": "Test Library",
+        "reading_room_networks": parse_networks(READING_ROOM_NET, name="t"),
+        "base_url": "http://localhost", "oai_page_size": 2, "max_failed_logins": 3,
+    }
+    values.update(over)
+    return ElibraryConfig(**values)  # type: ignore[arg-type]
+
+
+def build_app(library: Library, **over: object) -> FastAPI:
+    return create_app(make_config(**over), sessions=library.sessions,
+                      open_store=lambda uri: open_store(uri), keyring=library.keyring,
+                      flush_seconds=0.2)
+
+
+@pytest.fixture(scope="session")
+def app(library: Library, copies: Copies) -> FastAPI:
+    return build_app(library)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    app: FastAPI
+
+
+@pytest.fixture(scope="session")
+def live_server(library: Library, copies: Copies) -> Iterator[LiveServer]:
+    """The e-library served by uvicorn on localhost (for the harvester and the browser)."""
+    port = free_port()
+    app = build_app(library, base_url=f"http://localhost:{port}")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the e-library test server did not start", pytrace=False)
+        time.sleep(0.05)
+    yield LiveServer(url=f"http://localhost:{port}", app=app)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+

@@ -1,0 +1,273 @@
+"""Security of the e-library: rights per copy (R6), sessions, CSRF, lock-out, ids in URLs (R10)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.elibrary.conftest import INSIDE_IP, OUTSIDE_IP, Copies, build_app
+from tests.elibrary.library import PASSWORD, Library
+
+HTTPS = "https://testserver"
+
+
+def client(app: FastAPI, ip: str = OUTSIDE_IP) -> TestClient:
+    return TestClient(app, base_url=HTTPS, client=(ip, 40000), follow_redirects=False)
+
+
+def csrf_of(c: TestClient, path: str = "/login") -> str:
+    page = c.get(path)
+    m = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    assert m, page.text
+    return m.group(1)
+
+
+def sign_in(c: TestClient, ticket: str, password: str = PASSWORD) -> None:
+    r = c.post("/login", data={"name": ticket, "password": password,
+                               "csrf_token": csrf_of(c), "next": "/"})
+    assert r.status_code == 303, r.text
+
+
+def test_readers_copy_without_session_is_refused_with_no_file_bytes(
+    app: FastAPI, copies: Copies
+) -> None:
+    c = client(app)
+    r = c.get(f"/copies/{copies.readers.bag_id}/file.pdf", headers={"Range": "bytes=0-99"})
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("text/html")
+    assert b"%PDF" not in r.content and copies.readers.pdf_bytes[:64] not in r.content
+    assert c.get(f"/copies/{copies.readers.bag_id}/read").status_code == 401
+
+
+def test_readers_copy_with_a_reader_session_is_served(app: FastAPI, copies: Copies) -> None:
+    c = client(app)
+    sign_in(c, "T-1001")
+    r = c.get(f"/copies/{copies.readers.bag_id}/file.pdf")
+    assert r.status_code == 200
+    assert r.content == copies.readers.pdf_bytes
+
+
+def test_open_copy_is_served_to_anyone(app: FastAPI, copies: Copies) -> None:
+    r = client(app).get(f"/copies/{copies.open.bag_id}/file.pdf")
+    assert r.status_code == 200 and r.content == copies.open.pdf_bytes
+
+
+def test_reading_room_copy_only_from_the_library_network(app: FastAPI, copies: Copies) -> None:
+    outside = client(app, OUTSIDE_IP)
+    sign_in(outside, "T-1001")
+    r = outside.get(f"/copies/{copies.reading_room.bag_id}/file.pdf")
+    assert r.status_code == 403 and b"%PDF" not in r.content
+    inside = client(app, INSIDE_IP)
+    sign_in(inside, "T-1001")
+    r = inside.get(f"/copies/{copies.reading_room.bag_id}/file.pdf")
+    assert r.status_code == 200 and r.content == copies.reading_room.pdf_bytes
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
+    library: Library, copies: Copies
+) -> None:
+    from elibrary.config import parse_networks
+
+    untrusted = client(build_app(library))
+    sign_in(untrusted, "T-1001")
+    r = untrusted.get(f"/copies/{copies.reading_room.bag_id}/file.pdf",
+                      headers={"X-Forwarded-For": INSIDE_IP})
+    assert r.status_code == 403
+    proxied = client(build_app(library, trusted_proxies=parse_networks(f"{OUTSIDE_IP}/32",
+                                                                       name="t")))
+    sign_in(proxied, "T-1001")
+    r = proxied.get(f"/copies/{copies.reading_room.bag_id}/file.pdf",
+                    headers={"X-Forwarded-For": INSIDE_IP})
+    assert r.status_code == 200
+
+
+def test_dark_copy_is_never_served_nor_listed(app: FastAPI, copies: Copies) -> None:
+    c = client(app, INSIDE_IP)
+    sign_in(c, "T-1001")
+    for path in ("", "/read", "/file.pdf"):
+        r = c.get(f"/copies/{copies.dark.bag_id}{path}")
+        assert r.status_code == 404 and b"%PDF" not in r.content
+    unknown = c.get("/copies/bag-000000000000")
+    assert unknown.status_code == 404
+    # Same answer as for a copy that does not exist: nothing tells that it exists.
+    assert unknown.text.replace("bag-000000000000", "X") == c.get(
+        f"/copies/{copies.dark.bag_id}").text.replace(copies.dark.bag_id, "X")
+    found = c.get("/search", params={"q": "қазақ"})
+    assert copies.dark.bag_id not in found.text and "Жабық құжат" not in found.text
+    oai = c.get("/oai", params={"verb": "ListIdentifiers", "metadataPrefix": "oai_dc"})
+    assert copies.dark.bag_id not in oai.text
+
+
+def test_snippets_of_non_readable_copies_are_not_shown(app: FastAPI, copies: Copies) -> None:
+    anonymous = client(app).get("/search", params={"q": "степь"})
+    assert "История степи" in anonymous.text  # the catalogue entry is public
+    assert "<mark>степь" not in anonymous.text  # its OCR text is not
+    c = client(app)
+    sign_in(c, "T-1001")
+    assert "<mark>степь</mark>" in c.get("/search", params={"q": "степь"}).text
+
+
+def test_another_readers_data_is_not_reachable_by_changing_ids(
+    app: FastAPI, copies: Copies
+) -> None:
+    c = client(app)
+    sign_in(c, "T-1001")
+    assert c.get(f"/copies/{copies.readers.bag_id}/file.pdf").status_code == 200
+    assert c.get("/readers/T-1001/reads").status_code == 200
+    for ticket in ("T-1002", "t-1001", "T-1003"):
+        assert c.get(f"/readers/{ticket}/reads").status_code == 403
+    assert client(app).get("/readers/T-1001/reads").status_code == 401
+    # A reader's session is not a staff session, and staff pages are refused to it.
+    r = c.get("/staff")
+    assert r.status_code == 303 and r.headers["location"] == "/staff/login"
+    r = c.post("/staff/rights", data={"bag_id": copies.readers.bag_id, "rights": "open",
+                                      "csrf_token": csrf_of(c, "/")})
+    assert r.status_code == 401
+
+
+def test_staff_roles_are_kept_apart(app: FastAPI, library: Library, copies: Copies) -> None:
+    statistician = client(app)
+    r = statistician.post("/staff/login", data={"name": "marat", "password": PASSWORD,
+                                                "csrf_token": csrf_of(statistician,
+                                                                      "/staff/login")})
+    assert r.status_code == 303
+    assert "Reads per copy" in statistician.get("/staff", params={"lang": "en"}).text
+    r = statistician.post("/staff/rights", data={
+        "bag_id": copies.readers.bag_id, "rights": "open",
+        "csrf_token": csrf_of(statistician, "/staff")})
+    assert r.status_code == 403
+    # A staff session does not read copies as a reader.
+    assert statistician.get(f"/copies/{copies.readers.bag_id}/file.pdf").status_code == 401
+
+
+def test_forms_without_csrf_token_are_refused(app: FastAPI, copies: Copies) -> None:
+    c = client(app)
+    c.get("/login")
+    for data in ({"name": "T-1001", "password": PASSWORD},
+                 {"name": "T-1001", "password": PASSWORD, "csrf_token": "0" * 64}):
+        r = c.post("/login", data=data)
+        assert r.status_code == 403
+        assert "__Host-qor-reader" not in r.headers.get("set-cookie", "")
+    token = csrf_of(c)
+    r = c.post("/login", data={"name": "T-1001", "password": PASSWORD, "csrf_token": token},
+               headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    sign_in(c, "T-1001")
+    assert c.post("/logout", data={}).status_code == 403
+    assert c.get("/readers/T-1001/reads").status_code == 200  # still signed in
+
+
+def test_session_cookie_is_secure_httponly_samesite(app: FastAPI) -> None:
+    c = client(app)
+    r = c.post("/login", data={"name": "T-1001", "password": PASSWORD,
+                               "csrf_token": csrf_of(c)})
+    cookies = r.headers.get_list("set-cookie")
+    session = next(h for h in cookies if h.startswith("__Host-qor-reader="))
+    low = session.lower()
+    assert "secure" in low and "httponly" in low and "samesite=lax" in low and "path=/" in low
+    csrf = next(h for h in cookies if h.startswith("__Host-qor-csrf="))
+    assert "samesite=strict" in csrf.lower() and "httponly" in csrf.lower()
+
+
+def test_sign_out_ends_the_session(app: FastAPI, copies: Copies) -> None:
+    c = client(app)
+    sign_in(c, "T-1001")
+    token = c.cookies.get("__Host-qor-reader")
+    r = c.post("/logout", data={"csrf_token": csrf_of(c, "/")})
+    assert r.status_code == 303
+    replay = client(app)
+    replay.cookies.set("__Host-qor-reader", token or "", domain="testserver")
+    assert replay.get(f"/copies/{copies.readers.bag_id}/file.pdf").status_code == 401
+
+
+@pytest.mark.parametrize("path", [
+    "/copies/..%2F..%2Fetc%2Fpasswd",
+    "/copies/..%2F..%2Fetc%2Fpasswd/file.pdf",
+    "/copies/%2e%2e/file.pdf",
+    "/copies/bag%00x/read",
+    "/copies/bag-x%2Fdata%2Faccess/file.pdf",
+    "/static/..%2F..%2Fweb.py",
+    "/static/../web.py",
+    "/pdfjs/..%2F..%2F..%2Fetc%2Fpasswd",
+    "/readers/..%2FT-1002/reads",
+    "/readers/T-1002%2F..%2FT-1001/reads",
+])
+def test_path_tricks_are_refused(app: FastAPI, path: str) -> None:
+    r = client(app).get(path)
+    assert r.status_code in (400, 404)
+    assert b"root:" not in r.content and b"def create_app" not in r.content
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/copies/{open}/read", {"page": "../../1"}),
+    ("/copies/{open}/read", {"page": "-1"}),
+    ("/copies/{open}/read", {"page": "1e9"}),
+    ("/search", {"q": "x", "offset": "-5"}),
+    ("/search", {"q": "x", "offset": "99999999999"}),
+    ("/search", {"q": "ж" * 500}),
+])
+def test_bad_query_parameters_are_refused(app: FastAPI, copies: Copies, path: str,
+                                          params: dict[str, str]) -> None:
+    r = client(app).get(path.format(open=copies.open.bag_id), params=params)
+    assert r.status_code == 400
+
+
+def test_next_after_sign_in_never_leaves_the_site(app: FastAPI) -> None:
+    for target in ("https://evil.example/", "//evil.example", "/\\evil.example"):
+        c = client(app)
+        r = c.post("/login", data={"name": "T-1002", "password": PASSWORD,
+                                   "csrf_token": csrf_of(c), "next": target})
+        assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_repeated_wrong_passwords_lock_the_account(library: Library, copies: Copies) -> None:
+    library.add_reader("T-LOCK")
+    app = build_app(library, max_failed_logins=3)
+    c = client(app)
+    for _ in range(3):
+        r = c.post("/login", data={"name": "T-LOCK", "password": "wrong password!",
+                                   "csrf_token": csrf_of(c)})
+        assert r.status_code == 401
+    r = c.post("/login", data={"name": "T-LOCK", "password": PASSWORD, "csrf_token": csrf_of(c)})
+    assert r.status_code == 423  # even the right password, while locked
+    assert "__Host-qor-reader" not in r.headers.get("set-cookie", "")
+    from elibrary import accounts
+
+    with library.sessions() as s, s.begin():
+        accounts.unlock(s, kind="reader", name="T-LOCK")
+    sign_in(c, "T-LOCK")
+
+
+def test_passwords_are_stored_as_argon2id(library: Library) -> None:
+    from sqlalchemy import select
+
+    from elibrary.models import ReaderAccount
+
+    with library.sessions() as s:
+        hashes = list(s.scalars(select(ReaderAccount.password_hash)))
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes)
+    assert all(PASSWORD not in h for h in hashes)
+
+
+def test_reads_are_logged_without_extra_personal_data(app: FastAPI, library: Library,
+                                                      copies: Copies) -> None:
+    from sqlalchemy import inspect, select
+
+    from elibrary.models import ReadRecord
+
+    c = client(app)
+    sign_in(c, "T-1002")
+    assert c.get(f"/copies/{copies.readers.bag_id}/file.pdf",
+                 headers={"Range": "bytes=0-999"}).status_code == 206
+    app.state.elibrary.read_log.flush()
+    with library.sessions() as s:
+        rows = list(s.scalars(select(ReadRecord)))
+        engine = s.get_bind()
+    columns = {col["name"] for col in inspect(engine).get_columns("elibrary_reads")}
+    assert any(r.bytes_served == 1000 and r.reader_account_id is not None for r in rows)
+    assert columns == {"id", "copy_id", "reader_account_id", "day", "bytes_served", "place"}
+    page = c.get("/readers/T-1002/reads", params={"lang": "en"}).text
+    assert "История степи" in page
