@@ -252,3 +252,32 @@ def test_digitise_on_postgresql_and_the_s3_server(
 
     pdf = next(p for p in written if p.suffix == ".pdf")
     assert normalise_text(KAZAKH_SENTENCE) in normalise_text(_extract_text(pdf))
+
+
+def test_a_configured_replica_receives_a_verified_copy_of_the_bag(
+    prefect_server: None,
+    sample_pages: list[SamplePage],
+    s3_bucket: str,
+    s3_settings: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The flow copies each verified bag to the replica store (S3 here) and verifies it there."""
+    with qor_environment(tmp_path / "qor", replica_store_uri=f"s3://{s3_bucket}/replica",
+                         **s3_settings):
+        _add_item("KZ-000999")
+        summary = _digitise([sample_pages[2].path], inventory="KZ-000999")
+        with wiring.register_session(load_settings()) as session:
+            events = register.copy_events(session, summary.bag_id)
+    primary = tmp_path / "qor" / "store" / "bags" / summary.bag_id
+    local = {p.relative_to(primary).as_posix(): p.read_bytes()
+             for p in primary.rglob("*") if p.is_file()}
+    client = make_s3_client(s3_settings)
+    prefix = f"replica/bags/{summary.bag_id}/"
+    remote = {o["Key"].removeprefix(prefix): client.get_object(Bucket=s3_bucket,
+                                                                Key=o["Key"])["Body"].read()
+              for page in client.get_paginator("list_objects_v2").paginate(
+                  Bucket=s3_bucket, Prefix=prefix) for o in page.get("Contents", [])}
+    assert remote == local  # byte for byte: the same ciphertext, manifests and tags
+    replications = [e for e in events if e.event_type == "replication"]
+    assert len(replications) == 1 and replications[0].outcome == "success"
+    assert f"s3://{s3_bucket}/replica" in replications[0].detail
