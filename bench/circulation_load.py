@@ -35,14 +35,17 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 
 import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_sync import circulation
 from catalog_sync.db import make_engine, session_factory, upgrade
@@ -156,6 +159,8 @@ def desk(url: str, seed: int, items: int, readers: int, start_at: float, seconds
 
 def run(url: str, args: argparse.Namespace, pace_s: float) -> tuple[float, Latencies]:
     """Start the desks, wait for them, gather what they measured."""
+    if args.workers:
+        return run_served(url, args, pace_s)
     ctx = multiprocessing.get_context("fork")
     out: Queue = ctx.Queue()  # type: ignore[type-arg]
     start_at = time.time() + 5.0 + args.desks * 0.1
@@ -172,6 +177,91 @@ def run(url: str, args: argparse.Namespace, pace_s: float) -> tuple[float, Laten
     outs = [x for r in results for x in r[0]]
     ins = [x for r in results for x in r[1]]
     return args.seconds, (outs, ins, sum(r[2] for r in results))
+
+
+# --- desks served by a pool of worker processes (how a circulation service is deployed) -------
+
+_sessions: sessionmaker[Session] | None = None
+
+
+def _init_worker(url: str) -> None:
+    global _sessions
+    _sessions = session_factory(make_engine(url, pool_size=1))
+
+
+def _serve(op: str, code: str, ticket: str, actor: str) -> bool:
+    """One desk request in a worker: check-out (False if refused) or check-in, committed."""
+    assert _sessions is not None
+    with _sessions() as s:
+        if op == "out":
+            try:
+                circulation.check_out(s, item_code=code, ticket_number=ticket,
+                                      service_point="desk", actor=actor)
+            except LoanRefused:
+                return False
+        else:
+            circulation.check_in(s, item_code=code, actor=actor)
+        s.commit()
+    return True
+
+
+def run_served(url: str, args: argparse.Namespace, pace_s: float) -> tuple[float, Latencies]:
+    """Desks are threads (the librarians' clients); ``--workers`` processes serve them. The
+    latency is what the desk sees: queueing for a worker, the hand-over, and the operation."""
+    ctx = multiprocessing.get_context("fork")
+    outs: list[float] = []
+    ins: list[float] = []
+    refused = [0]
+    lock = threading.Lock()
+    with ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(url,)) as pool:
+        # Warm every worker (connection, statement caches) before the clock starts.
+        warm = [f"BC{i + 1:07d}" for i in range(args.workers * 4)]
+        for op in ("out", "in"):
+            list(pool.map(_serve, [op] * len(warm), warm, ["T000001"] * len(warm),
+                          ["warm"] * len(warm)))
+        start_at = time.time() + 1.0
+        deadline = start_at + args.seconds
+
+        def one_desk(seed: int) -> None:
+            rng = random.Random(seed)
+            mine_out: list[float] = []
+            mine_in: list[float] = []
+            n_refused = 0
+            while time.time() < start_at:
+                time.sleep(0.005)
+            next_op = start_at + rng.random() * pace_s
+            while True:
+                if pace_s:
+                    time.sleep(max(0.0, next_op - time.time()))
+                    next_op += pace_s
+                if time.time() >= deadline:
+                    break
+                code = f"BC{rng.randint(1, args.items):07d}"
+                ticket = f"T{rng.randint(1, args.readers):06d}"
+                t = time.perf_counter()
+                if not pool.submit(_serve, "out", code, ticket, f"desk{seed}").result():
+                    n_refused += 1
+                    continue
+                mine_out.append((time.perf_counter() - t) * 1000)
+                if pace_s:
+                    time.sleep(max(0.0, next_op - time.time()))
+                    next_op += pace_s
+                t = time.perf_counter()
+                pool.submit(_serve, "in", code, ticket, f"desk{seed}").result()
+                mine_in.append((time.perf_counter() - t) * 1000)
+            with lock:
+                outs.extend(mine_out)
+                ins.extend(mine_in)
+                refused[0] += n_refused
+
+        seed0 = 1000 * round(pace_s * 1000)
+        desks = [threading.Thread(target=one_desk, args=(seed0 + i,)) for i in range(args.desks)]
+        for d in desks:
+            d.start()
+        for d in desks:
+            d.join()
+    return args.seconds, (outs, ins, refused[0])
 
 
 def pct(xs: list[float], q: int) -> float:
@@ -201,6 +291,8 @@ def main() -> int:
     ap.add_argument("--desks", type=int, default=25)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--pace-ms", type=float, default=1000.0)
+    ap.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
+                    help="worker processes serving the desks (0: one process per desk)")
     args = ap.parse_args()
     admin = os.environ.get("QOR_TEST_DATABASE_URL")
     if not admin:
@@ -225,11 +317,13 @@ def main() -> int:
               f"synchronous_commit={settings['synchronous_commit']}; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         elapsed, lat = run(url, args, args.pace_ms / 1000)
-        report(f"paced (one operation per desk every {args.pace_ms:.0f} ms)", elapsed, lat,
-               args.desks)
+        served = (f"{args.workers} worker processes" if args.workers
+                  else "one process per desk")
+        report(f"paced (one operation per desk every {args.pace_ms:.0f} ms; {served})", elapsed,
+               lat, args.desks)
         print(f"  load average now {os.getloadavg()[0]:.1f}")
         elapsed, lat = run(url, args, 0.0)
-        report("saturated (no pause)", elapsed, lat, args.desks)
+        report(f"saturated (no pause; {served})", elapsed, lat, args.desks)
         print(f"  load average now {os.getloadavg()[0]:.1f}")
     finally:
         with admin_engine.connect() as c:

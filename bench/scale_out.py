@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -64,7 +65,7 @@ def dask_cluster(workers: int, where: Path) -> Iterator[str]:
                 raise RuntimeError(f"dask scheduler did not start; see {where / 'dask.log'}")
             time.sleep(0.2)
         address = str(json.loads(sched_file.read_text())["address"])
-        with Client(address, timeout=60) as client:
+        with Client(address, timeout=60) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(workers, timeout=60)
         yield address
     finally:
@@ -104,9 +105,11 @@ def prefect_task_overhead(count: int) -> float:
     def work(i: int) -> int:
         return i * i
 
-    tracked = task(work, name="noop")
+    tracked = task(name="noop")(work)
 
-    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=2)
+
+    @flow(task_runner=runner)  # type: ignore[arg-type]
     def many(n: int) -> int:
         return sum(f.result() for f in [tracked.submit(i) for i in range(n)])
 
@@ -135,6 +138,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     for key in [k for k in os.environ if k.startswith("QOR_") and k != "QOR_VERAPDF"]:
         del os.environ[key]
+    load_before = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="qor-bench-scale-"))
     try:
         samples = write_sample_batch(root / "samples")
@@ -156,7 +160,8 @@ def main() -> None:
 
     n = len(pages)
     print(f"input: {n} pages (Qor sample scans), one Tesseract per Dask worker thread, "
-          f"{os.cpu_count()} CPU cores")
+          f"{os.cpu_count()} CPU cores; load average before {load_before:.2f}, after "
+          f"{os.getloadavg()[0]:.2f} (other work on the machine skews the factor)")
     print(f"{'dask workers':>12} {'OCR s':>8} {'OCR pages/s':>12} {'run s':>8} {'run pages/s':>12}")
     for workers, (ocr, total) in results.items():
         print(f"{workers:>12} {ocr:>8.2f} {n / ocr:>12.3f} {total:>8.2f} {n / total:>12.3f}")

@@ -37,19 +37,29 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Executable,
+    Insert,
+    Integer,
     String,
     Table,
+    Update,
     bindparam,
     case,
+    false,
     func,
+    literal_column,
     or_,
     select,
+    true,
     update,
+)
+from sqlalchemy import (
+    cast as cast_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from catalog_sync import audit
 from catalog_sync.calendar_kz import KazakhCalendar
@@ -298,7 +308,7 @@ def set_reading_room_only(
 @cache
 def _armed_upsert(dialect: str) -> Executable:
     # R10: check-out disarms the tag, check-in arms it: one INSERT … ON CONFLICT (both dialects).
-    table = cast(Table, ItemCirculation.__table__)
+    table = _CIRCULATION
     upsert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
     return upsert.values(
         item_id=bindparam("item_id"),
@@ -312,6 +322,8 @@ def _armed_upsert(dialect: str) -> Executable:
 
 
 _ITEMS = cast(Table, Item.__table__)
+_LOANS = cast(Table, Loan.__table__)
+_CIRCULATION = cast(Table, ItemCirculation.__table__)
 _ITEM_STATUS: Final = (
     _ITEMS.update()
     .where(_ITEMS.c.id == bindparam("item_id"))
@@ -624,24 +636,129 @@ def _check_out_fast(
         due = today + timedelta(days=policy.period(category, material))
         if calendar is not None:
             due = calendar.next_working_day(due)
-    loan = Loan(
-        item_id=item_id,
-        reader_id=reader_id,
-        service_point_id=point_id,
-        loaned_at=now,
-        due_on=due,
-        renewals=0,
-        loaned_by=actor,
-    )
-    session.add(loan)
+    values = {
+        "item_id": item_id,
+        "reader_id": reader_id,
+        "service_point_id": point_id,
+        "loaned_at": now,
+        "due_on": due,
+        "renewals": 0,
+        "loaned_by": actor,
+    }
+    pg = session.get_bind().dialect.name == "postgresql"
     with _db(f"item {inv}"):
-        session.flush()
-    _set_item_status(session, item_id, ItemStatus.ON_LOAN, now)
-    _set_armed(session, item_id, False, now)
+        # PostgreSQL: the loan, the item's status and the disarmed tag in one round trip.
+        loan_id = session.execute(_pg_check_out() if pg else _NEW_LOAN, values).scalar_one()
+    # The row is written; the object joins the session as persistent, without a second INSERT.
+    loan = Loan(id=loan_id, **values, **_NEW_LOAN_NULLS)
+    make_transient_to_detached(loan)
+    session.add(loan)
+    if pg:
+        _expire_loaded(session, Item, item_id)
+        _expire_loaded(session, ItemCirculation, item_id)
+    else:
+        _set_item_status(session, item_id, ItemStatus.ON_LOAN, now)
+        _set_armed(session, item_id, False, now)
     if has_own_hold:
         _fulfil_holds(session, reader_id=reader_id, record_id=record_id, item_id=item_id, at=now)
     logger.info("loan %s: %s to %s at %s", loan.id, inv, ticket_number, service_point)
     return loan
+
+
+def _new_loan_insert() -> Insert:
+    return (
+        _LOANS.insert()
+        .values(
+            item_id=bindparam("item_id"),
+            reader_id=bindparam("reader_id"),
+            service_point_id=bindparam("service_point_id"),
+            loaned_at=bindparam("loaned_at"),
+            due_on=bindparam("due_on"),
+            renewals=bindparam("renewals"),
+            loaned_by=bindparam("loaned_by"),
+        )
+        .returning(_LOANS.c.id)
+    )
+
+
+_NEW_LOAN: Final = _new_loan_insert()
+
+
+_NEW_LOAN_NULLS: Final = dict.fromkeys(
+    (
+        "external_item",
+        "partner_library",
+        "ill_direction",
+        "returned_at",
+        "returned_on",
+        "returned_by",
+        "settlement",
+        "compensation_minor",
+        "settlement_note",
+    )
+)
+
+
+@cache
+def _pg_check_out() -> Executable:
+    # WITH new_loan AS (INSERT … RETURNING id), lent AS (UPDATE items …),
+    #      disarmed AS (INSERT INTO item_circulation … ON CONFLICT … DO UPDATE) SELECT id
+    new_loan = _new_loan_insert().cte("new_loan")
+    lent = (
+        _ITEMS.update()
+        .where(_ITEMS.c.id == bindparam("item_id"))
+        .values(
+            status=literal_column(f"'{ItemStatus.ON_LOAN.value}'"),
+            updated_at=bindparam("loaned_at"),
+        )
+        .cte("lent")
+    )
+    # Constants as SQL literals: anonymous bound values inside DML CTEs defeat the statement
+    # cache (SQLAlchemy asks for their values again).
+    tag = pg_insert(_CIRCULATION).values(
+        item_id=bindparam("item_id"),
+        armed=false(),
+        reading_room_only=false(),
+        changed_at=bindparam("loaned_at"),
+    )
+    disarmed = tag.on_conflict_do_update(
+        index_elements=["item_id"],
+        set_={"armed": tag.excluded.armed, "changed_at": tag.excluded.changed_at},
+    ).cte("disarmed")
+    return select(new_loan.c.id).add_cte(lent, disarmed)
+
+
+@cache
+def _pg_check_in() -> Executable:
+    # WITH closed AS (UPDATE loans … WHERE open RETURNING id), back AS (UPDATE items … WHERE
+    # closed), armed AS (INSERT INTO item_circulation SELECT … WHERE closed ON CONFLICT …)
+    # SELECT count(*) FROM closed. (The item's id is not called "item_id": a parameter named
+    # like a column of ``loans`` would be added to the UPDATE's SET clause.)
+    closed = _close_loan_update().returning(_LOANS.c.id).cte("closed")
+    did_close = select(closed.c.id).exists()
+    back = (
+        _ITEMS.update()
+        .where(_ITEMS.c.id == bindparam("back_item_id"), did_close)
+        .values(
+            status=literal_column(f"'{ItemStatus.AVAILABLE.value}'"),
+            updated_at=bindparam("returned_at"),
+        )
+        .cte("back")
+    )
+    tag = pg_insert(_CIRCULATION).from_select(
+        ["item_id", "armed", "reading_room_only", "changed_at"],
+        select(
+            cast_(bindparam("back_item_id"), Integer),
+            true(),
+            false(),
+            bindparam("returned_at", type_=_CIRCULATION.c.changed_at.type),
+        ).where(did_close),
+    )
+    armed = tag.on_conflict_do_update(
+        index_elements=["item_id"],
+        set_={"armed": tag.excluded.armed, "changed_at": tag.excluded.changed_at},
+    ).cte("armed")
+    return select(func.count()).select_from(closed).add_cte(back, armed)
 
 
 def _fulfil_holds(
@@ -841,7 +958,10 @@ def _close(
     returned_on: date | None,
     compensation_minor: int | None = None,
     note: str | None = None,
+    item_back: int | None = None,
 ) -> None:
+    """Close ``loan``; with ``item_back`` (a check-in) the item is also made available and its
+    tag armed (R10) — on PostgreSQL in the same statement."""
     if loan.returned_at is not None:
         raise LoanClosed(f"loan {loan.id} was already closed on {loan.returned_on}")
     effective = returned_on or now.date()
@@ -853,21 +973,52 @@ def _close(
         )
     # Only an open loan is closed: a desk that settled or returned it a moment ago wins, and
     # this one is told (the trigger refuses any change to a closed loan as well).
+    values = {
+        "returned_at": now,
+        "returned_on": effective,
+        "returned_by": actor,
+        "settlement": settlement.value,
+        "compensation_minor": compensation_minor,
+        "settlement_note": note,
+    }
+    session.flush()  # anything pending on the loan goes first, while it is still open
+    pg = session.get_bind().dialect.name == "postgresql"
+    params = {"loan_id": loan.id, **values}
     with _db(f"loan {loan.id}"):
-        closed = session.execute(
-            update(Loan)
-            .where(Loan.id == loan.id, Loan.returned_at.is_(None))
-            .values(
-                returned_at=now,
-                returned_on=effective,
-                returned_by=actor,
-                settlement=settlement.value,
-                compensation_minor=compensation_minor,
-                settlement_note=note,
-            )
-        )
-    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        if item_back is not None and pg:
+            # One round trip: close the loan; only if it closed, item available and tag armed.
+            n = session.execute(_pg_check_in(), {"back_item_id": item_back, **params}).scalar_one()
+        else:
+            n = session.execute(_CLOSE_LOAN, params).rowcount  # type: ignore[attr-defined]
+    if n != 1:
         raise LoanClosed(f"loan {loan.id} was closed a moment ago by another desk")
+    for name, value in values.items():  # the session's object says what the row now says
+        set_committed_value(loan, name, value)
+    if item_back is not None:
+        if pg:
+            _expire_loaded(session, Item, item_back)
+            _expire_loaded(session, ItemCirculation, item_back)
+        else:
+            _set_item_status(session, item_back, ItemStatus.AVAILABLE, now)
+            _set_armed(session, item_back, True, now)
+
+
+def _close_loan_update() -> Update:
+    return (
+        _LOANS.update()
+        .where(_LOANS.c.id == bindparam("loan_id"), _LOANS.c.returned_at.is_(None))
+        .values(
+            returned_at=bindparam("returned_at"),
+            returned_on=bindparam("returned_on"),
+            returned_by=bindparam("returned_by"),
+            settlement=bindparam("settlement"),
+            compensation_minor=bindparam("compensation_minor"),
+            settlement_note=bindparam("settlement_note"),
+        )
+    )
+
+
+_CLOSE_LOAN: Final = _close_loan_update()
 
 
 def _lift_debt_block(
@@ -919,10 +1070,14 @@ def check_in(
     if loan is None:
         raise LoanNotFound(f"item {inv} is not on loan")
     _close(
-        session, loan, settlement=Settlement.RETURNED, actor=actor, now=now, returned_on=returned_on
+        session,
+        loan,
+        settlement=Settlement.RETURNED,
+        actor=actor,
+        now=now,
+        returned_on=returned_on,
+        item_back=item_id,
     )
-    _set_item_status(session, item_id, ItemStatus.AVAILABLE, now)
-    _set_armed(session, item_id, True, now)
     kept_for = None
     if anyone_waiting:
         item = session.get(Item, item_id)

@@ -60,13 +60,17 @@ def legal_deposit_watch(today: date | None = None, out_dir: str | None = None) -
 
 
 @flow(name="digitisation-selection")
-def digitisation_selection(top: int = 50, out: str | None = None) -> str:
-    """R13, weekly: rank not-yet-digitised items and write the operators' work list."""
+def digitisation_selection(top: int = 50, out: str | None = None, today: date | None = None) -> str:
+    """R13, weekly: rank not-yet-digitised items and write the operators' work list (CSV, or
+    JSON for any other suffix); returns its path."""
     settings = load_settings()
-    path = Path(out) if out else settings.data_dir / f"worklist-{date.today().isoformat()}.csv"
+    day = today or date.today()
+    path = Path(out) if out else settings.data_dir / f"worklist-{day.isoformat()}.csv"
     with register_session(settings) as session:
-        ranked = selection.rank_for_digitisation(session, today=date.today(), top=top)
+        ranked = selection.rank_for_digitisation(session, today=day, top=top)
+    path.parent.mkdir(parents=True, exist_ok=True)
     selection.write_work_list(ranked, path)
+    get_run_logger().info("work list of %d item(s) written to %s", len(ranked), path)
     return str(path)
 
 

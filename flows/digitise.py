@@ -58,9 +58,7 @@ from qor.errors import QorError, is_retryable
 from qor.settings import QorSettings, load_settings
 from storage import WrappedKey, write_key_record
 
-# Named, not __name__: a Prefect worker loads this file by path, as module "digitise", and the
-# run log in the UI carries only the loggers under PREFECT_LOGGING_EXTRA_LOGGERS ("flows", …).
-logger = logging.getLogger("flows.digitise")
+logger = logging.getLogger(__name__)
 
 AGENT = "qor digitise"
 

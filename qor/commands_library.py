@@ -232,32 +232,34 @@ def debts_report(html: Path | None = None, csv: Path | None = None) -> None:
 
 @deposit_app.command("due")
 def deposit_due(
-    form: Annotated[str, typer.Option("--form")],
-    first_printed: Annotated[str, typer.Option("--first-printed")],
+    form: Annotated[str, typer.Option("--form", help="paper or electronic")],
+    first_printed: Annotated[str, typer.Option("--first-printed", help="YYYY-MM-DD")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Each recipient's due date for a publication of FORM first printed on DATE (R7)."""
+    """Each recipient's due date for a publication of FORM first printed on DATE (R7), and why
+    (a term ending on a day off moves to the next working day)."""
     from catalog_sync import legal_deposit
     from catalog_sync.calendar_kz import load_calendar
+    from catalog_sync.errors import DepositError
+    from catalog_sync.models import DepositForm
     from qor.cli import _emit_json, _fail, _settings, console
-    from qor.wiring import register_session
 
+    if form not in {f.value for f in DepositForm}:
+        raise _fail(DepositError(f"unknown form {form!r} (paper or electronic)"))
+    printed = _date(first_printed, "--first-printed")
     settings = _settings()
-    try:
-        with register_session(settings) as s:
-            rows = legal_deposit.due_dates(
-                s,
-                form=form,
-                first_printed=date.fromisoformat(first_printed),
-                calendar=load_calendar(s),
-                move_off_days=settings.deposit_move_off_days,
-            )
-            out = [
-                {"recipient": r.code, "name": r.name_ru, "due_on": d.isoformat(), "why": w}
-                for r, d, w in rows
-            ]
-    except (QorError, ValueError) as e:
-        raise _fail(e if isinstance(e, QorError) else QorError(str(e))) from e
+    with _desk() as s:
+        rows = legal_deposit.due_dates(
+            s,
+            form=form,
+            first_printed=printed,
+            calendar=load_calendar(s),
+            move_off_days=settings.deposit_move_off_days,
+        )
+        out = [
+            {"recipient": r.code, "name": r.name_ru, "due_on": d.isoformat(), "why": w}
+            for r, d, w in rows
+        ]
     if as_json:
         _emit_json(out)
     else:

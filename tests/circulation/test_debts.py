@@ -5,6 +5,7 @@ create a wrong debt."""
 from __future__ import annotations
 
 import csv
+import socket
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from catalog_sync import calendar_kz, legal_deposit, register
 from catalog_sync.calendar_kz import KazakhCalendar, term_end
 from catalog_sync.errors import SourceNotAllowed
+from catalog_sync.models import Item
 from tests.register.conftest import new_batch, uid
 
 CAL = KazakhCalendar()
@@ -125,7 +126,7 @@ def test_receipt_enters_the_fund_only_for_a_national_library(session: Session) -
         actor="deposit",
         receipt_batch=new_batch(session),
     )
-    item = session.get(register.Item, ob.item_id)
+    item = session.get(Item, ob.item_id)
     assert item is not None and item.source == "legal_deposit" and item.status == "received"
     session.rollback()
 

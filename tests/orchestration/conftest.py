@@ -83,9 +83,11 @@ class Orchestra:
         self.processes.append(proc)
         return proc
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        """A Prefect process worker of the session's pool (``extra_env``: its host settings)."""
         return self.start(name, [PREFECT, "worker", "start", "--pool", self.pool,
-                                 "--type", "process", "--name", name, "--limit", "1"])
+                                 "--type", "process", "--name", name, "--limit", "1"],
+                          **extra_env)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"

@@ -51,6 +51,7 @@ def decrypted_payload(data_dir: Path, settings: dict[str, str], inventory: str) 
 
 
 _HOCR_IMAGE = re.compile(rb'image "(?:[^"]*/)?([^"/]*)"')
+_ALTO_WHEN = re.compile(rb"<processingDateTime>[^<]*</processingDateTime>")
 
 
 def comparable(path: str, data: bytes) -> bytes:
@@ -58,8 +59,11 @@ def comparable(path: str, data: bytes) -> bytes:
 
     Tesseract writes the absolute path of the page image it read into the hOCR (``image
     "/…/work/<bag-id>/pages/page-0001.png"``); that scratch path differs by data folder, not by
-    content, so only its file name is kept.
+    content, so only its file name is kept; ALTO records when the OCR ran
+    (``processingDateTime``), which is dropped.
     """
     if path.endswith(".hocr"):
         return _HOCR_IMAGE.sub(rb'image "\1"', data)
+    if path.endswith(".alto.xml"):
+        return _ALTO_WHEN.sub(b"<processingDateTime/>", data)
     return data
