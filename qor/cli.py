@@ -468,6 +468,9 @@ commands_fixity.install(app, bag_app)  # fixity, register rebuild-links, bag val
 from qor import commands_elibrary  # noqa: E402
 
 app.add_typer(commands_elibrary.app, name="elibrary")
+from qor import commands_register  # noqa: E402
+
+commands_register.install(app, commands_fixity.register_app)  # books, stocktake, marc, verify-log
 
 
 def main() -> None:

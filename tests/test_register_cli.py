@@ -1,0 +1,117 @@
+"""The register's commands as a librarian runs them: books (R9), stocktake (R14), the audit log,
+MARC exchange — real processes, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from catalog_sync import register
+from catalog_sync.models import AcquisitionSource, ItemStatus
+from qor import wiring
+from qor.settings import load_settings
+from tests.conftest import qor_environment
+from tests.test_cli import _env, qor
+
+
+@pytest.fixture(scope="module")
+def shelved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str, str]]]:
+    """A register with six available items on two shelves of one hall: (inventory, barcode)."""
+    data_dir = tmp_path_factory.mktemp("register-cli") / "qor"
+    with qor_environment(data_dir), wiring.register_session(load_settings()) as s:
+        rec = register.add_record(s, title="Абай жолы", authors=("Әуезов М.",), year=1942,
+                                  language="kk", actor="acq")
+        batch = register.open_receipt_batch(s, act_number="ACT-2024-001",
+                                            received_on=date(2024, 1, 9), actor="acq")
+        items = [register.BulkItem(record_id=rec.id, source=AcquisitionSource.PURCHASE,
+                                   inventory_number=f"KZ-{n:06d}", barcode=f"BC{n:08d}",
+                                   location=f"Hall-A/{shelf}", status=ItemStatus.AVAILABLE,
+                                   price="1500.00")
+                 for n, shelf in zip(range(1, 7), ["S1", "S1", "S1", "S2", "S2", "S2"],
+                                     strict=True)]
+        numbers = register.bulk_receive(s, batch=batch, items=items, actor="acq")
+    return data_dir, [(inv, it.barcode or "") for inv, it in zip(numbers, items, strict=True)]
+
+
+def test_stocktake_from_start_to_act(shelved: tuple[Path, list[tuple[str, str]]],
+                                     tmp_path: Path) -> None:
+    """R14: a stocktake over one hall: one missing, one misplaced, one unexpected code."""
+    data_dir, items = shelved
+    env = _env(data_dir)
+    started = json.loads(qor("stocktake", "start", "--reason", "loss", "--responsible",
+                             "Сейітова Ә.", "--scope", "Hall-A", "--json", env=env).stdout)
+    on_s1 = "\n".join([items[0][1], items[1][1],  # two of the three on S1: items[2] missing
+                       items[3][1],               # an S2 item found on S1: misplaced
+                       "BC99999999"]) + "\n"      # not in the register: unexpected
+    on_s2 = "\n".join([items[4][1], items[5][1]]) + "\n"
+    for shelf, scans in (("Hall-A/S1", on_s1), ("Hall-A/S2", on_s2)):
+        out = subprocess_with_input(["stocktake", "scan", str(started["stocktake"]), "-",
+                                     "--location", shelf, "--json"], scans, env)
+        assert json.loads(out)["refused"] == []
+    act = json.loads(qor("stocktake", "close", "--out", str(tmp_path), "--json", env=env).stdout)
+    assert (act["missing"], act["unexpected"], act["misplaced"]) == (1, 1, 1)
+    html = next(tmp_path.glob("stocktake-*.html")).read_text("utf-8")
+    assert items[2][0] in html and "Сейітова" in html
+
+
+def subprocess_with_input(args: list[str], stdin: str, env: dict[str, str]) -> str:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "qor", *args], input=stdin, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_summary_and_inventory_books(shelved: tuple[Path, list[tuple[str, str]]],
+                                     tmp_path: Path) -> None:
+    """R9: both books as printable HTML with the library's name, and CSV."""
+    data_dir, items = shelved
+    env = _env(data_dir, QOR_LIBRARY_NAME="Ұлттық академиялық кітапхана")
+    files = json.loads(qor("books", "summary", "--year", "2024", "--out", str(tmp_path),
+                           "--json", env=env).stdout)
+    html = Path(next(f for f in files if f.endswith(".html"))).read_text("utf-8")
+    assert "Ұлттық академиялық кітапхана" in html and "ACT-2024-001" in html
+    files = json.loads(qor("books", "inventory", "--out", str(tmp_path), "--json",
+                           env=env).stdout)
+    csv = Path(next(f for f in files if f.endswith(".csv"))).read_text("utf-8")
+    assert all(inv in csv for inv, _ in items)
+
+
+def test_verify_log_detects_an_entry_altered_in_the_database(
+    shelved: tuple[Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    data_dir, _ = shelved
+    env = _env(data_dir)
+    assert qor("register", "verify-log", env=env).returncode == 0
+    db = tmp_path / "register.sqlite3"
+    with sqlite3.connect(data_dir / "register.sqlite3") as src, sqlite3.connect(db) as dst:
+        src.backup(dst)  # the register runs in WAL mode: copy through SQLite, not the file
+    with sqlite3.connect(db) as conn:  # as someone with file access would, past the triggers
+        conn.execute("DROP TRIGGER audit_log_append_only")
+        conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 2")
+    proc = qor("register", "verify-log", "--json", check=False,
+               env=_env(data_dir, QOR_DATABASE_URL=f"sqlite:///{db}"))
+    assert proc.returncode == 4
+    report = json.loads(proc.stdout)
+    assert report["intact"] is False
+    assert [(p["seq"], p["kind"]) for p in report["problems"]][:1] == [(2, "altered")]
+
+
+def test_marc_round_trip_into_an_empty_register(
+    shelved: tuple[Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    data_dir, items = shelved
+    marc = tmp_path / "fund.mrc"
+    out = json.loads(qor("marc", "export", str(marc), "--json", env=_env(data_dir)).stdout)
+    assert out["records"] == 1
+    fresh = _env(tmp_path / "fresh")
+    imported = json.loads(qor("marc", "import", str(marc), "--json", env=fresh).stdout)
+    assert (imported["added"], imported["items_added"]) == (1, len(items))
+    again = json.loads(qor("marc", "import", str(marc), "--json", env=fresh).stdout)
+    assert (again["added"], again["present"]) == (0, 1)  # idempotent
