@@ -8,18 +8,21 @@ Usage::
 
 Creates a fresh database on that server, migrates it, and loads the fixture with PostgreSQL
 ``COPY`` (not through ``register.bulk_receive``: the fixture is not what is measured, and COPY
-loads 1M items in about a minute). Each desk is its own process with its own connection (a desk
-is a separate client; threads in one process would measure Python's GIL, not Qor) and loops:
-check out a random item to a random reader through :func:`catalog_sync.circulation.check_out`
-and commit, then check it in with :func:`~catalog_sync.circulation.check_in` and commit — the
-full code path with every refusal check, the partial unique index and the closed-loan trigger.
+loads 1M items in about a minute). Desks are threads — the librarians' clients — served by
+``--workers`` processes (default: two per core), as a circulation service would be deployed; each
+request runs :func:`catalog_sync.circulation.check_out` (a random item to a random reader) and
+commits, then :func:`~catalog_sync.circulation.check_in` and commits — the full code path with
+every refusal check, the partial unique index and the closed-loan trigger. The latency is what
+the desk sees: waiting for a worker, the hand-over and the operation. ``--workers 0`` gives every
+desk a process of its own instead (on 2 cores, 25 processes and their 25 database backends
+mostly wait for each other: fewer operations per second, not more).
 
 Two runs on the same data:
 
 * **paced**: each desk starts one operation every ``--pace-ms`` (default 1000 ms — already far
   busier than a librarian scanning books); the latency a librarian sees at 25 busy desks.
 * **saturated**: no pause at all; the most operations per second this machine sustains, and the
-  latency when every desk queues for the same two cores.
+  latency when every desk queues for the same two cores (by Little's law, 25 desks / throughput).
 
 Prints p50/p99 latency per operation and operations per second for each. The goal is p99 < 20 ms;
 the anchor is FOLIO's published check-in average of about 340 ms at 25 users (a published figure,
@@ -69,29 +72,49 @@ def load(url: str, items: int, readers: int) -> None:
         buf = io.StringIO()
         for i in range(1, records + 1):
             buf.write(f"{i}\tTitle {i}\t[]\tbook\tf\t{now}\n")
-        _copy(conn, "COPY bib_records (id, title, authors, material_type, legal_deposit, "
-              "created_at) FROM STDIN", buf)
-        conn.execute("INSERT INTO receipt_batches (id, act_number, received_on, created_at, "
-                     "created_by) VALUES (1, 'BENCH', '2024-01-01', now(), 'bench')")
+        _copy(
+            conn,
+            "COPY bib_records (id, title, authors, material_type, legal_deposit, "
+            "created_at) FROM STDIN",
+            buf,
+        )
+        conn.execute(
+            "INSERT INTO receipt_batches (id, act_number, received_on, created_at, "
+            "created_by) VALUES (1, 'BENCH', '2024-01-01', now(), 'bench')"
+        )
         for start in range(0, items, 200_000):
             buf = io.StringIO()
             for i in range(start + 1, min(items, start + 200_000) + 1):
                 inv = f"B{i:07d}"
-                buf.write(f"{i}\t{inv}\t{inv}\t{(i - 1) // 10 + 1}\t1\tpurchase\tBC{i:07d}\t"
-                          f"Hall-1\tavailable\tf\tf\tf\t{now}\t{now}\n")
-            _copy(conn, "COPY items (id, inventory_number, sort_key, record_id, receipt_batch_id, "
-                  "source, barcode, location, status, value_scientific, value_historical, "
-                  "value_artistic, created_at, updated_at) FROM STDIN", buf)
+                buf.write(
+                    f"{i}\t{inv}\t{inv}\t{(i - 1) // 10 + 1}\t1\tpurchase\tBC{i:07d}\t"
+                    f"Hall-1\tavailable\tf\tf\tf\t{now}\t{now}\n"
+                )
+            _copy(
+                conn,
+                "COPY items (id, inventory_number, sort_key, record_id, receipt_batch_id, "
+                "source, barcode, location, status, value_scientific, value_historical, "
+                "value_artistic, created_at, updated_at) FROM STDIN",
+                buf,
+            )
         buf = io.StringIO()
         for i in range(1, readers + 1):
             buf.write(f"{i}\tT{i:06d}\tReader {i}\tadult\tactive\t2024-01-01\t{now}\t{now}\n")
-        _copy(conn, "COPY readers (id, ticket_number, name, category, status, registered_on, "
-              "created_at, updated_at) FROM STDIN", buf)
-        conn.execute("INSERT INTO service_points (code, name, kind) VALUES "
-                     "('desk', 'Lending desk', 'lending_desk')")
+        _copy(
+            conn,
+            "COPY readers (id, ticket_number, name, category, status, registered_on, "
+            "created_at, updated_at) FROM STDIN",
+            buf,
+        )
+        conn.execute(
+            "INSERT INTO service_points (code, name, kind) VALUES "
+            "('desk', 'Lending desk', 'lending_desk')"
+        )
         for table in ("bib_records", "items", "readers"):
-            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-                         f"(SELECT max(id) FROM {table}))")
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                f"(SELECT max(id) FROM {table}))"
+            )
         conn.execute("ANALYZE")
         conn.commit()
 
@@ -99,8 +122,16 @@ def load(url: str, items: int, readers: int) -> None:
 Latencies = tuple[list[float], list[float], int]
 
 
-def desk(url: str, seed: int, items: int, readers: int, start_at: float, seconds: float,
-         pace_s: float, out: Queue) -> None:  # type: ignore[type-arg]
+def desk(
+    url: str,
+    seed: int,
+    items: int,
+    readers: int,
+    start_at: float,
+    seconds: float,
+    pace_s: float,
+    out: Queue[Latencies],
+) -> None:
     """One desk: check out and check in until the time is up; sends its latencies to ``out``."""
     engine = make_engine(url, pool_size=1)
     sessions = session_factory(engine)
@@ -112,8 +143,13 @@ def desk(url: str, seed: int, items: int, readers: int, start_at: float, seconds
     # own so the statement caches are warm (a desk's client runs for hours, not ten scans).
     warm = f"BC{seed % items + 1:07d}"
     with sessions() as s:
-        circulation.check_out(s, item_code=warm, ticket_number=f"T{seed % readers + 1:06d}",
-                              service_point="desk", actor=f"desk{seed}")
+        circulation.check_out(
+            s,
+            item_code=warm,
+            ticket_number=f"T{seed % readers + 1:06d}",
+            service_point="desk",
+            actor=f"desk{seed}",
+        )
         s.commit()
     with sessions() as s:
         circulation.check_in(s, item_code=warm, actor=f"desk{seed}")
@@ -135,8 +171,13 @@ def desk(url: str, seed: int, items: int, readers: int, start_at: float, seconds
         t = time.perf_counter()
         with sessions() as s:
             try:
-                circulation.check_out(s, item_code=code, ticket_number=ticket,
-                                      service_point="desk", actor=f"desk{seed}")
+                circulation.check_out(
+                    s,
+                    item_code=code,
+                    ticket_number=ticket,
+                    service_point="desk",
+                    actor=f"desk{seed}",
+                )
                 s.commit()
             except LoanRefused:
                 s.rollback()
@@ -162,11 +203,22 @@ def run(url: str, args: argparse.Namespace, pace_s: float) -> tuple[float, Laten
     if args.workers:
         return run_served(url, args, pace_s)
     ctx = multiprocessing.get_context("fork")
-    out: Queue = ctx.Queue()  # type: ignore[type-arg]
+    out: Queue[Latencies] = ctx.Queue()
     start_at = time.time() + 5.0 + args.desks * 0.1
     procs = [
-        ctx.Process(target=desk, args=(url, 1000 * round(pace_s * 1000) + i, args.items,
-                                       args.readers, start_at, args.seconds, pace_s, out))
+        ctx.Process(
+            target=desk,
+            args=(
+                url,
+                1000 * round(pace_s * 1000) + i,
+                args.items,
+                args.readers,
+                start_at,
+                args.seconds,
+                pace_s,
+                out,
+            ),
+        )
         for i in range(args.desks)
     ]
     for p in procs:
@@ -195,8 +247,9 @@ def _serve(op: str, code: str, ticket: str, actor: str) -> bool:
     with _sessions() as s:
         if op == "out":
             try:
-                circulation.check_out(s, item_code=code, ticket_number=ticket,
-                                      service_point="desk", actor=actor)
+                circulation.check_out(
+                    s, item_code=code, ticket_number=ticket, service_point="desk", actor=actor
+                )
             except LoanRefused:
                 return False
         else:
@@ -213,13 +266,17 @@ def run_served(url: str, args: argparse.Namespace, pace_s: float) -> tuple[float
     ins: list[float] = []
     refused = [0]
     lock = threading.Lock()
-    with ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(url,)) as pool:
+    with ProcessPoolExecutor(
+        args.workers, mp_context=ctx, initializer=_init_worker, initargs=(url,)
+    ) as pool:
         # Warm every worker (connection, statement caches) before the clock starts.
         warm = [f"BC{i + 1:07d}" for i in range(args.workers * 4)]
         for op in ("out", "in"):
-            list(pool.map(_serve, [op] * len(warm), warm, ["T000001"] * len(warm),
-                          ["warm"] * len(warm)))
+            list(
+                pool.map(
+                    _serve, [op] * len(warm), warm, ["T000001"] * len(warm), ["warm"] * len(warm)
+                )
+            )
         start_at = time.time() + 1.0
         deadline = start_at + args.seconds
 
@@ -273,14 +330,20 @@ def report(label: str, elapsed: float, lat: Latencies, desks: int) -> None:
     """Print one run's figures."""
     outs, ins, refused = lat
     ops = len(outs) + len(ins)
-    print(f"\n{label}: {desks} desks, {elapsed:.0f} s, {ops:,} operations "
-          f"({ops / elapsed:,.0f} ops/s), {refused} refused (item already out)")
+    print(
+        f"\n{label}: {desks} desks, {elapsed:.0f} s, {ops:,} operations "
+        f"({ops / elapsed:,.0f} ops/s), {refused} refused (item already out)"
+    )
     for name, xs in (("check-out", outs), ("check-in", ins), ("all", outs + ins)):
-        print(f"  {name:9s} n={len(xs):7,d}  p50 {pct(xs, 50):7.2f} ms  "
-              f"p99 {pct(xs, 99):7.2f} ms  mean {statistics.fmean(xs):7.2f} ms")
+        print(
+            f"  {name:9s} n={len(xs):7,d}  p50 {pct(xs, 50):7.2f} ms  "
+            f"p99 {pct(xs, 99):7.2f} ms  mean {statistics.fmean(xs):7.2f} ms"
+        )
     mean_in = statistics.fmean(ins)
-    print(f"  check-in mean {mean_in:.1f} ms vs FOLIO's published ~{FOLIO_CHECKIN_MS:.0f} ms at "
-          f"25 users: {FOLIO_CHECKIN_MS / mean_in:.1f}x (published figure, not measured here)")
+    print(
+        f"  check-in mean {mean_in:.1f} ms vs FOLIO's published ~{FOLIO_CHECKIN_MS:.0f} ms at "
+        f"25 users: {FOLIO_CHECKIN_MS / mean_in:.1f}x (published figure, not measured here)"
+    )
     print(f"  goal p99 < 20 ms: {'met' if pct(outs + ins, 99) < 20 else 'NOT met'}")
 
 
@@ -291,8 +354,12 @@ def main() -> int:
     ap.add_argument("--desks", type=int, default=25)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--pace-ms", type=float, default=1000.0)
-    ap.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
-                    help="worker processes serving the desks (0: one process per desk)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=2 * (os.cpu_count() or 1),
+        help="worker processes serving the desks (0: one process per desk)",
+    )
     args = ap.parse_args()
     admin = os.environ.get("QOR_TEST_DATABASE_URL")
     if not admin:
@@ -312,15 +379,20 @@ def main() -> int:
         engine.dispose()  # the desks are forked: each opens its own connection
         t0 = time.perf_counter()
         load(url, args.items, args.readers)
-        print(f"loaded {args.items:,} items, {args.readers:,} readers with COPY in "
-              f"{time.perf_counter() - t0:.1f} s; server fsync={settings['fsync']}, "
-              f"synchronous_commit={settings['synchronous_commit']}; "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"loaded {args.items:,} items, {args.readers:,} readers with COPY in "
+            f"{time.perf_counter() - t0:.1f} s; server fsync={settings['fsync']}, "
+            f"synchronous_commit={settings['synchronous_commit']}; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         elapsed, lat = run(url, args, args.pace_ms / 1000)
-        served = (f"{args.workers} worker processes" if args.workers
-                  else "one process per desk")
-        report(f"paced (one operation per desk every {args.pace_ms:.0f} ms; {served})", elapsed,
-               lat, args.desks)
+        served = f"{args.workers} worker processes" if args.workers else "one process per desk"
+        report(
+            f"paced (one operation per desk every {args.pace_ms:.0f} ms; {served})",
+            elapsed,
+            lat,
+            args.desks,
+        )
         print(f"  load average now {os.getloadavg()[0]:.1f}")
         elapsed, lat = run(url, args, 0.0)
         report(f"saturated (no pause; {served})", elapsed, lat, args.desks)

@@ -12,7 +12,9 @@ What it does, all in one run on the same input:
    whole digitise flow on an embedded depository with ``QOR_DASK_SCHEDULER_ADDRESS`` set, and
    reads the OCR stage time and the whole run's time from the run's summary;
 3. the same with two worker processes (a fresh depository, so it is a new copy, not a rerun);
-4. Prefect's own cost per task: ``--tasks`` no-op tasks submitted to a thread pool inside a flow,
+4. the anchor: the same pages' OCR as plain function calls in one and in two local processes
+   (no Prefect, no Dask): the scaling this machine allows at best;
+5. Prefect's own cost per task: ``--tasks`` no-op tasks submitted to a thread pool inside a flow,
    against the same calls as plain functions, divided by the count.
 
 Prints pages/s for each and the scaling factor (two workers / one worker) of the OCR stage and of
@@ -23,6 +25,7 @@ validation, packaging, upload) are serial and do not scale with Dask workers.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -67,6 +70,8 @@ def dask_cluster(workers: int, where: Path) -> Iterator[str]:
         address = str(json.loads(sched_file.read_text())["address"])
         with Client(address, timeout=60) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(workers, timeout=60)
+            # a long-lived cluster has its imports done: do them before the clock starts
+            client.run(importlib.import_module, "flows.digitise")
         yield address
     finally:
         for proc in reversed(procs):
@@ -97,8 +102,40 @@ def digitise_once(pages: list[Path], data_dir: Path, address: str) -> tuple[floa
     return summary.stage_seconds["ocr"], total
 
 
+def _ocr_one(args: tuple[Any, Path, Any]) -> float:
+    from flows.capture import process_page
+
+    page, work_dir, options = args
+    process_page(page, work_dir=work_dir, options=options)
+    return 0.0
+
+
+def anchor_ocr_seconds(pages: list[Path], processes: int, work: Path) -> float:
+    """The same pages' OCR with no Prefect and no Dask: plain ``process_page`` calls in a pool of
+    ``processes`` local processes. Its 2-vs-1 ratio is what this machine allows at best."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from flows.capture import load_pages
+    from flows.digitise import capture_options
+    from qor.settings import load_settings
+
+    options = capture_options(load_settings())
+    refs = load_pages(pages, options=options)
+    work.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max_workers=processes) as pool:
+        list(pool.map(_ocr_one, [(refs[0], work / "warm", options)]))  # start the processes
+        start = time.perf_counter()
+        list(pool.map(_ocr_one, [(r, work / str(processes), options) for r in refs]))
+        return time.perf_counter() - start
+
+
 def prefect_task_overhead(count: int) -> float:
-    """Seconds Prefect adds per task (submitted to a thread pool in a flow) over a plain call."""
+    """Seconds Prefect adds per task over a plain call, timed inside one flow run.
+
+    ``count`` no-op tasks are submitted to a thread pool and their results gathered, against
+    the same function called ``count`` times; timing inside the flow leaves the flow run's own
+    start-up out.
+    """
     from prefect import flow, task
     from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -106,25 +143,20 @@ def prefect_task_overhead(count: int) -> float:
         return i * i
 
     tracked = task(name="noop")(work)
-
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=2)
 
     @flow(task_runner=runner)  # type: ignore[arg-type]
-    def many(n: int) -> int:
-        return sum(f.result() for f in [tracked.submit(i) for i in range(n)])
+    def measure(n: int) -> tuple[float, float]:
+        [f.result() for f in [tracked.submit(i) for i in range(5)]]  # warm the task engine
+        t0 = time.perf_counter()
+        [work(i) for i in range(n)]
+        t1 = time.perf_counter()
+        [f.result() for f in [tracked.submit(i) for i in range(n)]]
+        t2 = time.perf_counter()
+        return t1 - t0, t2 - t1
 
-    @flow
-    def plain(n: int) -> int:
-        return sum(work(i) for i in range(n))
-
-    plain(count)  # warm both paths: flow registration, client, imports
-    many(2)
-    t0 = time.perf_counter()
-    plain(count)
-    t1 = time.perf_counter()
-    many(count)
-    t2 = time.perf_counter()
-    return ((t2 - t1) - (t1 - t0)) / count
+    plain, tasks = measure(count)
+    return (tasks - plain) / count
 
 
 def main() -> None:
@@ -154,6 +186,7 @@ def main() -> None:
         for workers in (1, 2):
             with dask_cluster(workers, root / f"dask{workers}") as address:
                 results[workers] = digitise_once(pages, root / f"qor{workers}", address)
+        anchor = {k: anchor_ocr_seconds(pages, k, root / "anchor") for k in (1, 2)}
         overhead = prefect_task_overhead(args.tasks)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -169,6 +202,10 @@ def main() -> None:
     run_factor = results[1][1] / results[2][1]
     print(f"scaling factor, 2 vs 1 workers: OCR stage {ocr_factor:.2f}x, whole run "
           f"{run_factor:.2f}x (goal for OCR: >= 1.8x)")
+    print(f"anchor, plain process_page in 1 / 2 local processes (no Prefect, no Dask): "
+          f"{n / anchor[1]:.3f} / {n / anchor[2]:.3f} pages/s, factor "
+          f"{anchor[1] / anchor[2]:.2f}x: the most this machine gives; Dask OCR reaches "
+          f"{ocr_factor / (anchor[1] / anchor[2]):.0%} of it")
     print(f"Prefect overhead per task (thread pool, {args.tasks} no-op tasks vs plain calls): "
           f"{overhead * 1000:.1f} ms")
 

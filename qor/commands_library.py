@@ -161,7 +161,7 @@ def loans_out(
 def loans_in(
     item: str, returned_on: DateOpt = None, actor: Actor = "cli", as_json: JsonOpt = False
 ) -> None:
-    """Take ITEM back (``--returned-on`` backdates the return: debt counts to that day)."""
+    """Take ITEM back (--returned-on backdates the return: debt counts to that day)."""
     from catalog_sync import circulation
     from catalog_sync.calendar_kz import load_calendar
     from flows.circulation import circulation_policy
@@ -828,6 +828,7 @@ def deposit_receive(
 ) -> None:
     """R7: record that the recipient of OBLIGATION_ID received its copy."""
     from catalog_sync import legal_deposit
+    from catalog_sync.models import Item
     from qor.cli import console
 
     day = _date(received_on, "--received-on")
@@ -835,11 +836,10 @@ def deposit_receive(
         ob = legal_deposit.register_receipt(
             s, obligation_id, received_on=day, actor=actor, receipt_batch=act
         )
-        inv = None if ob.item_id is None else ob.item_id
-    console.print(
-        f"obligation {obligation_id} received on {day}"
-        + (f"; entered the fund (item id {inv})" if inv is not None else "")
-    )
+        item = None if ob.item_id is None else s.get(Item, ob.item_id)
+        inv = None if item is None else item.inventory_number
+    entered = f"; entered the fund as {inv} (source legal_deposit)" if inv else ""
+    console.print(f"obligation {obligation_id} received on {day}{entered}")
 
 
 @deposit_app.command("claims")
