@@ -11,6 +11,7 @@ it, so a bag counts as stored only once it is whole (the register row is the com
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -149,9 +150,13 @@ def check_inputs(pages: Sequence[str], options: CaptureOptions) -> list[PageRef]
 # (PREFECT_LOCAL_STORAGE_PATH, a shared mount on multi-host installs), so the flow reads what a
 # remote Dask worker made, and a resumed run of the same flow run (same run id, same inputs) reuses
 # the pages already OCR'd instead of redoing them.
+#
+# The persisted result must not carry the page's text: result storage is outside the encrypted
+# depository and outlives the run, so plaintext of a valuable copy (R13) would leak there. The
+# text stays in the scratch folder (removed with the run) and, encrypted, in the bag.
 @task(name="prepare and OCR page", task_run_name="page {page.label}", persist_result=True)
 def ocr_page(page: PageRef, work_dir: Path, options: CaptureOptions) -> PageResult:
-    return process_page(page, work_dir=work_dir, options=options)
+    return dataclasses.replace(process_page(page, work_dir=work_dir, options=options), text="")
 
 
 @task(name="assemble PDF/A")

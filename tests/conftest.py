@@ -47,11 +47,19 @@ def qor_environment(data_dir: Path, **settings: str) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
+def prefect_results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the test session's flows persist task results (inspected by the tests)."""
+    return tmp_path_factory.mktemp("prefect-results")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(prefect_results_dir: Path) -> Iterator[None]:
     """A real, temporary Prefect server (its own SQLite database) for flows run in tests."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=120), \
+            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: prefect_results_dir}):
         yield
 
 

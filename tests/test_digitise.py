@@ -131,6 +131,26 @@ def test_no_plaintext_page_text_in_any_stored_object(
             assert b"%PDF" not in data and b"<alto" not in data and b"ocrx_word" not in data
 
 
+def test_prefect_result_storage_holds_no_page_text(
+    embedded_copy: StoredCopy, sample_pages: list[SamplePage], prefect_results_dir: Path
+) -> None:
+    """OCR results persisted for resumption live outside the encrypted depository (R13): they
+    must not carry the pages' text."""
+    import base64
+    import json
+
+    results = [p for p in prefect_results_dir.rglob("*") if p.is_file()]
+    assert len(results) >= len(sample_pages), "the OCR task results were not persisted"
+    needles = [w.encode("utf-8") for w in _page_words(sample_pages)]
+    pickled_pages = 0
+    for result in results:
+        record = json.loads(result.read_bytes())
+        payload = base64.b64decode(record["result"])  # cloudpickle bytes: str kept as UTF-8
+        pickled_pages += b"PageResult" in payload
+        assert not any(n in payload for n in needles), f"page text persisted in {result}"
+    assert pickled_pages >= len(sample_pages)
+
+
 def test_rerun_of_the_same_batch_reports_the_existing_copy(
     embedded_copy: StoredCopy, sample_pages: list[SamplePage]
 ) -> None:
