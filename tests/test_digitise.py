@@ -115,6 +115,22 @@ def test_register_links_the_copy_to_the_inventory_number(embedded_copy: StoredCo
     assert facts[0].page_count == 3
 
 
+def test_a_digitised_copy_is_found_by_its_ocr_text_in_the_e_library(
+    embedded_copy: StoredCopy,
+) -> None:
+    """R6: the register step indexes the copy's OCR text for the e-library's search, so the
+    Kazakh sentence on page 1 finds it (upper case folds to the text's lower case)."""
+    from catalog_sync.models import DigitalCopy
+    from elibrary.textindex import search
+
+    with qor_environment(embedded_copy.data_dir), \
+            wiring.register_session(load_settings()) as session:
+        result = search(session, "ШАҺАРДАҒЫ ОҚЫРМАНДАР")
+        copy_id = session.query(DigitalCopy.id).filter_by(
+            bag_id=embedded_copy.summary.bag_id).scalar()
+    assert [(h.copy_id, h.page) for h in result.hits] == [(copy_id, 1)]
+
+
 def test_no_plaintext_page_text_in_any_stored_object(
     embedded_copy: StoredCopy, sample_pages: list[SamplePage]
 ) -> None:
