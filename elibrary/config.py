@@ -20,13 +20,12 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from elibrary.errors import InvalidParameter
 from elibrary.models import Rights
 from qor.errors import ConfigurationError
-from qor.settings import QorSettings, _config_files, is_placeholder
+from qor.settings import QorSettings, config_sources, is_placeholder
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -86,11 +85,7 @@ class ElibrarySettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        files = _config_files()
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if files:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=files))
-        return tuple(sources)
+        return config_sources(settings_cls, init_settings, env_settings)
 
     @field_validator("elibrary_reading_room_networks", "elibrary_trusted_proxies")
     @classmethod

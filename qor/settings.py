@@ -62,6 +62,20 @@ def _config_files() -> list[Path]:
             if p.is_file()][:1]
 
 
+def config_sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Qor's precedence for any settings class: code, then ``QOR_*`` variables, then the TOML
+    file (see the module docstring). Other settings classes (the e-library's) reuse it."""
+    files = _config_files()
+    sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+    if files:
+        sources.append(TomlConfigSettingsSource(settings_cls, toml_file=files))
+    return tuple(sources)
+
+
 class QorSettings(BaseSettings):
     """Every setting Qor reads. Field ``foo_bar`` is environment variable ``QOR_FOO_BAR``."""
 
@@ -147,11 +161,7 @@ class QorSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        files = _config_files()
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if files:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=files))
-        return tuple(sources)
+        return config_sources(settings_cls, init_settings, env_settings)
 
     @field_validator("ocr_languages")
     @classmethod
