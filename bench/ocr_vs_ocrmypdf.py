@@ -17,14 +17,17 @@ Input: ``--pages`` generated A4 pages (300 dpi, 8-bit grey, Kazakh and Russian t
 * **raw Tesseract**: ``tesseract page.png out -l <languages> pdf txt`` per page, ``--workers``
   processes at a time with ``OMP_THREAD_LIMIT=1``: the ceiling for any Tesseract-based pipeline.
 
-Printed: pages/s of each and the ratios, CER of each PDF's extracted text layer (pypdf, the
-same extractor for all) and of Tesseract's own text, and output size per page.
+Printed: pages/s of each and the ratios; CPU seconds per page of each (its own process and the
+programs it ran, over the same timed span: steadier than pages/s on a machine doing other work);
+CER of each PDF's extracted text layer (pypdf, the same extractor for all) and of Tesseract's
+own text; output size per page.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,6 +64,17 @@ def corpus_cer(truths: list[str], texts: list[str]) -> float:
     return edits / chars if chars else 0.0
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of every child it has waited for (Tesseract, OCRmyPDF…).
+
+    Unlike wall-clock time this hardly moves with other work on the machine, so it shows what
+    each contender costs even when the pages/s figures are disturbed.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def pdf_page_texts(pdf: Path) -> list[str]:
     return [page.extract_text() for page in pypdf.PdfReader(pdf).pages]
 
@@ -69,6 +83,7 @@ def run_qor(
     pages: list[SamplePage], work: Path, *, workers: int, languages: str
 ) -> dict[str, Any]:
     options = CaptureOptions(languages=languages)
+    cpu_started = cpu_seconds()
     started = time.perf_counter()
     refs = load_pages([p.path for p in pages], options=options)
     results = process_pages(refs, work_dir=work / "pages", options=options, workers=workers)
@@ -79,6 +94,7 @@ def run_qor(
         options=options,
     )
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     access_started = time.perf_counter()
     access = assemble_pdfa(
         results,
@@ -89,6 +105,7 @@ def run_qor(
     access_seconds = time.perf_counter() - access_started
     return {
         "seconds": seconds,
+        "cpu": cpu,
         "pdf": pdf,
         "access_pdf": access,
         "access_seconds": access_seconds,
@@ -112,13 +129,16 @@ def run_raw_tesseract(
         )
         return base
 
+    cpu_started = cpu_seconds()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         bases = list(pool.map(one, pages))
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     pdfs = [b.with_suffix(".pdf") for b in bases]
     return {
         "seconds": seconds,
+        "cpu": cpu,
         "pdfs": pdfs,
         "pdf_texts": [pdf_page_texts(p)[0] for p in pdfs],
         "txt_texts": [b.with_suffix(".txt").read_text(encoding="utf-8") for b in bases],
@@ -137,6 +157,7 @@ def run_ocrmypdf(
         check=True, capture_output=True,
     )
     out = work / "ocrmypdf.pdf"
+    cpu_started = cpu_seconds()
     started = time.perf_counter()
     done = subprocess.run(
         [str(ocrmypdf), "-l", languages, "--output-type", "pdfa", "-j", str(workers),
@@ -144,9 +165,10 @@ def run_ocrmypdf(
         capture_output=True, text=True, check=False,
     )
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     if done.returncode != 0:
         raise SystemExit(f"ocrmypdf failed ({done.returncode}): {done.stderr[-2000:]}")
-    return {"seconds": seconds, "pdf": out}
+    return {"seconds": seconds, "cpu": cpu, "pdf": out}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ground truth: {chars} characters")
 
     seconds: dict[str, list[float]] = {"raw": [], "qor": [], "ocrmypdf": []}
+    cpu: dict[str, list[float]] = {"raw": [], "qor": [], "ocrmypdf": []}
     loads = [os.getloadavg()[0]]
     for round_no in range(args.rounds):
         # Interleaved, so a busy spell on the machine hits every contender alike.
@@ -191,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name, result in (("raw", raw), ("qor", qor), ("ocrmypdf", omp)):
             seconds[name].append(result["seconds"])
+            cpu[name].append(result["cpu"])
         loads.append(os.getloadavg()[0])
 
     n = args.pages
@@ -220,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio qor / raw tesseract  {rate['qor'] / rate['raw']:.3f}   (goal ≥ 0.95)")
     print(f"  ratio qor / ocrmypdf       {rate['qor'] / rate['ocrmypdf']:.3f}")
     print(f"  qor access-profile assembly {qor['access_seconds']:.2f} s (extra)")
+    print("\nCPU seconds per page (process + children, median of rounds; less load-sensitive)")
+    per_page = {name: statistics.median(values) / n for name, values in cpu.items()}
+    for name in ("qor", "raw", "ocrmypdf"):
+        print(f"  {name:<10} {per_page[name]:7.3f}")
+    print(f"  ratio raw / qor (throughput ratio when CPU-bound)  "
+          f"{per_page['raw'] / per_page['qor']:.3f}")
     print(f"  qor pages turned by OSD: {qor['rotations']}, OSD runs: {qor['osd_runs']}")
     print("\nCER against ground truth")
     for name, value in cer.items():

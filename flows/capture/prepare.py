@@ -14,6 +14,7 @@ import zlib
 from array import array
 from pathlib import Path
 
+from isal import isal_zlib
 from PIL import Image, ImageFilter, ImageOps
 
 _MEASURE_WIDTH = 1000  # longest side, pixels: fine enough for 0.05°, small enough to be quick
@@ -21,7 +22,7 @@ _MEASURE_WIDTH = 1000  # longest side, pixels: fine enough for 0.05°, small eno
 
 def _ink_mask(image: Image.Image) -> Image.Image:
     """Downscaled 8-bit image where ink is bright (255) and paper dark (0)."""
-    grey = image.convert("L")
+    grey = image if image.mode == "L" else image.convert("L")
     factor = max(1, -(-max(grey.size) // _MEASURE_WIDTH))
     small = grey.reduce(factor) if factor > 1 else grey
     small = ImageOps.autocontrast(small, cutoff=1)
@@ -62,38 +63,42 @@ def _shear_score(strips: Image.Image, strip_width: float, angle: float) -> float
 def measure_skew(image: Image.Image, *, max_angle: float = 10.0) -> float | None:
     """The page content's skew in degrees (counter-clockwise positive), or ``None`` if blank.
 
-    Rotating the page by ``-skew`` straightens it. Searched in 1°, then 0.2°, then 0.05° steps,
-    on rows and on columns, so pages lying on their side are measured too.
+    Rotating the page by ``-skew`` straightens it. Searched in 1° steps on rows and on columns
+    (so pages lying on their side are measured too), then in 0.2° and 0.05° steps in the
+    direction whose lines came out sharper: text lines make one direction's profile far sharper
+    than the other's at any angle, so refining only that one loses nothing and halves the work.
     """
     mask = _ink_mask(image)
     if mask.getbbox() is None:
         return None
-    best_score, best_angle = -1.0, 0.0
+
+    def search(
+        strips: Image.Image, width: float, center: float, span: float, step: float
+    ) -> tuple[float, float]:
+        steps = round(span / step)
+        scored = [
+            (_shear_score(strips, width, center + i * step), center + i * step)
+            for i in range(-steps, steps + 1)
+        ]
+        return max(scored)
+
     # Columns of a page on its side are the rows of its transpose (same skew sense, mirrored).
+    coarse: list[tuple[float, float, float, Image.Image, float]] = []
     for view, sign in ((mask, 1.0), (mask.transpose(Image.Transpose.TRANSPOSE), -1.0)):
         strips, width = _strip_profiles(view)
-
-        def search(center: float, span: float, step: float) -> tuple[float, float]:
-            steps = round(span / step)
-            scored = [
-                (_shear_score(strips, width, center + i * step), center + i * step)  # noqa: B023
-                for i in range(-steps, steps + 1)
-            ]
-            return max(scored)
-
-        _, coarse = search(0.0, max_angle, 1.0)
-        _, middle = search(coarse, 1.0, 0.2)
-        score, fine = search(middle, 0.2, 0.05)
-        if score > best_score:
-            best_score, best_angle = score, sign * fine
-    return round(best_angle, 2) + 0.0
+        score, angle = search(strips, width, 0.0, max_angle, 1.0)
+        coarse.append((score, angle, sign, strips, width))
+    _, angle, sign, strips, width = max(coarse, key=lambda c: c[0])
+    _, middle = search(strips, width, angle, 1.0, 0.2)
+    _, fine = search(strips, width, middle, 0.2, 0.05)
+    return round(sign * fine, 2) + 0.0
 
 
 def _paper_colour(image: Image.Image) -> int | tuple[int, ...]:
     """The most frequent bright value: what to fill uncovered corners with."""
     if image.mode == "1":
         return 1
-    grey = image.convert("L")
+    grey = image if image.mode == "L" else image.convert("L")
     hist = grey.histogram()
     level = max(range(128, 256), key=lambda v: hist[v])
     if image.mode == "RGB":
@@ -101,14 +106,56 @@ def _paper_colour(image: Image.Image) -> int | tuple[int, ...]:
     return level
 
 
+# Up to this angle a turn is done as two shears (Leptonica's limit for two-shear rotation,
+# 0.06 rad): the scale error, 1 − cos θ, stays under 0.2 % (about a pixel per 600 at 2°).
+_TWO_SHEAR_MAX_DEG = 3.4
+
+
+def _shear(image: Image.Image, factor: float, fill: int, *, rows: bool) -> Image.Image:
+    """Slide each row right by ``factor``·(y − centre) (``rows``), or each column down by
+    ``factor``·(x − centre), with linear interpolation between the two nearest whole shifts.
+
+    Done with C-level whole-pixel pastes of bands that share a shift and one blend by a per-row
+    (per-column) weight: about four times faster than Pillow's general bilinear transform.
+    """
+    width, height = image.size
+    count = height if rows else width
+    centre = (count - 1) / 2
+    shifts = [factor * (i - centre) for i in range(count)]
+    whole = Image.new(image.mode, image.size, fill)
+    weights = bytearray(count)
+    start = 0
+    while start < count:
+        step = math.floor(shifts[start])
+        end = start + 1
+        while end < count and math.floor(shifts[end]) == step:
+            end += 1
+        if rows:
+            whole.paste(image.crop((0, start, width, end)), (step, start))
+        else:
+            whole.paste(image.crop((start, 0, end, height)), (start, step))
+        for i in range(start, end):
+            weights[i] = round((shifts[i] - step) * 255)
+        start = end
+    # A pixel shifted by step + w is (1 − w)·(shifted by step) + w·(shifted by step + 1).
+    further = Image.new(image.mode, image.size, fill)
+    further.paste(whole, (1, 0) if rows else (0, 1))
+    weight_line = Image.frombytes("L", (1, height) if rows else (width, 1), bytes(weights))
+    weight = weight_line.resize(image.size, Image.Resampling.NEAREST)
+    return Image.composite(further, whole, weight)
+
+
 def rotate_by(image: Image.Image, degrees: float) -> Image.Image:
     """Rotate the content by ``degrees`` (counter-clockwise), keeping the page size."""
     fill = _paper_colour(image)
     if image.mode == "1":
-        turned = image.convert("L").rotate(
-            degrees, resample=Image.Resampling.BICUBIC, fillcolor=255
-        )
+        turned = rotate_by(image.convert("L"), degrees)
         return turned.point(lambda v: 255 if v >= 128 else 0).convert("1")
+    if image.mode == "L" and isinstance(fill, int) and abs(degrees) <= _TWO_SHEAR_MAX_DEG:
+        # Skew angles are small: rows slide by sin θ·y, then columns by −sin θ·x. That is the
+        # turn [[1, s], [−s, 1 − s²]] ≈ [[cos, sin], [−sin, cos]] (y pointing down).
+        sine = math.sin(math.radians(degrees))
+        return _shear(_shear(image, sine, fill, rows=True), -sine, fill, rows=False)
     # Bilinear: for small skew angles indistinguishable from bicubic on text, at 2.5× the speed.
     return image.rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=fill)
 
@@ -163,11 +210,13 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def write_png(image: Image.Image, path: Path, *, dpi: float) -> Path:
-    """Write a 1-bit/8-bit grey or RGB image as PNG, fast: no row filters, zlib RLE level 1.
+    """Write a 1-bit/8-bit grey or RGB image as PNG, fast: no row filters, ISA-L deflate level 1.
 
-    Scans are mostly noise (nothing for a slow deflate to find) or long runs of paper (which RLE
-    finds): this is 5–10× faster than Pillow's PNG writer at about the same size. The compressed
-    data goes into the PDF as it is (Flate with PNG predictors), so it is written once.
+    Scans are mostly noise (nothing for a slow deflate to find) or long runs of paper: Intel's
+    ISA-L deflate at level 1 is about 4× faster than zlib's fastest settings here at sizes within
+    a few percent, and 10× faster than Pillow's PNG writer. Its output is a standard zlib stream.
+    The compressed data goes into the PDF as it is (Flate with PNG predictors), so it is written
+    once.
     """
     if image.mode not in ("1", "L", "RGB"):
         raise ValueError(f"write_png takes 1, L or RGB images, not {image.mode}")
@@ -177,13 +226,18 @@ def write_png(image: Image.Image, path: Path, *, dpi: float) -> Path:
         "L": (8, 0, width),
         "RGB": (8, 2, width * 3),
     }[image.mode]
-    raw = image.tobytes()
     # PNG rows each start with a filter-type byte; 0 = none.
-    rows = b"".join(
-        b"\0" + raw[i * row_bytes : (i + 1) * row_bytes] for i in range(height)
-    )
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    data = compressor.compress(rows) + compressor.flush()
+    if image.mode == "L":
+        # A zero column pasted left of the page gives those bytes in one C-level copy.
+        framed = Image.new("L", (width + 1, height), 0)
+        framed.paste(image, (1, 0))
+        rows = framed.tobytes()
+    else:
+        raw = image.tobytes()
+        rows = b"".join(
+            b"\0" + raw[i * row_bytes : (i + 1) * row_bytes] for i in range(height)
+        )
+    data = isal_zlib.compress(rows, 1)
     ppm = round(dpi / 0.0254)
     png = (
         b"\x89PNG\r\n\x1a\n"

@@ -247,6 +247,20 @@ def write_hostile_inputs(folder: Path, good_png: Path) -> dict[str, tuple[Path, 
     # A transfer cut short: the directory at the end of the file is lost.
     truncated.write_bytes(good_tiff.read_bytes()[: good_tiff.stat().st_size * 2 // 3])
     out["truncated-tiff"] = (truncated, "truncated")
+    # PNGs are checked by their chunk CRCs, not decoded, in load_pages: both must still be caught.
+    png = folder / "whole.png"
+    with Image.open(good_png) as im:
+        im.save(png, dpi=(300, 300))
+    png_bytes = png.read_bytes()
+    cut_png = folder / "cut.png"
+    cut_png.write_bytes(png_bytes[: len(png_bytes) * 2 // 3])
+    out["truncated-png"] = (cut_png, "truncated")
+    flipped_png = folder / "flipped.png"
+    middle = len(png_bytes) // 2
+    flipped_png.write_bytes(
+        png_bytes[:middle] + bytes([png_bytes[middle] ^ 0xFF]) + png_bytes[middle + 1 :]
+    )
+    out["damaged-png"] = (flipped_png, "damaged")
     empty = folder / "empty.png"
     empty.write_bytes(b"")
     out["zero-byte"] = (empty, "empty file")

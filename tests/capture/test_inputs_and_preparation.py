@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,27 @@ def test_hostile_inputs_are_refused_with_page_and_reason(
         assert err.value.path == path, kind
         assert path.name in str(err.value) and reason in str(err.value), (kind, str(err.value))
         assert not err.value.retryable
+
+
+def test_png_with_valid_checksums_over_bad_data_is_refused_before_ocr(tmp_path: Path) -> None:
+    # load_pages checks a PNG by its chunk CRCs; a crafted file with recomputed CRCs over a
+    # broken deflate stream passes that, so process_page (which decodes) must refuse it.
+    path = tmp_path / "crafted.png"
+    small_page().save(path, dpi=(300, 300))
+    data = bytearray(path.read_bytes())
+    pos = data.index(b"IDAT") - 4
+    length = struct.unpack(">L", data[pos : pos + 4])[0]
+    body = pos + 8
+    data[body + 2 : body + length] = bytes(length - 2)  # keep the zlib header, zero the rest
+    data[body + length : body + length + 4] = struct.pack(
+        ">L", zlib.crc32(bytes(data[pos + 4 : body + length]))
+    )
+    path.write_bytes(bytes(data))
+    (page,) = load_pages([path], options=CaptureOptions())
+    with pytest.raises(PageRejected) as err:
+        process_page(page, work_dir=tmp_path / "work", options=CaptureOptions())
+    assert err.value.path == path and "cannot be decoded" in str(err.value)
+    assert not list((tmp_path / "work").glob("*.hocr"))
 
 
 def test_refusal_in_the_middle_of_a_multipage_file_names_the_page(tmp_path: Path) -> None:
