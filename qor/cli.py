@@ -462,6 +462,7 @@ commands_library.install(app)  # readers, loans, gate, debts, deposit, select
 from qor import commands_ops  # noqa: E402
 
 app.add_typer(commands_ops.app, name="doctor")
+app.add_typer(commands_ops.automations_app, name="automations")
 from qor import commands_fixity  # noqa: E402
 
 commands_fixity.install(app, bag_app)  # fixity, register rebuild-links, bag validate-stored

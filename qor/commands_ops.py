@@ -241,3 +241,74 @@ def doctor(
                           + ", ".join(c.component for c in broken))
     if broken:
         raise typer.Exit(EXIT_BROKEN)
+
+
+# --- qor automations ------------------------------------------------------------------------
+
+automations_app = typer.Typer(
+    help="Prefect automations that resume a run whose worker died (docs/operations.md).",
+    no_args_is_help=True,
+)
+
+
+def _server_settings() -> None:
+    """Settings loaded and Prefect pointed at the configured server; refuses the embedded one."""
+    import os
+
+    from qor.cli import _fail, _settings
+    from qor.errors import ConfigurationError
+
+    settings = _settings()
+    if not (settings.prefect_api_url or os.environ.get("PREFECT_API_URL")):
+        raise _fail(ConfigurationError(
+            "no Prefect server configured (QOR_PREFECT_API_URL): automations live on the "
+            "server that runs the deployments, not in the embedded one"))
+
+
+@automations_app.command("apply")
+def automations_apply(
+    expiry: Annotated[int, typer.Option(
+        "--expiry", help="Seconds without a heartbeat before a run counts as dead.")] = 90,
+    max_attempts: Annotated[int, typer.Option(
+        "--max-attempts", help="Attempts of one run in all, the first included.")] = 3,
+    deployment: Annotated[str, typer.Option(
+        "--deployment", help="The deployment to watch, <flow>/<deployment>.")]
+    = "digitise/digitise",
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+    = False,
+) -> None:
+    """Create or update the zombie-run and resume automations of the digitise deployment.
+
+    Run after every `prefect deploy` of infra/prefect.yaml (idempotent).
+    """
+    from flows.automations import ResumePolicy, apply_digitise_automations
+    from qor.cli import _emit_json, _fail, console
+    from qor.errors import QorError
+
+    _server_settings()
+    try:
+        applied = apply_digitise_automations(
+            policy=ResumePolicy(expiry_seconds=expiry, max_attempts=max_attempts),
+            deployment=deployment)
+    except QorError as e:
+        raise _fail(e) from e
+    if as_json:
+        _emit_json([{**dataclasses.asdict(a), "automation_id": str(a.automation_id)}
+                    for a in applied])
+    else:
+        for a in applied:
+            console.print(f"{'created' if a.created else 'updated'} {a.name} ({a.automation_id})")
+
+
+@automations_app.command("remove")
+def automations_remove(
+    deployment: Annotated[str, typer.Option(
+        "--deployment", help="The deployment watched, <flow>/<deployment>.")]
+    = "digitise/digitise",
+) -> None:
+    """Delete the automations of the deployment (runs of dead workers then wait for an operator)."""
+    from flows.automations import remove_digitise_automations
+    from qor.cli import console
+
+    _server_settings()
+    console.print(f"removed {remove_digitise_automations(deployment=deployment)} automation(s)")

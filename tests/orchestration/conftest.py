@@ -271,3 +271,33 @@ def deployed_run(
     assert run.state_name == "Completed", orchestra.log_tail("worker-deployed")
     return DeployedRun(flow_run_id=flow_run_id, state_name=run.state_name,
                        payload=decrypted_payload(dep.data_dir, dep.settings, DEPLOYED_INVENTORY))
+
+
+#: Short enough to keep the worker-kill test quick; the heartbeat itself is infra/prefect.yaml's
+#: 30 s (Prefect's minimum), so a killed run is declared dead 30–75 s after its last sign of life.
+TEST_RESUME_POLICY_EXPIRY_S = 45
+TEST_RESUME_MAX_ATTEMPTS = 3
+
+
+@pytest.fixture(scope="session")
+def resume_automations(orchestra: Orchestra, digitise_deployment: uuid.UUID) -> Iterator[None]:
+    """The zombie-run and resume automations of flows/automations.py, applied to the server as
+    ``qor automations apply`` does it, and removed at the end of the session."""
+    from flows.automations import (
+        ResumePolicy,
+        apply_digitise_automations,
+        remove_digitise_automations,
+    )
+
+    policy = ResumePolicy(expiry_seconds=TEST_RESUME_POLICY_EXPIRY_S,
+                          max_attempts=TEST_RESUME_MAX_ATTEMPTS)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: orchestra.api_url}):
+        applied = apply_digitise_automations(policy=policy)
+    assert len(applied) == 2
+    try:
+        yield
+    finally:
+        with temporary_settings({PREFECT_API_URL: orchestra.api_url}):
+            remove_digitise_automations()
