@@ -343,6 +343,16 @@ def _set_item_status(session: Session, item_id: int, status: ItemStatus, at: dat
     _expire_loaded(session, Item, item_id)
 
 
+def _start_loan(session: Session, item: Item, loan: Loan, now: datetime) -> None:
+    """Record ``loan``, put its item on loan and disarm its security tag (R10)."""
+    session.add(loan)
+    item.status = ItemStatus.ON_LOAN.value
+    item.updated_at = now
+    with _db(f"item {item.inventory_number}"):
+        session.flush()
+    _set_armed(session, item.id, False, now)
+
+
 def _set_armed(session: Session, item_id: int, armed: bool, at: datetime) -> None:
     dialect = session.get_bind().dialect.name
     session.execute(_armed_upsert(dialect), {"item_id": item_id, "armed": armed, "at": at})
@@ -823,12 +833,7 @@ def _check_out_checked(
         renewals=0,
         loaned_by=actor,
     )
-    session.add(loan)
-    item.status = ItemStatus.ON_LOAN.value
-    item.updated_at = now
-    with _db(f"item {item.inventory_number}"):
-        session.flush()
-    _set_armed(session, item.id, False, now)
+    _start_loan(session, item, loan, now)
     _fulfil_holds(session, reader_id=reader.id, record_id=item.record_id, item_id=item.id, at=now)
     logger.info(
         "loan %s: %s to %s at %s", loan.id, item.inventory_number, ticket_number, point.code
@@ -876,12 +881,7 @@ def lend_interlibrary(
         renewals=0,
         loaned_by=actor,
     )
-    session.add(loan)
-    item.status = ItemStatus.ON_LOAN.value
-    item.updated_at = now
-    with _db(f"item {item.inventory_number}"):
-        session.flush()
-    _set_armed(session, item.id, False, now)
+    _start_loan(session, item, loan, now)
     return loan
 
 
