@@ -47,6 +47,7 @@ from flows.capture import (
 )
 from flows.errors import CopyAlreadyExists
 from flows.steps import (
+    BAG_PREFIX,
     StoredBag,
     batch_fingerprint,
     package_copy,
@@ -314,7 +315,7 @@ def _existing_summary(
     return DigitiseSummary(
         status="existing", inventory_number=inventory_number, bag_id=facts.bag_id,
         version=facts.version, store_uri=facts.store_uri,
-        bag_location=f"{facts.store_uri.rstrip('/')}/bags/{facts.bag_id}/",
+        bag_location=f"{facts.store_uri.rstrip('/')}/{BAG_PREFIX}/{facts.bag_id}/",
         pages=facts.page_count, files=(), total_bytes=facts.payload_bytes,
         pdfa_verdict=facts.pdfa_verdict, mean_confidence=facts.ocr_confidence,
         needs_review=facts.needs_review, stage_seconds=stages.seconds,
