@@ -3,23 +3,31 @@
 Every page is checked whole by :func:`load_pages` before anything else happens, so a bad page
 (truncated, not an image, too large, encrypted or scripted PDF) stops the batch while nothing has
 been stored yet; the error names the file, the page within it and the reason.
+
+A scanner PDF's page that is exactly one image filling the page gives that image's pixels,
+extracted losslessly and turned as the reader shows the page; any other page (text, vector
+drawing, several images, JBIG2, masks) is rasterised by PDFium at ``pdf_raster_dpi``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pikepdf
-from PIL import Image, ImageOps
+import pypdfium2 as pdfium  # type: ignore[import-untyped]  # ships no type information
+from PIL import Image, ImageChops, ImageOps
 
 from flows.capture.model import CaptureOptions, PageRef
 from flows.errors import PageRejected
@@ -195,11 +203,34 @@ def _frames_of_image(
             yield frame, DecodedPage(normal, dpi, conversions, jpeg)
 
 
+# --- scanner PDFs --------------------------------------------------------------------------
+
 _CONTAINERS = (pikepdf.Dictionary, pikepdf.Array, pikepdf.Stream)
 
+# PDFium is not thread-safe, not even across documents: every call into it holds this lock.
+_PDFIUM_LOCK = threading.Lock()
+_DEFAULT_RASTER_DPI = 300
 
-def _has_javascript(pdf: pikepdf.Pdf) -> bool:
-    """Whether any object reachable from the trailer is a JavaScript action or name tree."""
+# Operators allowed on a page that is exactly one image: graphics state and placement, and text
+# only while it is invisible (render mode 3, the OCR layer scanners and OCR tools add).
+_PLACEMENT_OPS = frozenset({"q", "Q", "cm", "Do"})
+_TEXT_OPS = frozenset(
+    {"BT", "ET", "Tf", "Tz", "TL", "Tc", "Tw", "Ts", "Td", "TD", "Tm", "T*", "Tr"}
+)
+_TEXT_SHOWING_OPS = frozenset({"Tj", "TJ", "'", '"'})
+_INVISIBLE_TEXT = 3
+_PLAIN_SPACES = frozenset({"/DeviceGray", "/DeviceRGB", "/CalGray", "/CalRGB"})
+# How far (in points) an image's edge may sit from the page's edge and still "fill the page".
+_FILL_TOLERANCE_PT = 1.0
+_SQUARE_PIXEL_TOLERANCE = 0.01
+
+
+def _unsafe_action(pdf: pikepdf.Pdf) -> str | None:
+    """What makes a PDF unsafe to open, if anything: JavaScript or an action that starts a program.
+
+    Walks every object reachable from the trailer (document, page, annotation and form actions
+    alike).
+    """
     seen: set[tuple[int, int]] = set()
     stack: list[pikepdf.Object] = [pdf.trailer]
     while stack:
@@ -212,13 +243,15 @@ def _has_javascript(pdf: pikepdf.Pdf) -> bool:
             obj = obj.stream_dict
         if isinstance(obj, pikepdf.Dictionary):
             if "/JS" in obj or "/JavaScript" in obj or obj.get("/S") == pikepdf.Name.JavaScript:
-                return True
+                return "PDF contains JavaScript"
+            if obj.get("/S") == pikepdf.Name.Launch:
+                return "PDF contains a launch action (starts a program)"
             stack.extend(
                 v for k, v in obj.items() if k != "/Parent" and isinstance(v, _CONTAINERS)
             )
         elif isinstance(obj, pikepdf.Array):
             stack.extend(v for v in obj if isinstance(v, _CONTAINERS))
-    return False
+    return None
 
 
 def _open_pdf(path: Path) -> pikepdf.Pdf:
@@ -233,56 +266,391 @@ def _open_pdf(path: Path) -> pikepdf.Pdf:
     if pdf.is_encrypted:
         pdf.close()
         raise PageRejected(path, 0, "encrypted PDF; give the unencrypted scan")
-    if _has_javascript(pdf):
+    unsafe = _unsafe_action(pdf)
+    if unsafe:
         pdf.close()
-        raise PageRejected(path, 0, "PDF contains JavaScript; refused as unsafe input")
+        raise PageRejected(path, 0, f"{unsafe}; refused as unsafe input")
     return pdf
 
 
-def _pdf_page_image(
-    path: Path, frame: int, page: pikepdf.Page, options: CaptureOptions
-) -> DecodedPage:
-    """The largest image on a scanner PDF's page, extracted losslessly, with its resolution."""
-    candidates: list[tuple[int, pikepdf.PdfImage]] = []
-    for _name, raw in page.get_images().items():
-        if not isinstance(raw, pikepdf.Stream):
+class _Rasteriser:
+    """A PDF as PDFium sees it, opened on first use (a page that is one scan never needs it).
+
+    Opened only after pikepdf has found the file safe; both readers must agree on the page count.
+    """
+
+    def __init__(self, path: Path, pages: int) -> None:
+        self._path = path
+        self._pages = pages
+        self._document: Any = None
+
+    def document(self) -> Any:
+        """The open PDFium document; call with :data:`_PDFIUM_LOCK` held."""
+        if self._document is None:
+            try:
+                self._document = pdfium.PdfDocument(str(self._path))
+            except pdfium.PdfiumError as e:
+                raise PageRejected(
+                    self._path, 0, f"PDF cannot be opened for rasterising ({e})"
+                ) from e
+            count = len(self._document)
+            if count != self._pages:
+                raise PageRejected(
+                    self._path,
+                    0,
+                    f"damaged page tree: {self._pages} pages found by one reader, "
+                    f"{count} by another",
+                )
+        return self._document
+
+    def close(self) -> None:
+        if self._document is not None:
+            with _PDFIUM_LOCK:
+                self._document.close()
+            self._document = None
+
+
+@contextmanager
+def _rasteriser(path: Path, pages: int) -> Iterator[_Rasteriser]:
+    rasteriser = _Rasteriser(path, pages)
+    try:
+        yield rasteriser
+    finally:
+        rasteriser.close()
+
+
+def _inherited(page: pikepdf.Dictionary, key: str) -> pikepdf.Object | None:
+    """A page attribute, looked up the page tree as PDF inheritance says (/Rotate, /Resources)."""
+    node: pikepdf.Object | None = page
+    for _depth in range(64):  # a cyclic /Parent chain must not hang the reader
+        if not isinstance(node, pikepdf.Dictionary):
+            return None
+        if key in node:
+            return node[key]
+        node = node.get("/Parent")
+    return None
+
+
+def _page_rotation(page: pikepdf.Page) -> int:
+    """The page's /Rotate as the reader applies it: clockwise 0/90/180/270.
+
+    Not-quite-valid values are read as PDFium reads them (whole quarter turns, modulo 360).
+    """
+    value = _inherited(page.obj, "/Rotate")
+    if value is None:
+        return 0
+    try:
+        degrees = int(float(value))
+    except (TypeError, ValueError):
+        return 0
+    return (int(degrees / 90) % 4) * 90
+
+
+@dataclass(frozen=True)
+class _SoleImage:
+    """A page's only visible content: one image filling the page, and how it is turned on it.
+
+    ``turn_cw`` is the clockwise quarter turn that brings the image's pixels upright as the page
+    shows them (before /Rotate).
+    """
+
+    image: pikepdf.PdfImage
+    turn_cw: int
+    dpi: float
+
+
+def _colour_space_plain(space: pikepdf.Object | None) -> bool:
+    """Whether pikepdf gives this space's pixels as they look (grey, RGB, or a palette of them)."""
+    if space is None:
+        return False
+    if isinstance(space, pikepdf.Name):
+        return str(space) in _PLAIN_SPACES
+    if isinstance(space, pikepdf.Array) and len(space) >= 2:
+        family = str(space[0])
+        if family in ("/CalGray", "/CalRGB"):
+            return True
+        if family == "/ICCBased" and isinstance(space[1], pikepdf.Stream):
+            return int(space[1].get("/N", 0)) in (1, 3)
+        if family == "/Indexed" and len(space) == 4:
+            return _colour_space_plain(space[1])
+    return False
+
+
+def _image_unsuitable(raw: pikepdf.Stream) -> str | None:
+    """Why an image's stored pixels are not what the reader sees on its own, if they are not."""
+    if raw.get("/ImageMask"):
+        return "stencil-mask image"
+    if "/SMask" in raw or "/Mask" in raw:
+        return "image with transparency"
+    filters = raw.get("/Filter")
+    names = (
+        [str(f) for f in filters]
+        if isinstance(filters, pikepdf.Array)
+        else ([str(filters)] if filters is not None else [])
+    )
+    if "/JBIG2Decode" in names:
+        return "JBIG2 image"
+    if not _colour_space_plain(raw.get("/ColorSpace")):
+        return "image colour space needs conversion"
+    if int(raw.get("/BitsPerComponent", 0)) not in (1, 8):
+        return "image bit depth other than 1 or 8"
+    if "/Decode" in raw:
+        return "image with a /Decode array"
+    return None
+
+
+def _quarter_turn(ctm: pikepdf.Matrix) -> int | None:
+    """The clockwise quarter turn that makes an image placed by ``ctm`` upright; ``None`` when
+    the placement is skewed, mirrored or degenerate."""
+    a, b, c, d = ctm.a, ctm.b, ctm.c, ctm.d
+    scale = max(abs(a), abs(b), abs(c), abs(d))
+    if scale == 0:
+        return None
+    eps = scale * 1e-6
+    # Image space: +u runs along the pixel rows, +v up the page from the last row to the first.
+    if abs(b) <= eps and abs(c) <= eps:
+        if a > 0 and d > 0:
+            return 0
+        if a < 0 and d < 0:
+            return 180
+    elif abs(a) <= eps and abs(d) <= eps:
+        if b > 0 and c < 0:
+            return 270  # rows run up the page: the image lies turned a quarter anticlockwise
+        if b < 0 and c > 0:
+            return 90
+    return None
+
+
+_HIDDEN_ANNOTATION = 2 | 32  # annotation flags Hidden and NoView
+
+
+def _visible_annotations(page: pikepdf.Page) -> bool:
+    """Whether the reader draws annotations (stamps, ink, notes) over the page."""
+    annots = page.obj.get("/Annots")
+    if not isinstance(annots, pikepdf.Array):
+        return False
+    for annot in annots:
+        if not isinstance(annot, pikepdf.Dictionary) or "/AP" not in annot:
             continue
-        try:
-            img = pikepdf.PdfImage(raw)
-        except (pikepdf.PdfError, NotImplementedError, ValueError):
+        if annot.get("/Subtype") in (pikepdf.Name.Link, pikepdf.Name.Popup):
             continue
-        candidates.append((int(img.width) * int(img.height), img))
-    if not candidates:
-        raise PageRejected(path, frame, "PDF page holds no scanned image (born-digital PDF?)")
-    _, best = max(candidates, key=lambda c: c[0])
+        if not int(annot.get("/F", 0)) & _HIDDEN_ANNOTATION:
+            return True
+    return False
+
+
+def _sole_page_image(page: pikepdf.Page) -> tuple[_SoleImage | None, str]:
+    """The page's one full-page image, or ``None`` and why the page must be rasterised.
+
+    Raises :class:`pikepdf.PdfError` when the page's content cannot be read.
+    """
+    # Parsed whole first, so a damaged content stream is found on every page.
+    instructions = pikepdf.parse_content_stream(page)
+    if _visible_annotations(page):
+        return None, "page has visible annotations"
+    resources = _inherited(page.obj, "/Resources")
+    xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+    ctm = pikepdf.Matrix()
+    render_mode = 0
+    stack: list[tuple[pikepdf.Matrix, int]] = []
+    placed: list[tuple[pikepdf.Stream, pikepdf.Matrix]] = []
+    for instruction in instructions:
+        op = str(instruction.operator)
+        if isinstance(instruction, pikepdf.ContentStreamInlineImage):
+            return None, "page draws an inline image"
+        operands = list(instruction.operands)
+        if op == "q":
+            stack.append((ctm, render_mode))
+        elif op == "Q":
+            if stack:
+                ctm, render_mode = stack.pop()
+        elif op == "cm" and len(operands) == 6:
+            ctm = pikepdf.Matrix(*(float(v) for v in operands)) @ ctm
+        elif op == "Tr" and operands:
+            render_mode = int(operands[0])
+        elif op in _TEXT_SHOWING_OPS:
+            if render_mode != _INVISIBLE_TEXT:
+                return None, "page has text"
+        elif op == "Do" and operands:
+            name = operands[0]
+            target = (
+                xobjects.get(name)
+                if isinstance(xobjects, pikepdf.Dictionary) and isinstance(name, pikepdf.Name)
+                else None
+            )
+            if not isinstance(target, pikepdf.Stream) or (
+                target.get("/Subtype") != pikepdf.Name.Image
+            ):
+                return None, "page draws a form or vector content"
+            placed.append((target, ctm))
+        elif op not in _PLACEMENT_OPS and op not in _TEXT_OPS:
+            return None, "page has vector content"
+    if not placed:
+        return None, "page holds no image"
+    if len(placed) > 1:
+        return None, f"page has {len(placed)} images"
+    raw, where = placed[0]
+    unsuitable = _image_unsuitable(raw)
+    if unsuitable:
+        return None, unsuitable
+    turn = _quarter_turn(where)
+    if turn is None:
+        return None, "image is skewed or mirrored on the page"
+    corners = [where.transform((u, v)) for u in (0.0, 1.0) for v in (0.0, 1.0)]
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    box = [float(v) for v in page.cropbox]
+    x0, x1 = sorted((box[0], box[2]))
+    y0, y1 = sorted((box[1], box[3]))
+    if max(abs(min(xs) - x0), abs(max(xs) - x1), abs(min(ys) - y0), abs(max(ys) - y1)) > (
+        _FILL_TOLERANCE_PT
+    ):
+        return None, "image does not fill the page"
+    image = pikepdf.PdfImage(raw)
+    # Points along the image's rows and columns (its width and height as placed).
+    across = math.hypot(where.a, where.b)
+    down = math.hypot(where.c, where.d)
+    dpi_x = int(image.width) * 72.0 / across
+    dpi_y = int(image.height) * 72.0 / down
+    if abs(dpi_x - dpi_y) > dpi_x * _SQUARE_PIXEL_TOLERANCE:
+        return None, f"pixels not square ({dpi_x:.0f}×{dpi_y:.0f} dpi)"
+    if not (_MIN_DPI <= dpi_x <= _MAX_DPI):
+        return None, f"image resolution {dpi_x:.0f} dpi is outside {_MIN_DPI:g}–{_MAX_DPI:g}"
+    return _SoleImage(image, turn, round(dpi_x, 2)), ""
+
+
+_TRANSPOSE_CW = {
+    90: Image.Transpose.ROTATE_270,  # Pillow's turns are anticlockwise
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_90,
+}
+
+
+def _extract_sole_image(
+    path: Path, frame: int, sole: _SoleImage, rotate: int, options: CaptureOptions
+) -> DecodedPage | None:
+    """The scan's own pixels, turned as the page shows them; resolution from image and page.
+
+    ``None`` when pikepdf cannot extract this kind of image (the page is rasterised instead).
+    """
+    best = sole.image
     _guard_pixels(path, frame, (int(best.width), int(best.height)), options)
     try:
         pixels = best.as_pil_image()
         pixels.load()
-    except (pikepdf.PdfError, NotImplementedError, OSError, ValueError) as e:
+    except (pikepdf.UnsupportedImageTypeError, NotImplementedError):
+        return None
+    except (pikepdf.PikepdfError, OSError, ValueError) as e:
         raise PageRejected(path, frame, f"page image cannot be decoded ({e})") from e
-    box = page.mediabox
-    width_pt = float(box[2]) - float(box[0])
-    dpi = pixels.width / (width_pt / 72.0) if width_pt > 0 else 0.0
-    if not (_MIN_DPI <= dpi <= _MAX_DPI):
-        dpi = _dpi_of({}, path, frame, options)
     normal, conversions = _normalise(pixels)
+    if sole.turn_cw:
+        conversions = (*conversions, f"turned {sole.turn_cw} by the image's placement")
+    if rotate:
+        conversions = (*conversions, f"rotated {rotate} by /Rotate")
+    turn = (sole.turn_cw + rotate) % 360
+    if turn:
+        normal = normal.transpose(_TRANSPOSE_CW[turn])
     jpeg: bytes | None = None
     if best.filters == ["/DCTDecode"] and not conversions:
         jpeg = best.obj.read_raw_bytes()
-    return DecodedPage(normal, round(dpi, 2), conversions, jpeg)
+    return DecodedPage(normal, sole.dpi, conversions, jpeg)
 
 
-def _frames_of_pdf(path: Path, options: CaptureOptions) -> Iterator[tuple[int, DecodedPage]]:
-    pdf = _open_pdf(path)
-    with pdf:
+def _raster_dpi(options: CaptureOptions) -> int:
+    return options.pdf_raster_dpi or options.dpi_fallback or _DEFAULT_RASTER_DPI
+
+
+def _neutral_as_grey(image: Image.Image) -> Image.Image:
+    """An RGB rendering whose every pixel is neutral, as 8-bit grey (exactly: R = G = B)."""
+    red, green, blue = image.split()
+    if ImageChops.difference(red, green).getbbox() or ImageChops.difference(green, blue).getbbox():
+        return image
+    return red
+
+
+def _rasterise(
+    path: Path,
+    frame: int,
+    rasteriser: _Rasteriser,
+    why: str,
+    rotate: int,
+    options: CaptureOptions,
+    *,
+    render: bool,
+) -> DecodedPage | None:
+    """Render the page as the reader shows it (/Rotate applied) at the raster resolution.
+
+    The pixel limit is checked on the size the page box gives, before a pixel is drawn. With
+    ``render`` false only the checks run (the page loads, its size is within the limit).
+    """
+    dpi = _raster_dpi(options)
+    scale = dpi / 72.0
+    with _PDFIUM_LOCK:
+        document = rasteriser.document()
+        try:
+            page = document[frame]
+        except pdfium.PdfiumError as e:
+            raise PageRejected(path, frame, f"damaged page, cannot be loaded ({e})") from e
+        try:
+            width_pt, height_pt = page.get_size()  # the visible box, /Rotate applied
+            size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))
+            if size[0] <= 0 or size[1] <= 0:
+                raise PageRejected(path, frame, "page box is empty")
+            _guard_pixels(path, frame, size, options)
+            if not render:
+                return None
+            try:
+                bitmap = page.render(scale=scale, rev_byteorder=True, may_draw_forms=False)
+            except pdfium.PdfiumError as e:
+                raise PageRejected(path, frame, f"page cannot be rasterised ({e})") from e
+            try:
+                # Copied out: the bitmap's memory is freed with it, under the lock.
+                image = bitmap.to_pil().convert("RGB")
+            finally:
+                bitmap.close()
+        finally:
+            page.close()
+    conversions = [f"rasterised at {dpi} dpi ({why})"]
+    if rotate:
+        conversions.append(f"rotated {rotate} by /Rotate")
+    return DecodedPage(_neutral_as_grey(image), float(dpi), tuple(conversions), None)
+
+
+def _pdf_page(
+    path: Path,
+    frame: int,
+    page: pikepdf.Page,
+    rasteriser: _Rasteriser,
+    options: CaptureOptions,
+    *,
+    render: bool = True,
+) -> DecodedPage | None:
+    """One page of a scanner PDF: its scan extracted losslessly when the page is exactly one
+    full-page image, otherwise the page rasterised (see :func:`_rasterise`)."""
+    try:
+        sole, why = _sole_page_image(page)
+    except (pikepdf.PikepdfError, ValueError, TypeError) as e:
+        raise PageRejected(path, frame, f"damaged page, its content cannot be read ({e})") from e
+    rotate = _page_rotation(page)
+    if sole is not None:
+        extracted = _extract_sole_image(path, frame, sole, rotate, options)
+        if extracted is not None:
+            return extracted
+        why = "image kind not extractable"
+    return _rasterise(path, frame, rasteriser, why, rotate, options, render=render)
+
+
+def _pdf_frames(path: Path, options: CaptureOptions) -> list[int]:
+    """Check every page of a PDF as :func:`decode_page` would, without rasterising; its pages."""
+    with _open_pdf(path) as pdf:
         if len(pdf.pages) == 0:
             raise PageRejected(path, 0, "PDF has no pages")
-        for frame, page in enumerate(pdf.pages):
-            yield frame, _pdf_page_image(path, frame, page, options)
+        with _rasteriser(path, len(pdf.pages)) as rasteriser:
+            for frame, page in enumerate(pdf.pages):
+                _pdf_page(path, frame, page, rasteriser, options, render=False)
+        return list(range(len(pdf.pages)))
 
 
-def _frames(path: Path, options: CaptureOptions) -> Iterator[tuple[int, DecodedPage]]:
+def _frames(path: Path, options: CaptureOptions) -> list[int]:
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -290,9 +658,8 @@ def _frames(path: Path, options: CaptureOptions) -> Iterator[tuple[int, DecodedP
     if size == 0:
         raise PageRejected(path, 0, "empty file (0 bytes)")
     if _is_pdf(path):
-        yield from _frames_of_pdf(path, options)
-    else:
-        yield from _frames_of_image(path, options)
+        return _pdf_frames(path, options)
+    return [frame for frame, _decoded in _frames_of_image(path, options)]
 
 
 def _png_whole(path: Path, options: CaptureOptions) -> bool:
@@ -345,7 +712,9 @@ def load_pages(inputs: Sequence[Path], *, options: CaptureOptions) -> list[PageR
 
     Each page is checked whole here, so a bad one is found before any work is stored: raises
     :class:`flows.errors.PageRejected` naming the file, the page and the reason. Pages are
-    decoded fully, except single PNGs, whose per-chunk CRCs and end chunk are checked instead
+    decoded fully, except PDF pages that need rasterising (their content is parsed, the page
+    loaded in the rasteriser and its size checked against the pixel limit; :func:`decode_page`
+    draws it) and single PNGs, whose per-chunk CRCs and end chunk are checked instead
     (as sure a test of a damaged or truncated file, at a fiftieth of the cost). Only a crafted
     PNG with valid checksums over bad compressed data passes that; :func:`process_page`, which
     decodes with the same checks, then refuses it — still before anything is stored.
@@ -356,7 +725,7 @@ def load_pages(inputs: Sequence[Path], *, options: CaptureOptions) -> list[PageR
     def frames_of(path: Path) -> list[int]:
         if _image_signature(path) == "PNG" and _png_whole(path, options):
             return [0]
-        return [frame for frame, _decoded in _frames(path, options)]
+        return _frames(path, options)
 
     # Decoding is mostly C code that releases the interpreter lock: threads overlap it.
     workers = options.load_workers or os.cpu_count() or 1
@@ -385,11 +754,15 @@ def decode_page(page: PageRef, *, options: CaptureOptions) -> DecodedPage:
     """Decode one page again (in the worker that prepares it); same checks as :func:`load_pages`."""
     _set_pillow_guard(options)
     if _is_pdf(page.source):
-        pdf = _open_pdf(page.source)
-        with pdf:
+        with _open_pdf(page.source) as pdf:
             if page.frame >= len(pdf.pages):
                 raise PageRejected(page.source, page.frame, "no such page in the PDF")
-            return _pdf_page_image(page.source, page.frame, pdf.pages[page.frame], options)
+            with _rasteriser(page.source, len(pdf.pages)) as rasteriser:
+                decoded = _pdf_page(
+                    page.source, page.frame, pdf.pages[page.frame], rasteriser, options
+                )
+        assert decoded is not None  # rendering was asked for
+        return decoded
     for frame, decoded in _frames_of_image(page.source, options, only=page.frame):
         if frame == page.frame:
             return decoded

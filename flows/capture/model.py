@@ -18,6 +18,9 @@ class CaptureOptions:
     * ``dpi_fallback`` — resolution to assume when a file carries none; ``None`` refuses such
       a page.
     * ``max_image_pixels`` — decompression-bomb guard: a page with more pixels is refused.
+    * ``pdf_raster_dpi`` — resolution at which a scanner PDF's page is rasterised when it is not
+      exactly one full-page image (text or vector content, several images, JBIG2, masks);
+      ``None`` uses ``dpi_fallback``, or 300 dpi when that is unset too.
     * ``page_timeout_s`` — limit for each Tesseract run on one page.
     * ``orientation`` — turn pages upright (0/90/180/270) with Tesseract OSD. ``osd_policy``
       ``"always"`` runs OSD on every page first; ``"when_unsure"`` (default, faster) runs it only
@@ -38,6 +41,7 @@ class CaptureOptions:
     languages: str = "kaz+rus+eng"
     dpi_fallback: int | None = None
     max_image_pixels: int = 400_000_000
+    pdf_raster_dpi: int | None = None
     page_timeout_s: float = 300.0
     orientation: bool = True
     osd_policy: OsdPolicy = "when_unsure"

@@ -1,17 +1,25 @@
 """OCR results: reading Tesseract's hOCR, and writing the page's text and ALTO 4 XML from it.
 
 One recognition (hOCR) is the single source of the text file, the ALTO file and the PDF's
-invisible text layer, so the three always say the same thing.
+invisible text layer, so the three always say the same thing. :func:`alto_errors` checks an ALTO
+file against the official ALTO 4.4 schema (installed by ``infra/test-services alto``, not shipped
+with Qor), offline.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
+
+from flows.errors import ToolFailed, ToolMissing
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
 ALTO_SCHEMA_LOCATION = "http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
@@ -302,18 +310,131 @@ def character_error_rate(reference: str, hypothesis: str) -> float:
     return edit_distance(ref, hyp) / len(ref)
 
 
-ALTO_SUBSET_XSD = Path(__file__).with_name("alto-4-qor-subset.xsd")
+# The official ALTO 4.4 schema is not shipped with Qor: infra/test-services (`alto`) and
+# infra/install-system fetch it, with the xlink schema it imports, into the tools cache.
+ALTO_SCHEMA_ENV = "QOR_ALTO_SCHEMA"
+XLINK_SCHEMA_LOCATION = "http://www.loc.gov/standards/xlink/xlink.xsd"
 
 
-def alto_errors(path: Path) -> list[str]:
-    """Schema errors of an ALTO file against the ALTO 4 subset schema Qor ships (empty = valid).
+def official_alto_schema() -> Path | None:
+    """The official ``alto-4-4.xsd`` this process would validate against, or ``None``.
 
-    The schema (``alto-4-qor-subset.xsd``) keeps the official ALTO 4.4 content models for the
-    elements Qor writes; see its header.
+    ``$QOR_ALTO_SCHEMA`` if set (returned even when the file is missing, so the error names
+    it), else ``$QOR_TOOLS_CACHE/alto-4.4/alto-4-4.xsd`` (default ``~/.cache/qor-tools``) when
+    ``infra/test-services alto`` put it there. The xlink schema it imports must lie beside it
+    as ``xlink.xsd``.
     """
-    schema = etree.XMLSchema(etree.parse(str(ALTO_SUBSET_XSD)))
+    configured = os.environ.get(ALTO_SCHEMA_ENV)
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("QOR_TOOLS_CACHE") or str(Path.home() / ".cache" / "qor-tools")
+    cached = Path(cache) / "alto-4.4" / "alto-4-4.xsd"
+    return cached if cached.is_file() else None
+
+
+class _OfflineImports(etree.Resolver):
+    """Serves the schema's imports from local files; any other URL is refused, never fetched."""
+
+    def __init__(self, imports: Mapping[str, Path]) -> None:
+        super().__init__()
+        self._imports = dict(imports)
+        self.refused: list[str] = []
+
+    def resolve(
+        self, system_url: str | None, public_id: str | None, context: object
+    ) -> Any:  # types-lxml's _InputDocument is private
+        local = self._imports.get(system_url or "")
+        if local is not None:
+            return self.resolve_filename(str(local), context)
+        self.refused.append(system_url or "")
+        # An empty document makes the import, and so the schema, fail to compile. Returning
+        # None instead would hand the URL on to libxml2's default loaders (files, network).
+        return self.resolve_string(b"", context)
+
+
+@dataclass(frozen=True)
+class _CompiledSchema:
+    schema: etree.XMLSchema
+    # lxml keeps one error log per schema object, written by every validate(): one caller at
+    # a time, or two threads would read each other's errors.
+    lock: threading.Lock
+
+
+_compiled: dict[tuple[object, ...], _CompiledSchema] = {}
+_compiled_lock = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return (str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def _compile(schema: Path, imports: Mapping[str, Path]) -> _CompiledSchema:
+    for url, local in {"": schema, **imports}.items():
+        if not local.is_file():
+            what = f"local copy of {url}" if url else "ALTO schema"
+            raise ToolMissing(
+                f"{what} {local} not found: run infra/test-services alto (or set {ALTO_SCHEMA_ENV})"
+            )
+    key = (_file_key(schema), *sorted((url, _file_key(p)) for url, p in imports.items()))
+    with _compiled_lock:  # compile once per schema version, even when threads ask together
+        found = _compiled.get(key)
+        if found is not None:
+            return found
+        resolver = _OfflineImports(imports)
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        parser.resolvers.add(resolver)
+        try:
+            tree = etree.fromstring(
+                schema.read_bytes(), parser, base_url=str(schema.resolve())
+            ).getroottree()
+            compiled = _CompiledSchema(etree.XMLSchema(tree), threading.Lock())
+        except (etree.XMLSyntaxError, etree.XMLSchemaParseError) as e:
+            reason = (
+                f"it imports {', '.join(resolver.refused)}, which is not mapped to a local "
+                "file (nothing is fetched from the network)"
+                if resolver.refused
+                else str(e)
+            )
+            raise ToolFailed("ALTO schema", f"{schema} cannot be compiled offline: {reason}") from e
+        _compiled[key] = compiled
+        return compiled
+
+
+def alto_errors(
+    path: Path, *, schema: Path | None = None, imports: Mapping[str, Path] | None = None
+) -> list[str]:
+    """Errors of an ALTO file against the official ALTO 4.4 schema (empty list = valid).
+
+    ``schema`` is the official ``alto-4-4.xsd``; default :func:`official_alto_schema`.
+    ``imports`` maps each URL the schema imports to a local file; default: the xlink schema
+    (``XLINK_SCHEMA_LOCATION``) to ``xlink.xsd`` beside ``schema``. Nothing is fetched from
+    the network: an import not in ``imports`` makes the schema fail to compile.
+
+    A file that cannot be read or is not well-formed XML is reported as an error, like a
+    schema violation. Raises :class:`~flows.errors.ToolMissing` when there is no schema (run
+    ``infra/test-services alto``) and :class:`~flows.errors.ToolFailed` when it does not
+    compile. The compiled schema is cached per process (keyed by the files' paths, sizes and
+    times) and is safe to use from several threads.
+    """
+    if schema is None:
+        schema = official_alto_schema()
+        if schema is None:
+            raise ToolMissing(
+                f"the official ALTO 4.4 schema is not installed: run infra/test-services alto "
+                f"or set {ALTO_SCHEMA_ENV} to its alto-4-4.xsd"
+            )
+    if imports is None:
+        imports = {XLINK_SCHEMA_LOCATION: schema.with_name("xlink.xsd")}
+    compiled = _compile(schema, imports)
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    document = etree.parse(str(path), parser)
-    if schema.validate(document):
-        return []
-    return [f"line {e.line}: {e.message}" for e in schema.error_log]
+    try:
+        document = etree.fromstring(path.read_bytes(), parser).getroottree()
+    except OSError as e:
+        return [f"{path}: cannot be read: {e.strerror or e}"]
+    except etree.XMLSyntaxError as e:
+        return [f"line {e.lineno}: not well-formed XML: {e.msg}"]
+    with compiled.lock:
+        if compiled.schema.validate(document):
+            return []
+        return [f"line {e.line}: {e.message}" for e in compiled.schema.error_log]

@@ -1,11 +1,13 @@
 """Fixtures for the capture engine: generated scans of every input kind, processed once a session.
 
-Everything here runs the real Tesseract and veraPDF; a missing tool is a failure naming it.
+Everything here runs the real Tesseract and veraPDF, and checks ALTO against the official ALTO 4.4
+schema; a missing tool or schema is a failure naming it.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +56,28 @@ def tools_present() -> None:
         pytest.fail(f"Tesseract language data missing: {sorted(missing)}")
     if verapdf.launcher() is None:
         pytest.fail("veraPDF is not installed: run infra/test-services or set QOR_VERAPDF")
+
+
+@pytest.fixture(scope="session")
+def official_alto_schema() -> Path:
+    """The official ``alto-4-4.xsd`` named by ``$QOR_ALTO_SCHEMA``, ``xlink.xsd`` beside it.
+
+    Fails (never skips) when it is not installed: the tests must prove Qor's ALTO against the
+    real schema, not a stand-in.
+    """
+    configured = os.environ.get("QOR_ALTO_SCHEMA")
+    if not configured:
+        pytest.fail(
+            "QOR_ALTO_SCHEMA is not set: run infra/test-services up (or infra/test-services alto) "
+            "and source its env file (. <(infra/test-services env))",
+            pytrace=False,
+        )
+    schema = Path(configured)
+    for needed in (schema, schema.with_name("xlink.xsd")):
+        if not needed.is_file():
+            pytest.fail(f"{needed} is missing (QOR_ALTO_SCHEMA): run infra/test-services alto",
+                        pytrace=False)
+    return schema
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pikepdf
@@ -129,12 +130,14 @@ def test_text_layer_sits_on_the_words(processed_batch: ProcessedPdf) -> None:
         assert (result.height_px - ly1) * k - 0.5 <= y_pt <= (result.height_px - ly0) * k
 
 
-def test_alto_is_valid_alto4_and_boxes_lie_inside_the_page(processed_batch: ProcessedPdf) -> None:
+def test_alto_is_valid_alto4_and_boxes_lie_inside_the_page(
+    processed_batch: ProcessedPdf, official_alto_schema: Path
+) -> None:
     from lxml import etree
 
     ns = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
     for result in processed_batch.results:
-        assert alto_errors(result.alto_path) == []
+        assert alto_errors(result.alto_path, schema=official_alto_schema) == []
         root = etree.parse(str(result.alto_path)).getroot()
         page = root.find(".//a:Page", ns)
         assert page is not None
@@ -150,13 +153,42 @@ def test_alto_is_valid_alto4_and_boxes_lie_inside_the_page(processed_batch: Proc
         assert " ".join(s.get("CONTENT", "") for s in strings) == normalise_text(result.text)
 
 
-def test_alto_schema_rejects_what_alto4_forbids(
-    tmp_path: Path, processed_batch: ProcessedPdf
+def test_alto_of_every_input_kind_is_valid_alto4(
+    processed_kinds: dict[str, ProcessedPdf], official_alto_schema: Path
 ) -> None:
-    broken = tmp_path / "broken.xml"
+    errors = {
+        f"{kind} {r.page.label}": alto_errors(r.alto_path, schema=official_alto_schema)
+        for kind, processed in processed_kinds.items()
+        for r in processed.results
+    }
+    assert len(errors) >= 10
+    assert {page: e for page, e in errors.items() if e} == {}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement", "named"),
+    [
+        (r'WC="[^"]*"', 'WC="7.5"', "WC"),  # a word confidence above 1
+        (r' CONTENT="[^"]*"', "", "CONTENT"),  # a String without its text
+        (r"<String ", "<Word ", "Word"),  # an element ALTO does not have
+    ],
+    ids=["word-confidence-above-1", "string-without-content", "unknown-element"],
+)
+def test_official_schema_rejects_what_alto4_forbids(
+    tmp_path: Path,
+    processed_batch: ProcessedPdf,
+    official_alto_schema: Path,
+    pattern: str,
+    replacement: str,
+    named: str,
+) -> None:
     data = processed_batch.results[0].alto_path.read_text(encoding="utf-8")
-    broken.write_text(data.replace('WC="0.', 'WC="7.', 1), encoding="utf-8")
-    assert alto_errors(broken), "a word confidence above 1 must not validate"
+    broken_data, n = re.subn(pattern, replacement, data, count=1)
+    assert n == 1
+    broken = tmp_path / "broken.alto.xml"
+    broken.write_text(broken_data, encoding="utf-8")
+    errors = alto_errors(broken, schema=official_alto_schema)
+    assert len(errors) == 1 and named in errors[0], errors
 
 
 def test_every_pdf_passes_verapdf_pdfa_2u(
