@@ -9,6 +9,9 @@ Input: ``--pages`` generated A4 pages (300 dpi, 8-bit grey, Kazakh and Russian t
   ALTO; ``--workers`` pages at a time, one Tesseract thread each) → ``assemble_pdfa``
   (archival profile), timed together; the access-profile PDF is assembled from the same pages
   and timed apart. veraPDF validates both afterwards (not in the timing; nor is it in OCRmyPDF's).
+  Default options: pages skewed up to ``ocr_skew_tolerance_deg`` are recognised as scanned and
+  straightened after OCR, their geometry turned along. ``--straighten-first`` adds a Qor run
+  that straightens every skewed page before OCR, to show what that option costs and gains.
 * **OCRmyPDF**: ``ocrmypdf -l <languages> --output-type pdfa -j <workers>`` on a PDF holding the
   same PNG pages losslessly (made with img2pdf beforehand, not timed). OCRmyPDF is not a Qor
   dependency: point ``--ocrmypdf`` at it, by default ``~/.cache/qor-bench-ocrmypdf/bin/ocrmypdf``
@@ -80,9 +83,10 @@ def pdf_page_texts(pdf: Path) -> list[str]:
 
 
 def run_qor(
-    pages: list[SamplePage], work: Path, *, workers: int, languages: str
+    pages: list[SamplePage], work: Path, *, workers: int, languages: str,
+    ocr_skew_tolerance_deg: float = CaptureOptions.ocr_skew_tolerance_deg,
 ) -> dict[str, Any]:
-    options = CaptureOptions(languages=languages)
+    options = CaptureOptions(languages=languages, ocr_skew_tolerance_deg=ocr_skew_tolerance_deg)
     cpu_started = cpu_seconds()
     started = time.perf_counter()
     refs = load_pages([p.path for p in pages], options=options)
@@ -100,7 +104,9 @@ def run_qor(
         results,
         out=work / "qor-access.pdf",
         metadata=DocumentMetadata(title="Bench", identifier="BENCH-1", language="kk"),
-        options=CaptureOptions(languages=languages, profile="access"),
+        options=CaptureOptions(
+            languages=languages, profile="access", ocr_skew_tolerance_deg=ocr_skew_tolerance_deg
+        ),
     )
     access_seconds = time.perf_counter() - access_started
     return {
@@ -183,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=1,
         help="run the three contenders this many times, interleaved; report each one's median",
     )
+    parser.add_argument(
+        "--straighten-first", action="store_true",
+        help="also run Qor with every skewed page straightened before OCR "
+             "(ocr_skew_tolerance_deg=0): the accuracy/speed trade of that option",
+    )
     args = parser.parse_args(argv)
 
     ocrmypdf = args.ocrmypdf if args.ocrmypdf.exists() else shutil.which("ocrmypdf")
@@ -198,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     chars = sum(len(normalise_text(t)) for t in truths)
     print(f"ground truth: {chars} characters")
 
-    seconds: dict[str, list[float]] = {"raw": [], "qor": [], "ocrmypdf": []}
-    cpu: dict[str, list[float]] = {"raw": [], "qor": [], "ocrmypdf": []}
+    names = ["raw", "qor", "ocrmypdf"] + (["qor-straighten-first"] if args.straighten_first else [])
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    first: dict[str, Any] | None = None
     loads = [os.getloadavg()[0]]
     for round_no in range(args.rounds):
         # Interleaved, so a busy spell on the machine hits every contender alike.
@@ -212,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
             pages, work / tag / "ocrmypdf", workers=args.workers, languages=args.languages,
             ocrmypdf=Path(ocrmypdf),
         )
-        for name, result in (("raw", raw), ("qor", qor), ("ocrmypdf", omp)):
+        contenders = [("raw", raw), ("qor", qor), ("ocrmypdf", omp)]
+        if args.straighten_first:
+            # Qor with every skewed page straightened before OCR (ocr_skew_tolerance_deg=0).
+            first = run_qor(pages, work / tag / "qor-first", workers=args.workers,
+                            languages=args.languages, ocr_skew_tolerance_deg=0.0)
+            contenders.append(("qor-straighten-first", first))
+        for name, result in contenders:
             seconds[name].append(result["seconds"])
             cpu[name].append(result["cpu"])
         loads.append(os.getloadavg()[0])
@@ -224,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         "qor OCR text": corpus_cer(truths, qor["ocr_texts"]),
         "qor PDF text layer": corpus_cer(truths, pdf_page_texts(qor_pdf)),
         "qor access PDF text layer": corpus_cer(truths, pdf_page_texts(access_pdf)),
+        **(
+            {"qor straighten-first text": corpus_cer(truths, first["ocr_texts"])}
+            if first is not None else {}
+        ),
         "tesseract txt": corpus_cer(truths, raw["txt_texts"]),
         "tesseract PDF text layer": corpus_cer(truths, raw["pdf_texts"]),
         "ocrmypdf PDF text layer": corpus_cer(truths, pdf_page_texts(omp_pdf)),
@@ -239,15 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average (1 min) at start and after each round: {loads}")
     print(f"seconds per round: {seconds}")
     print("\nthroughput (pages/s, wall clock, median of rounds)")
-    for name in ("qor", "raw", "ocrmypdf"):
-        print(f"  {name:<10} {rate[name]:7.3f}   ({n / rate[name]:.1f} s)")
+    for name in names:
+        print(f"  {name:<21} {rate[name]:7.3f}   ({n / rate[name]:.1f} s)")
     print(f"  ratio qor / raw tesseract  {rate['qor'] / rate['raw']:.3f}   (goal ≥ 0.95)")
     print(f"  ratio qor / ocrmypdf       {rate['qor'] / rate['ocrmypdf']:.3f}")
+    if args.straighten_first:
+        print(f"  ratio qor straighten-first / raw tesseract  "
+              f"{rate['qor-straighten-first'] / rate['raw']:.3f}")
     print(f"  qor access-profile assembly {qor['access_seconds']:.2f} s (extra)")
     print("\nCPU seconds per page (process + children, median of rounds; less load-sensitive)")
     per_page = {name: statistics.median(values) / n for name, values in cpu.items()}
-    for name in ("qor", "raw", "ocrmypdf"):
-        print(f"  {name:<10} {per_page[name]:7.3f}")
+    for name in names:
+        print(f"  {name:<21} {per_page[name]:7.3f}")
     print(f"  ratio raw / qor (throughput ratio when CPU-bound)  "
           f"{per_page['raw'] / per_page['qor']:.3f}")
     print(f"  qor pages turned by OSD: {qor['rotations']}, OSD runs: {qor['osd_runs']}")

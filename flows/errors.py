@@ -103,6 +103,24 @@ class PdfaInvalid(CaptureError):
         super().__init__(f"{pdf.name} is not PDF/A-{flavour.upper()}: {listed}{more}")
 
 
+class AltoInvalid(CaptureError):
+    """A page's ALTO file does not validate against the official ALTO 4.4 schema.
+
+    ``errors`` are the schema's messages (with line numbers). This is Qor's fault, not the
+    scan's: the stage fails instead of storing page data other systems would refuse.
+    """
+
+    exit_code = 4
+    http_status = 500
+
+    def __init__(self, alto: Path, errors: tuple[str, ...]) -> None:
+        self.alto = alto
+        self.errors = errors
+        listed = "; ".join(errors[:5])
+        more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
+        super().__init__(f"{alto.name} is not valid ALTO 4.4: {listed}{more}")
+
+
 # --- the digitise flow and export (lead's) ----------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +26,15 @@ from flows.capture.model import (
     PageRef,
     PageResult,
 )
-from flows.capture.ocr import PageText, parse_hocr, write_alto
+from flows.capture.ocr import (
+    PageText,
+    alto_errors,
+    name_hocr_image,
+    official_alto_schema,
+    parse_hocr,
+    turn_hocr,
+    write_alto,
+)
 from flows.capture.prepare import (
     clean_borders,
     measure_skew,
@@ -33,6 +42,7 @@ from flows.capture.prepare import (
     turn_clockwise,
     write_png,
 )
+from flows.errors import AltoInvalid
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +97,34 @@ def _osd(
         source.unlink(missing_ok=True)
 
 
+@cache
+def _warn_without_alto_schema() -> None:
+    logger.warning(
+        "the official ALTO 4.4 schema is not installed (infra/install-system fetches it; or set "
+        "QOR_ALTO_SCHEMA): ALTO files are written but not validated"
+    )
+
+
+def _check_alto(alto: Path) -> None:
+    # Every page's ALTO is checked against the official schema where it is installed (about a
+    # millisecond a page): files other systems would refuse never reach the bag.
+    schema = official_alto_schema()
+    if schema is None:
+        _warn_without_alto_schema()
+        return
+    errors = alto_errors(alto, schema=schema)
+    if errors:
+        raise AltoInvalid(alto, tuple(errors))
+
+
 def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> PageResult:
     """Prepare and recognise one page; write its image, ``.txt``, ``.hocr`` and ALTO ``.xml``.
 
     Files are named after ``page.label`` inside ``work_dir`` (created if needed). Raises
     :class:`flows.errors.PageRejected` for an unreadable page and :class:`flows.errors.ToolFailed`
     / :class:`flows.errors.ToolTimeout` when Tesseract fails or runs past ``page_timeout_s``.
+    Where the official ALTO 4.4 schema is installed every ALTO file is validated against it
+    (:class:`flows.errors.AltoInvalid` if it fails).
     """
     started = time.monotonic()
     steps: dict[str, float] = {}
@@ -125,12 +157,14 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
         lap("orientation")
 
     skew: float | None = None
-    corrected = False
+    corrected = before_ocr = False
     if options.deskew:
         skew = measure_skew(image, max_angle=options.deskew_max_deg)
-        if skew is not None and abs(skew) > options.deskew_threshold_deg:
+        corrected = skew is not None and abs(skew) > options.deskew_threshold_deg
+        if skew is not None and corrected and abs(skew) > options.ocr_skew_tolerance_deg:
+            # Beyond a few degrees Tesseract misreads lines: straighten first.
             image = rotate_by(image, -skew)
-            corrected = True
+            before_ocr = True
         lap("deskew")
 
     borders = False
@@ -164,11 +198,23 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
             lap("orientation")
 
     unchanged = not (rotation or corrected or borders)
-    if decoded.original_jpeg is not None and unchanged and options.profile == "archival":
-        image_path = base.with_suffix(".jpg")
-        image_path.write_bytes(decoded.original_jpeg)
+    # The scanner's JPEG goes into the archival PDF untouched when no pixel had to change.
+    original_jpeg = (
+        decoded.original_jpeg if unchanged and options.profile == "archival" else None
+    )
+    image_path = base.with_suffix(".jpg" if original_jpeg is not None else ".png")
+    if skew is not None and corrected and not before_ocr:
+        # A small skew: the scan was recognised as it is (as accurately, and cheaper than a
+        # resampled page); now straighten the image and carry the OCR geometry along with it.
+        image = rotate_by(image, -skew)
+        text = parse_hocr(turn_hocr(hocr, degrees=-skew, image_name=image_path.name))
+        lap("deskew")
     else:
-        image_path = write_png(image, base.with_suffix(".png"), dpi=dpi)
+        name_hocr_image(hocr, image_path.name)
+    if original_jpeg is not None:
+        image_path.write_bytes(original_jpeg)
+    else:
+        write_png(image, image_path, dpi=dpi)
 
     plain = text.text()
     text_path = base.with_suffix(".txt")
@@ -184,6 +230,7 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
             f"skew={skew if skew is not None else 'n/a'}; deskewed={corrected}"
         ),
     )
+    _check_alto(alto_path)
     lap("outputs")
     preparation = PagePreparation(
         orientation_checked=checked,
@@ -191,6 +238,7 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
         rotation_applied=rotation,
         skew_angle_deg=skew,
         skew_corrected=corrected,
+        deskewed_before_ocr=before_ocr,
         borders_cleaned=borders,
         conversions=decoded.conversions,
     )

@@ -8,6 +8,7 @@ with Qor), offline.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -160,6 +161,100 @@ def parse_hocr(path: Path) -> PageText:
             lang = par.get("lang")
             paragraphs.append(Paragraph(_bbox(_title(par), width, height), lang, tuple(lines)))
     return PageText(width, height, tuple(paragraphs))
+
+
+def _format_title(props: dict[str, str]) -> str:
+    return "; ".join(f"{key} {value}".rstrip() for key, value in props.items())
+
+
+_HOCR_PAGE_IMAGE = re.compile(rb"(class=['\"]ocr_page['\"][^>]*?title=['\"]image )\"[^\"]*\"")
+
+
+def name_hocr_image(path: Path, image_name: str) -> Path:
+    """Point the hOCR page's ``image`` property at ``image_name`` (in place); returns ``path``.
+
+    Tesseract records the file it read, a temporary one; the hOCR kept with the copy names the
+    page image kept beside it instead. A plain text substitution: the file is not re-parsed.
+    """
+    data = path.read_bytes()
+    quoted = image_name.replace('"', "").replace("'", "").encode("utf-8")
+    named, count = _HOCR_PAGE_IMAGE.subn(lambda m: m.group(1) + b'"' + quoted + b'"', data, 1)
+    if count:
+        path.write_bytes(named)
+    return path
+
+
+def turn_hocr(
+    path: Path, *, degrees: float, image_name: str | None = None
+) -> Path:
+    """Carry an hOCR file's geometry onto the page image turned by ``degrees`` (in place).
+
+    The page image is turned counter-clockwise by ``degrees`` about its centre, keeping its
+    size (as :func:`flows.capture.prepare.rotate_by` does). Every box is moved with its centre
+    and shrunk to the straight word (or line, or block) it was drawn around, clipped to the
+    page, and every line's baseline is turned with it, so words, lines and baselines land where
+    the turned image shows them. ``image_name``,
+    when given, replaces the ``image`` property of the page (the file Tesseract read is a
+    temporary one). Returns ``path``.
+    """
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    tree = etree.parse(str(path), parser)
+    root = tree.getroot()
+    page_el = next(el for el in root.iter() if "ocr_page" in _classes(el))
+    page_props = _title(page_el)
+    px0, py0, px1, py1 = (int(v) for v in page_props["bbox"].split())
+    width, height = px1 - px0, py1 - py0
+    theta = math.radians(degrees)
+    cos, sin = math.cos(theta), math.sin(theta)
+    cx, cy = width / 2, height / 2
+
+    def turn(x: float, y: float) -> tuple[float, float]:
+        # y points down: a counter-clockwise turn moves a point right of centre upwards.
+        dx, dy = x - cx, y - cy
+        return cx + cos * dx + sin * dy, cy - sin * dx + cos * dy
+
+    for el in page_el.iter():
+        if el is page_el:
+            continue
+        props = _title(el)
+        if "bbox" not in props:
+            continue
+        x0, y0, x1, y1 = (int(v) for v in props["bbox"].split()[:4])
+        # On the skewed scan a word's box is the upright box around the tilted word, taller
+        # and wider than the word by its turn. Undo that: a w × h word turned by θ has an
+        # upright box (w·cos θ + h·sin θ) × (w·sin θ + h·cos θ); solve for w and h and centre
+        # the result on the turned centre of the box.
+        bw, bh = x1 - x0, y1 - y0
+        abs_cos, abs_sin = abs(cos), abs(sin)
+        det = abs_cos * abs_cos - abs_sin * abs_sin
+        w = (bw * abs_cos - bh * abs_sin) / det if det > 0 else 0.0
+        h = (bh * abs_cos - bw * abs_sin) / det if det > 0 else 0.0
+        mx, my = turn((x0 + x1) / 2, (y0 + y1) / 2)
+        if w < 1 or h < 1:
+            # Not a turned rectangle (e.g. a thin rule): keep the box around its turned corners.
+            corners = [turn(x, y) for x in (x0, x1) for y in (y0, y1)]
+            w = max(c[0] for c in corners) - min(c[0] for c in corners)
+            h = max(c[1] for c in corners) - min(c[1] for c in corners)
+        nx0 = max(0, min(width, math.floor(mx - w / 2)))
+        ny0 = max(0, min(height, math.floor(my - h / 2)))
+        nx1 = max(nx0, min(width, math.ceil(mx + w / 2)))
+        ny1 = max(ny0, min(height, math.ceil(my + h / 2)))
+        props["bbox"] = f"{nx0} {ny0} {nx1} {ny1}"
+        if "baseline" in props:
+            # hOCR baseline: y = slope·(x − x0) + offset, from the box's bottom-left corner.
+            parts = props["baseline"].split()
+            slope, offset = float(parts[0]), float(parts[1])
+            ax, ay = turn(x0, y1 + offset)
+            bx, by = turn(x1, y1 + offset + slope * (x1 - x0))
+            new_slope = (by - ay) / (bx - ax) if bx != ax else 0.0
+            new_offset = ay + new_slope * (nx0 - ax) - ny1
+            props["baseline"] = f"{new_slope:.6g} {round(new_offset)}"
+        el.set("title", _format_title(props))
+    if image_name is not None:
+        page_props["image"] = f'"{image_name}"'
+        page_el.set("title", _format_title(page_props))
+    tree.write(str(path), xml_declaration=True, encoding="UTF-8")
+    return path
 
 
 _ISO639_2_TO_1 = {"kaz": "kk", "rus": "ru", "eng": "en"}

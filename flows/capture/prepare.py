@@ -7,8 +7,8 @@ and records what they did. Orientation itself is found by Tesseract OSD
 
 from __future__ import annotations
 
-import itertools
 import math
+import operator
 import struct
 import zlib
 from array import array
@@ -57,7 +57,8 @@ def _shear_score(strips: Image.Image, strip_width: float, angle: float) -> float
         resample=Image.Resampling.BILINEAR,
     )
     profile = array("f", sheared.resize((1, sheared.height), Image.Resampling.BOX).tobytes())
-    return float(sum((a - b) ** 2 for a, b in itertools.pairwise(profile))) / max(1, len(profile))
+    steps = list(map(operator.sub, profile[1:], profile[:-1]))
+    return float(sum(map(operator.mul, steps, steps))) / max(1, len(profile))
 
 
 def measure_skew(image: Image.Image, *, max_angle: float = 10.0) -> float | None:
@@ -83,10 +84,14 @@ def measure_skew(image: Image.Image, *, max_angle: float = 10.0) -> float | None
         return max(scored)
 
     # Columns of a page on its side are the rows of its transpose (same skew sense, mirrored).
+    # The 1° search runs on profiles of half the height (a quarter of the work): at that step
+    # the peak is found as surely, and the finer searches use the full profiles.
     coarse: list[tuple[float, float, float, Image.Image, float]] = []
     for view, sign in ((mask, 1.0), (mask.transpose(Image.Transpose.TRANSPOSE), -1.0)):
         strips, width = _strip_profiles(view)
-        score, angle = search(strips, width, 0.0, max_angle, 1.0)
+        halved = strips.resize((strips.width, max(1, strips.height // 2)), Image.Resampling.BOX)
+        # Halving the rows halves every shift in rows: the strip width, in rows, halves too.
+        score, angle = search(halved, width / 2, 0.0, max_angle, 1.0)
         coarse.append((score, angle, sign, strips, width))
     _, angle, sign, strips, width = max(coarse, key=lambda c: c[0])
     _, middle = search(strips, width, angle, 1.0, 0.2)
@@ -106,58 +111,20 @@ def _paper_colour(image: Image.Image) -> int | tuple[int, ...]:
     return level
 
 
-# Up to this angle a turn is done as two shears (Leptonica's limit for two-shear rotation,
-# 0.06 rad): the scale error, 1 − cos θ, stays under 0.2 % (about a pixel per 600 at 2°).
-_TWO_SHEAR_MAX_DEG = 3.4
-
-
-def _shear(image: Image.Image, factor: float, fill: int, *, rows: bool) -> Image.Image:
-    """Slide each row right by ``factor``·(y − centre) (``rows``), or each column down by
-    ``factor``·(x − centre), with linear interpolation between the two nearest whole shifts.
-
-    Done with C-level whole-pixel pastes of bands that share a shift and one blend by a per-row
-    (per-column) weight: about four times faster than Pillow's general bilinear transform.
-    """
-    width, height = image.size
-    count = height if rows else width
-    centre = (count - 1) / 2
-    shifts = [factor * (i - centre) for i in range(count)]
-    whole = Image.new(image.mode, image.size, fill)
-    weights = bytearray(count)
-    start = 0
-    while start < count:
-        step = math.floor(shifts[start])
-        end = start + 1
-        while end < count and math.floor(shifts[end]) == step:
-            end += 1
-        if rows:
-            whole.paste(image.crop((0, start, width, end)), (step, start))
-        else:
-            whole.paste(image.crop((start, 0, end, height)), (start, step))
-        for i in range(start, end):
-            weights[i] = round((shifts[i] - step) * 255)
-        start = end
-    # A pixel shifted by step + w is (1 − w)·(shifted by step) + w·(shifted by step + 1).
-    further = Image.new(image.mode, image.size, fill)
-    further.paste(whole, (1, 0) if rows else (0, 1))
-    weight_line = Image.frombytes("L", (1, height) if rows else (width, 1), bytes(weights))
-    weight = weight_line.resize(image.size, Image.Resampling.NEAREST)
-    return Image.composite(further, whole, weight)
-
-
 def rotate_by(image: Image.Image, degrees: float) -> Image.Image:
-    """Rotate the content by ``degrees`` (counter-clockwise), keeping the page size."""
-    fill = _paper_colour(image)
-    if image.mode == "1":
-        turned = rotate_by(image.convert("L"), degrees)
-        return turned.point(lambda v: 255 if v >= 128 else 0).convert("1")
-    if image.mode == "L" and isinstance(fill, int) and abs(degrees) <= _TWO_SHEAR_MAX_DEG:
-        # Skew angles are small: rows slide by sin θ·y, then columns by −sin θ·x. That is the
-        # turn [[1, s], [−s, 1 − s²]] ≈ [[cos, sin], [−sin, cos]] (y pointing down).
-        sine = math.sin(math.radians(degrees))
-        return _shear(_shear(image, sine, fill, rows=True), -sine, fill, rows=False)
-    # Bilinear: for small skew angles indistinguishable from bicubic on text, at 2.5× the speed.
-    return image.rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    """Rotate the content by ``degrees`` (counter-clockwise), keeping the page size.
+
+    Nearest-neighbour: every output pixel is a copy of a scanned one, never a blend, so the
+    archival master keeps the scanner's grey levels (and a bitonal page stays bitonal) and text
+    edges are not blurred; the cost is one-pixel steps along straight edges, invisible at
+    scanning resolutions. It is also 7× faster than bilinear here. Corners uncovered by the turn
+    are filled with the paper colour.
+    """
+    if degrees == 0:
+        return image.copy()
+    return image.rotate(
+        degrees, resample=Image.Resampling.NEAREST, fillcolor=_paper_colour(image)
+    )
 
 
 def turn_clockwise(image: Image.Image, quarter_degrees: int) -> Image.Image:
@@ -226,17 +193,13 @@ def write_png(image: Image.Image, path: Path, *, dpi: float) -> Path:
         "L": (8, 0, width),
         "RGB": (8, 2, width * 3),
     }[image.mode]
-    # PNG rows each start with a filter-type byte; 0 = none.
-    if image.mode == "L":
-        # A zero column pasted left of the page gives those bytes in one C-level copy.
-        framed = Image.new("L", (width + 1, height), 0)
-        framed.paste(image, (1, 0))
-        rows = framed.tobytes()
-    else:
-        raw = image.tobytes()
-        rows = b"".join(
-            b"\0" + raw[i * row_bytes : (i + 1) * row_bytes] for i in range(height)
-        )
+    # PNG rows each start with a filter-type byte; 0 = none. One zeroed buffer, rows copied in
+    # by slice: a single pass over the pixels.
+    raw = memoryview(image.tobytes())
+    stride = row_bytes + 1
+    rows = bytearray(stride * height)
+    for i in range(height):
+        rows[i * stride + 1 : (i + 1) * stride] = raw[i * row_bytes : (i + 1) * row_bytes]
     data = isal_zlib.compress(rows, 1)
     ppm = round(dpi / 0.0254)
     png = (

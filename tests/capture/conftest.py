@@ -26,6 +26,7 @@ from flows.capture import (
     load_pages,
     process_pages,
 )
+from flows.capture.ocr import PageText, parse_hocr
 from flows.capture.samples import SamplePage, render_page, write_sample_batch
 
 SMALL_PAGE_MM = (105.0, 100.0)
@@ -91,6 +92,14 @@ def small_page(
     return render_page(
         SMALL_TEXT, size_mm=SMALL_PAGE_MM, angle=angle, rotation=rotation, noise=noise, seed=seed
     )
+
+
+def tesseracts_own_reading(result: PageResult, work: Path) -> PageText:
+    """Tesseract run afresh on the page image Qor kept: a reading Qor's geometry did not touch."""
+    work.mkdir(parents=True, exist_ok=True)
+    hocr = tesseract.recognise(result.image_path, work / result.image_path.stem,
+                               languages="kaz+rus", dpi=300, timeout=120)
+    return parse_hocr(hocr)
 
 
 @pytest.fixture(scope="session")

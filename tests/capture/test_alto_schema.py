@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import pytest
 
+from flows.capture import CaptureOptions, load_pages, process_page
 from flows.capture.ocr import (
     XLINK_SCHEMA_LOCATION,
     Line,
@@ -20,7 +21,9 @@ from flows.capture.ocr import (
     alto_errors,
     write_alto,
 )
-from flows.errors import ToolFailed, ToolMissing
+from flows.errors import AltoInvalid, ToolFailed, ToolMissing
+
+from .conftest import small_page
 
 
 def small_alto(folder: Path) -> Path:
@@ -162,3 +165,36 @@ def test_validation_from_many_threads_keeps_each_files_errors_apart(
     ]
     assert wrong == []
 
+
+def test_a_page_whose_alto_fails_the_schema_fails_its_stage(
+    tmp_path: Path, official_alto_schema: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fault is injected at the schema: one that allows only a Description, so Qor's Layout
+    # is refused. The engine must raise, naming the file and the schema's complaint.
+    strict = tmp_path / "schema" / "alto-4-4.xsd"
+    strict.parent.mkdir()
+    strict.write_text(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+        'targetNamespace="http://www.loc.gov/standards/alto/ns-v4#" '
+        'elementFormDefault="qualified"><xs:element name="alto"><xs:complexType><xs:sequence>'
+        '<xs:any processContents="skip" minOccurs="0" maxOccurs="1"/></xs:sequence>'
+        '<xs:anyAttribute processContents="skip"/></xs:complexType></xs:element></xs:schema>',
+        encoding="utf-8",
+    )
+    (strict.parent / "xlink.xsd").write_bytes(
+        official_alto_schema.with_name("xlink.xsd").read_bytes()
+    )
+    source = tmp_path / "page.png"
+    small_page().save(source, dpi=(300, 300))
+    options = CaptureOptions(orientation=False)
+    page = load_pages([source], options=options)[0]
+    monkeypatch.setenv("QOR_ALTO_SCHEMA", str(strict))
+    with pytest.raises(AltoInvalid) as err:
+        process_page(page, work_dir=tmp_path / "work", options=options)
+    assert err.value.alto.name == "page.alto.xml"
+    assert err.value.errors and any("Layout" in e for e in err.value.errors)
+    assert err.value.exit_code == 4 and not err.value.retryable
+    # With the official schema the same page passes.
+    monkeypatch.setenv("QOR_ALTO_SCHEMA", str(official_alto_schema))
+    result = process_page(page, work_dir=tmp_path / "work2", options=options)
+    assert alto_errors(result.alto_path, schema=official_alto_schema) == []
