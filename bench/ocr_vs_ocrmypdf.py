@@ -186,8 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ocrmypdf", type=Path, default=DEFAULT_OCRMYPDF)
     parser.add_argument("--work", type=Path, default=None, help="keep outputs here")
     parser.add_argument(
-        "--rounds", type=int, default=1,
-        help="run the three contenders this many times, interleaved; report each one's median",
+        "--rounds", type=int, default=3,
+        help="run raw Tesseract and Qor this many times, interleaved in alternating order; "
+             "report each one's median and the median of the per-round ratios",
+    )
+    parser.add_argument(
+        "--ocrmypdf-rounds", type=int, default=1,
+        help="run OCRmyPDF in this many of the rounds (it is far slower; its ratio is not close)",
     )
     parser.add_argument(
         "--straighten-first", action="store_true",
@@ -214,18 +219,36 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, list[float]] = {name: [] for name in names}
     first: dict[str, Any] | None = None
     loads = [os.getloadavg()[0]]
+    omp: dict[str, Any] | None = None
+    raw: dict[str, Any] = {}
+    qor: dict[str, Any] = {}
     for round_no in range(args.rounds):
-        # Interleaved, so a busy spell on the machine hits every contender alike.
+        # Interleaved, and in alternating order, so a busy spell or a drift in the machine's
+        # speed hits every contender alike. Raw Tesseract and Qor run every round (their ratio
+        # is the close one); OCRmyPDF, far slower, runs in the first --ocrmypdf-rounds.
         tag = f"r{round_no}"
-        raw = run_raw_tesseract(
-            pages, work / tag / "raw", workers=args.workers, languages=args.languages
-        )
-        qor = run_qor(pages, work / tag / "qor", workers=args.workers, languages=args.languages)
-        omp = run_ocrmypdf(
-            pages, work / tag / "ocrmypdf", workers=args.workers, languages=args.languages,
-            ocrmypdf=Path(ocrmypdf),
-        )
-        contenders = [("raw", raw), ("qor", qor), ("ocrmypdf", omp)]
+
+        def do_raw(tag: str = tag) -> dict[str, Any]:
+            return run_raw_tesseract(
+                pages, work / tag / "raw", workers=args.workers, languages=args.languages
+            )
+
+        def do_qor(tag: str = tag) -> dict[str, Any]:
+            return run_qor(
+                pages, work / tag / "qor", workers=args.workers, languages=args.languages
+            )
+
+        if round_no % 2 == 0:
+            raw, qor = do_raw(), do_qor()
+        else:
+            qor, raw = do_qor(), do_raw()
+        contenders = [("raw", raw), ("qor", qor)]
+        if round_no < args.ocrmypdf_rounds:
+            omp = run_ocrmypdf(
+                pages, work / tag / "ocrmypdf", workers=args.workers, languages=args.languages,
+                ocrmypdf=Path(ocrmypdf),
+            )
+            contenders.append(("ocrmypdf", omp))
         if args.straighten_first:
             # Qor with every skewed page straightened before OCR (ocr_skew_tolerance_deg=0).
             first = run_qor(pages, work / tag / "qor-first", workers=args.workers,
@@ -235,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds[name].append(result["seconds"])
             cpu[name].append(result["cpu"])
         loads.append(os.getloadavg()[0])
+    assert omp is not None
 
     n = args.pages
     rate = {name: n / statistics.median(values) for name, values in seconds.items()}
@@ -264,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\nthroughput (pages/s, wall clock, median of rounds)")
     for name in names:
         print(f"  {name:<21} {rate[name]:7.3f}   ({n / rate[name]:.1f} s)")
+    paired = [r / q for r, q in zip(seconds["raw"], seconds["qor"], strict=True)]
     print(f"  ratio qor / raw tesseract  {rate['qor'] / rate['raw']:.3f}   (goal ≥ 0.95)")
+    print(f"  ratio qor / raw tesseract, round by round: "
+          f"{', '.join(f'{r:.3f}' for r in paired)}; median {statistics.median(paired):.3f}")
     print(f"  ratio qor / ocrmypdf       {rate['qor'] / rate['ocrmypdf']:.3f}")
     if args.straighten_first:
         print(f"  ratio qor straighten-first / raw tesseract  "
