@@ -215,6 +215,11 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
         image_path.write_bytes(original_jpeg)
     else:
         write_png(image, image_path, dpi=dpi)
+    icc_path: Path | None = None
+    if decoded.icc_profile is not None:
+        # The colours' meaning travels beside the image (PageResult stays small and picklable).
+        icc_path = base.with_suffix(".icc")
+        icc_path.write_bytes(decoded.icc_profile)
 
     plain = text.text()
     text_path = base.with_suffix(".txt")
@@ -257,6 +262,7 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
         preparation=preparation,
         seconds=round(time.monotonic() - started, 3),
         step_seconds=tuple(steps.items()),
+        icc_profile_path=icc_path,
     )
     logger.info(
         "page %s: %d words, confidence %.1f, rotation %d, skew %s, %.2f s",

@@ -16,6 +16,7 @@ import math
 import numbers
 import os
 import re
+import struct
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,18 +24,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pikepdf
 import pypdfium2 as pdfium  # type: ignore[import-untyped]  # ships no type information
 from PIL import Image, ImageChops, ImageOps
 
+from flows.capture import colour
 from flows.capture.model import CaptureOptions, PageRef
 from flows.errors import PageRejected
 
 logger = logging.getLogger(__name__)
 
 _EXIF_ORIENTATION = 0x0112
+_TIFF_ICC_PROFILE = 34675
 _MIN_DPI = 50.0
 _MAX_DPI = 4800.0
 
@@ -45,13 +48,17 @@ class DecodedPage:
 
     ``image`` is in mode ``1``, ``L`` or ``RGB``; ``original_jpeg`` holds the scanner's JPEG bytes
     when the page came as a plain grey/RGB JPEG (kept unchanged in the archival profile if no
-    pixel change is needed).
+    pixel change is needed). ``icc_profile`` is the ICC profile the pixels are in when it is not
+    sRGB (the PDF carries it as the image's colour space; see :mod:`flows.capture.colour`);
+    ``None`` for sRGB, plain grey and bitonal pages. ``conversions`` lists what was changed or
+    ignored, e.g. ``"CMYK→sRGB (ICC: …)"`` or ``"ICC profile unreadable, ignored"``.
     """
 
     image: Image.Image
     dpi: float
     conversions: tuple[str, ...]
     original_jpeg: bytes | None
+    icc_profile: bytes | None = None
 
 
 def _natural_key(path: Path) -> list[object]:
@@ -124,8 +131,8 @@ def _dpi_of(info: Mapping[Any, Any], path: Path, frame: int, options: CaptureOpt
     return dpi
 
 
-def _normalise(image: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
-    """Bring any decoded mode to ``1``, ``L`` or ``RGB``; say what was converted."""
+def _normalise_mode(image: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
+    """Bring any decoded mode to ``1``, ``L`` or ``RGB``; say what was converted (no profile)."""
     mode = image.mode
     if mode in ("1", "L", "RGB"):
         return image, ()
@@ -146,6 +153,90 @@ def _normalise(image: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
     if mode == "P":
         return image.convert("RGB"), ("palette→RGB",)
     return image.convert("RGB"), (f"{mode}→RGB",)
+
+
+def _normalise(image: Image.Image, icc: bytes | None) -> colour.ManagedColour:
+    """Bring any decoded mode to ``1``, ``L`` or ``RGB`` honouring the embedded ICC profile.
+
+    See :mod:`flows.capture.colour`: CMYK with a CMYK profile is converted to sRGB by it; grey or
+    RGB keeps its pixels and the profile (unless it is sRGB); a damaged profile is ignored and
+    recorded.
+    """
+    profile = colour.read_profile(icc) if icc else None
+    notes: tuple[str, ...] = (colour.UNREADABLE,) if icc and profile is None else ()
+    if image.mode == "CMYK" and profile is not None:
+        if profile.colour_space == "CMYK":
+            converted = colour.to_srgb(image, profile)
+            conversion = f"CMYK→sRGB (ICC: {profile.description})"
+            return colour.ManagedColour(converted, (conversion,), notes, None)
+        notes = (*notes, colour.ignored_note(profile, "CMYK"))
+        profile = None
+    normal, conversions = _normalise_mode(image)
+    settled = colour.settle(normal, profile)
+    return colour.ManagedColour(
+        settled.image,
+        conversions + settled.conversions,
+        notes + settled.notes,
+        settled.icc_profile,
+    )
+
+
+def _embedded_icc(image: Image.Image) -> bytes | None:
+    """The ICC profile of the current frame, as the file carries it."""
+    if image.format == "TIFF":
+        # Per frame: Pillow's info keeps an earlier frame's profile after a seek.
+        tags = getattr(image, "tag_v2", None)
+        found = tags.get(_TIFF_ICC_PROFILE) if tags is not None else None
+    else:
+        found = image.info.get("icc_profile")
+    return bytes(found) if isinstance(found, bytes | bytearray) and found else None
+
+
+def _jp2_boxes(fh: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """The boxes of a JPEG 2000 file between ``start`` and ``end``: (type, data start, data end)."""
+    pos = start
+    while pos + 8 <= end:
+        fh.seek(pos)
+        head = fh.read(8)
+        if len(head) < 8:
+            return
+        length, kind = struct.unpack(">L4s", head)
+        data = pos + 8
+        if length == 1:
+            extended = fh.read(8)
+            if len(extended) < 8:
+                return
+            (length,) = struct.unpack(">Q", extended)
+            data = pos + 16
+        elif length == 0:
+            length = end - pos
+        if length < data - pos:
+            return
+        yield kind, data, min(pos + length, end)
+        pos += length
+
+
+def _jp2_icc(path: Path) -> bytes | None:
+    """The ICC profile of a JP2 file's first colour specification box (Pillow does not read it).
+
+    Only methods 2 and 3 (restricted / any ICC) carry a profile; method 1 names sRGB, grey or
+    sYCC, which need none.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        for kind, start, end in _jp2_boxes(fh, 0, size):
+            if kind == b"jp2c":
+                return None  # the codestream: the header boxes come before it
+            if kind != b"jp2h":
+                continue
+            for sub, sub_start, sub_end in _jp2_boxes(fh, start, end):
+                if sub == b"colr":
+                    fh.seek(sub_start)
+                    content = fh.read(sub_end - sub_start)
+                    if len(content) > 3 and content[0] in (2, 3):
+                        return content[3:]
+                    return None
+    return None
 
 
 def _frames_of_image(
@@ -183,6 +274,7 @@ def _frames_of_image(
                 # A frame of a multi-page file is copied out before the next seek; a single
                 # image's loaded pixels outlive the closed file as they are.
                 pixels = image.copy() if frames > 1 else image
+                icc = _jp2_icc(path) if fmt == "JPEG2000" else _embedded_icc(image)
             except PageRejected:
                 raise
             except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -194,13 +286,16 @@ def _frames_of_image(
                 # Cameras (not flatbeds) tag orientation instead of turning pixels.
                 pixels = ImageOps.exif_transpose(pixels)
                 turned = True
-            normal, conversions = _normalise(pixels)
+            managed = _normalise(pixels, icc)
+            conversions = managed.conversions
             if turned:
                 conversions = (*conversions, "EXIF orientation applied")
             jpeg: bytes | None = None
             if fmt == "JPEG" and not conversions and frames == 1:
                 jpeg = path.read_bytes()
-            yield frame, DecodedPage(normal, dpi, conversions, jpeg)
+            yield frame, DecodedPage(
+                managed.image, dpi, managed.notes + conversions, jpeg, managed.icc_profile
+            )
 
 
 # --- scanner PDFs --------------------------------------------------------------------------
@@ -396,6 +491,28 @@ def _image_unsuitable(raw: pikepdf.Stream) -> str | None:
         return "image bit depth other than 1 or 8"
     if "/Decode" in raw:
         return "image with a /Decode array"
+    icc = _pdf_image_icc(raw)
+    if icc is not None and colour.read_profile(icc) is None:
+        # pikepdf cannot extract such an image; PDFium draws it in the /Alternate space.
+        return colour.UNREADABLE
+    return None
+
+
+def _pdf_image_icc(raw: pikepdf.Object) -> bytes | None:
+    """The bytes of an image's ``/ICCBased`` profile (also as an ``/Indexed`` base), if any."""
+    space = raw.get("/ColorSpace")
+    if isinstance(space, pikepdf.Array) and len(space) == 4 and str(space[0]) == "/Indexed":
+        space = space[1]
+    if (
+        isinstance(space, pikepdf.Array)
+        and len(space) >= 2
+        and str(space[0]) == "/ICCBased"
+        and isinstance(space[1], pikepdf.Stream)
+    ):
+        try:
+            return bytes(space[1].read_bytes())
+        except pikepdf.PdfError:
+            return b"\0"  # undecodable stream: read as a damaged profile
     return None
 
 
@@ -541,7 +658,8 @@ def _extract_sole_image(
         return None
     except (pikepdf.PikepdfError, OSError, ValueError) as e:
         raise PageRejected(path, frame, f"page image cannot be decoded ({e})") from e
-    normal, conversions = _normalise(pixels)
+    managed = _normalise(pixels, _pdf_image_icc(best.obj))
+    normal, conversions = managed.image, managed.conversions
     if sole.turn_cw:
         conversions = (*conversions, f"turned {sole.turn_cw} by the image's placement")
     if rotate:
@@ -552,7 +670,7 @@ def _extract_sole_image(
     jpeg: bytes | None = None
     if best.filters == ["/DCTDecode"] and not conversions:
         jpeg = best.obj.read_raw_bytes()
-    return DecodedPage(normal, sole.dpi, conversions, jpeg)
+    return DecodedPage(normal, sole.dpi, managed.notes + conversions, jpeg, managed.icc_profile)
 
 
 def _raster_dpi(options: CaptureOptions) -> int:

@@ -85,7 +85,9 @@ class PagePreparation:
     (counter-clockwise positive) and ``skew_corrected`` whether the page was turned back by it;
     ``deskewed_before_ocr`` whether that happened before OCR (a large skew) or after it, with the
     OCR geometry turned along (see ``CaptureOptions.ocr_skew_tolerance_deg``).
-    ``conversions`` lists colour/bit-depth changes (e.g. ``"CMYK→RGB"``).
+    ``conversions`` lists colour/bit-depth changes (e.g. ``"CMYK→RGB"`` without a profile,
+    ``"CMYK→sRGB (ICC: <profile description>)"`` with one) and profiles ignored (``"ICC profile
+    unreadable, ignored"``).
     """
 
     orientation_checked: Literal["osd", "ocr", "off"]
@@ -107,7 +109,10 @@ class PageResult:
     identical to the file at ``text_path`` and to the PDF's text layer. ``mean_confidence`` is the
     mean Tesseract word confidence, 0–100 (0 for a page without words). ``seconds`` is the
     page's wall time, ``step_seconds`` its split by step (decode, orientation, deskew, ocr,
-    outputs).
+    outputs). ``icc_profile_path`` is the ICC profile (цветовой профиль / түс профілі) the page
+    image's colours are in, written beside it as ``<stem>.icc``, when the scan carried one that
+    is not sRGB; ``None`` means sRGB (or plain grey, or bitonal). The PDF embeds it as the image's
+    ``/ICCBased`` colour space (see :mod:`flows.capture.colour`).
     """
 
     page: PageRef
@@ -124,6 +129,7 @@ class PageResult:
     preparation: PagePreparation
     seconds: float = 0.0
     step_seconds: tuple[tuple[str, float], ...] = ()
+    icc_profile_path: Path | None = None
 
     def below_gate(self, gate: float) -> bool:
         """Whether this page needs a person's review under confidence gate ``gate``."""

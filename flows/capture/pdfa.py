@@ -10,6 +10,14 @@
   ToUnicode CMap maps each code back to exactly the character Tesseract read, so text extracted
   from the PDF equals the OCR text (no "№"→"No" folding).
 * XMP with Dublin Core and ``pdfaid:part=2``/``conformance=U``; an sRGB output intent.
+* Colour: a page whose scan carried a non-sRGB ICC profile (``PageResult.icc_profile_path``)
+  keeps its pixels in the archival profile, and its image's colour space is ``/ICCBased`` with
+  that profile (``/N``, and ``/Alternate`` DeviceGray/DeviceRGB for readers without colour
+  management); each distinct profile is embedded once per PDF. PDF/A-2 allows ICCBased images
+  under the sRGB output intent. The access profile converts such pages to sRGB (LittleCMS,
+  relative colorimetric with black point compensation) before JPEG encoding: an access copy
+  shows right in every viewer, including those that ignore ICC profiles, and carries no
+  profiles. Every other image is DeviceGray/DeviceRGB, meaning sRGB under the output intent.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -25,6 +33,7 @@ from pathlib import Path
 import pikepdf
 from PIL import Image, ImageCms
 
+from flows.capture import colour
 from flows.capture.model import CaptureOptions, DocumentMetadata, PageResult
 from flows.capture.ocr import PageText, parse_hocr
 
@@ -192,6 +201,59 @@ def _text_font(pdf: pikepdf.Pdf, codes: dict[str, int]) -> pikepdf.Dictionary:
 
 # --- page images ----------------------------------------------------------------------------
 
+# The colour space of a page image with this many components (1 grey, 3 RGB).
+SpaceFor = Callable[[int], pikepdf.Object]
+
+
+def _device_space(components: int) -> pikepdf.Name:
+    return pikepdf.Name.DeviceGray if components == 1 else pikepdf.Name.DeviceRGB
+
+
+def _page_profile(page: PageResult) -> colour.IccProfile | None:
+    """The page's ICC profile, checked; ``None`` for an sRGB (or grey, or bitonal) page."""
+    if page.icc_profile_path is None:
+        return None
+    data = page.icc_profile_path.read_bytes()
+    profile = colour.read_profile(data)
+    if profile is None or not profile.pdfa_embeddable:
+        raise ValueError(
+            f"page {page.page.label}: the ICC profile at {page.icc_profile_path} cannot be "
+            "embedded in a PDF/A (damaged, or of a kind PDF/A does not allow)"
+        )
+    return profile
+
+
+class _ColourSpaces:
+    """Page images' colour spaces; each distinct ICC profile embedded once in the PDF."""
+
+    def __init__(self, pdf: pikepdf.Pdf) -> None:
+        self._pdf = pdf
+        self._streams: dict[bytes, pikepdf.Object] = {}
+
+    def of(self, page: PageResult) -> SpaceFor:
+        """The colour space for ``page``'s image, given its number of components."""
+        profile = _page_profile(page)
+
+        def space(components: int) -> pikepdf.Object:
+            device = _device_space(components)
+            if profile is None:
+                return device
+            if profile.components != components:
+                raise ValueError(
+                    f"page {page.page.label}: its ICC profile is {profile.colour_space}, its "
+                    f"image has {components} colour component(s)"
+                )
+            stream = self._streams.get(profile.data)
+            if stream is None:
+                icc = pikepdf.Stream(self._pdf, profile.data)
+                icc.N = components
+                icc.Alternate = device
+                stream = self._pdf.make_indirect(icc)
+                self._streams[profile.data] = stream
+            return pikepdf.Array([pikepdf.Name.ICCBased, stream])
+
+        return space
+
 
 def _png_chunks(data: bytes) -> dict[bytes, list[bytes]]:
     chunks: dict[bytes, list[bytes]] = {}
@@ -204,29 +266,29 @@ def _png_chunks(data: bytes) -> dict[bytes, list[bytes]]:
     return chunks
 
 
-def _png_xobject(pdf: pikepdf.Pdf, path: Path) -> pikepdf.Stream:
+def _png_xobject(pdf: pikepdf.Pdf, path: Path, space: SpaceFor) -> pikepdf.Stream:
     """Embed a PNG's compressed data as is (Flate + PNG predictors): lossless, no re-encoding.
 
     A 1-bit PNG goes in as Group 4 instead (lossless too, and much smaller).
     """
     data = path.read_bytes()
     chunks = _png_chunks(data)
-    width, height, depth, colour, _c, _f, interlace = struct.unpack(">LLBBBBB", chunks[b"IHDR"][0])
-    if colour == 0 and depth == 1:
+    width, height, depth, kind, _c, _f, interlace = struct.unpack(">LLBBBBB", chunks[b"IHDR"][0])
+    if kind == 0 and depth == 1:
         with Image.open(path) as im:
             im.load()
             return _g4_xobject(pdf, im)
-    if interlace or colour not in (0, 2):
+    if interlace or kind not in (0, 2):  # PNG colour type: 0 grey, 2 RGB
         with Image.open(path) as im:
-            return _flate_xobject(pdf, im.convert("RGB" if colour != 0 else "L"))
-    colours = 1 if colour == 0 else 3
+            return _flate_xobject(pdf, im.convert("RGB" if kind != 0 else "L"), space)
+    colours = 1 if kind == 0 else 3
     stream = pikepdf.Stream(pdf, b"".join(chunks[b"IDAT"]))
     stream.Type = pikepdf.Name.XObject
     stream.Subtype = pikepdf.Name.Image
     stream.Width = width
     stream.Height = height
     stream.BitsPerComponent = depth
-    stream.ColorSpace = pikepdf.Name.DeviceGray if colours == 1 else pikepdf.Name.DeviceRGB
+    stream.ColorSpace = space(colours)
     stream.Filter = pikepdf.Name.FlateDecode
     stream.DecodeParms = pikepdf.Dictionary(
         Predictor=15, Colors=colours, BitsPerComponent=depth, Columns=width
@@ -274,23 +336,23 @@ def _g4_xobject(pdf: pikepdf.Pdf, image: Image.Image) -> pikepdf.Stream:
     return stream
 
 
-def _flate_xobject(pdf: pikepdf.Pdf, image: Image.Image) -> pikepdf.Stream:
+def _flate_xobject(pdf: pikepdf.Pdf, image: Image.Image, space: SpaceFor) -> pikepdf.Stream:
     if image.mode == "1":
         return _g4_xobject(pdf, image)
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
-    bits, space = 8, pikepdf.Name.DeviceGray if image.mode == "L" else pikepdf.Name.DeviceRGB
+    bits = 8
     stream = pikepdf.Stream(pdf, zlib.compress(image.tobytes(), 6))
     stream.Type = pikepdf.Name.XObject
     stream.Subtype = pikepdf.Name.Image
     stream.Width, stream.Height = image.size
     stream.BitsPerComponent = bits
-    stream.ColorSpace = space
+    stream.ColorSpace = space(1 if image.mode == "L" else 3)
     stream.Filter = pikepdf.Name.FlateDecode
     return stream
 
 
-def _jpeg_xobject(pdf: pikepdf.Pdf, data: bytes) -> pikepdf.Stream:
+def _jpeg_xobject(pdf: pikepdf.Pdf, data: bytes, space: SpaceFor) -> pikepdf.Stream:
     with Image.open(io.BytesIO(data)) as im:
         width, height, mode = im.width, im.height, im.mode
     stream = pikepdf.Stream(pdf, data)
@@ -299,34 +361,45 @@ def _jpeg_xobject(pdf: pikepdf.Pdf, data: bytes) -> pikepdf.Stream:
     stream.Width = width
     stream.Height = height
     stream.BitsPerComponent = 8
-    stream.ColorSpace = pikepdf.Name.DeviceGray if mode == "L" else pikepdf.Name.DeviceRGB
+    stream.ColorSpace = space(1 if mode == "L" else 3)
     stream.Filter = pikepdf.Name.DCTDecode
     return stream
 
 
-def _image_xobject(pdf: pikepdf.Pdf, page: PageResult, options: CaptureOptions) -> pikepdf.Stream:
+def _image_xobject(
+    pdf: pikepdf.Pdf, page: PageResult, options: CaptureOptions, spaces: _ColourSpaces
+) -> pikepdf.Stream:
     suffix = page.image_path.suffix.lower()
     if options.profile == "archival":
+        space = spaces.of(page)
         if suffix == ".png":
-            return _png_xobject(pdf, page.image_path)
+            return _png_xobject(pdf, page.image_path, space)
         if suffix in (".jpg", ".jpeg"):
-            return _jpeg_xobject(pdf, page.image_path.read_bytes())
+            return _jpeg_xobject(pdf, page.image_path.read_bytes(), space)
         with Image.open(page.image_path) as im:
-            return _flate_xobject(pdf, im)
+            return _flate_xobject(pdf, im, space)
+    profile = _page_profile(page)
     with Image.open(page.image_path) as im:
         im.load()
         if im.mode == "1":
             return _g4_xobject(pdf, im)
-        if suffix in (".jpg", ".jpeg") and page.dpi <= options.access_max_dpi:
-            return _jpeg_xobject(pdf, page.image_path.read_bytes())
+        if (
+            suffix in (".jpg", ".jpeg")
+            and page.dpi <= options.access_max_dpi
+            and profile is None
+        ):
+            return _jpeg_xobject(pdf, page.image_path.read_bytes(), _device_space)
         image = im.convert("RGB") if im.mode not in ("L", "RGB") else im
+        if profile is not None:
+            # Access copies are sRGB throughout: right in every viewer, no profile to carry.
+            image = colour.to_srgb(image, profile)
         if page.dpi > options.access_max_dpi:
             scale = options.access_max_dpi / page.dpi
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=options.access_jpeg_quality, optimize=True)
-        return _jpeg_xobject(pdf, buffer.getvalue())
+        return _jpeg_xobject(pdf, buffer.getvalue(), _device_space)
 
 
 # --- text layer -----------------------------------------------------------------------------
@@ -435,10 +508,11 @@ def assemble_pdfa(
         raise ValueError("more distinct characters than one text font can carry")
     pdf = pikepdf.new()
     font = _text_font(pdf, codes)
+    spaces = _ColourSpaces(pdf)
     for page, text in zip(pages, texts, strict=True):
         k = 72.0 / page.dpi
         width_pt, height_pt = page.width_px * k, page.height_px * k
-        image = pdf.make_indirect(_image_xobject(pdf, page, options))
+        image = pdf.make_indirect(_image_xobject(pdf, page, options, spaces))
         draw = f"q {width_pt:.4f} 0 0 {height_pt:.4f} 0 0 cm /Im0 Do Q\n"
         layer = _text_layer(text, dpi=page.dpi, height_px=page.height_px, codes=codes)
         content = pikepdf.Stream(pdf, (draw + layer).encode("ascii"))
