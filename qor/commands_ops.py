@@ -167,6 +167,34 @@ def check_verapdf(settings: QorSettings) -> Check:
     return Check("verapdf", True, f"veraPDF {found.version} at {found.path}")
 
 
+def check_alto_schema(settings: QorSettings) -> Check:
+    """The official ALTO 4.4 schema is installed and compiles offline: every page's ALTO is
+    validated against it before a copy is stored (without it, ALTO is written unvalidated)."""
+    import tempfile
+
+    from flows.capture.ocr import PageText, alto_errors, official_alto_schema, write_alto
+    from qor.errors import QorError
+
+    schema = official_alto_schema()
+    if schema is None:
+        return Check("alto-schema", False,
+                     "the official ALTO 4.4 schema is not installed, so page ALTO files would be "
+                     "stored unvalidated: run infra/install-system (it fetches the schema) or set "
+                     "QOR_ALTO_SCHEMA to alto-4-4.xsd (with xlink.xsd beside it)")
+    with tempfile.TemporaryDirectory(prefix="qor-doctor-") as tmp:
+        probe = write_alto(PageText(100, 100, ()), Path(tmp) / "probe.alto.xml",
+                           image_name="probe.png", page_number=1, software_version="doctor",
+                           settings="qor doctor")
+        try:
+            errors = alto_errors(probe, schema=schema)
+        except QorError as e:
+            return Check("alto-schema", False, f"{e} (QOR_ALTO_SCHEMA={schema})")
+    if errors:
+        return Check("alto-schema", False,
+                     f"Qor's ALTO does not validate against {schema}: {errors[0]}")
+    return Check("alto-schema", True, f"official ALTO 4.4 schema at {schema}, compiles offline")
+
+
 def check_prefect(settings: QorSettings) -> Check:
     """The Prefect server's API answers (only when ``prefect_api_url`` is configured)."""
     import httpx
@@ -195,6 +223,7 @@ COMPONENTS: dict[str, Callable[[QorSettings], Check]] = {
     "keys": check_keys,
     "tesseract": check_tesseract,
     "verapdf": check_verapdf,
+    "alto-schema": check_alto_schema,
     "prefect": check_prefect,
 }
 
@@ -215,7 +244,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
     = False,
 ) -> None:
-    """Check the database, store, keys, Tesseract languages, veraPDF and the Prefect API.
+    """Check the database, store, keys, Tesseract languages, veraPDF, the ALTO schema and Prefect.
 
     Exits 0 when everything works, 3 when any component is broken (each named, with what to do).
     """

@@ -19,7 +19,7 @@ import pytest
 from storage import LocalKeyring
 from tests.orchestration.conftest import REPO, VENV_BIN, Depository
 
-COMPONENTS = ("database", "store", "keys", "tesseract", "verapdf", "prefect")
+COMPONENTS = ("database", "store", "keys", "tesseract", "verapdf", "alto-schema", "prefect")
 
 
 def free_port() -> int:
@@ -67,6 +67,7 @@ def _stopped(component: str, tmp: Path) -> tuple[dict[str, str], str]:
         "keys": ({"QOR_KEY_DIR": str(tmp / "lost-keys")}, "lost-keys"),
         "tesseract": ({"QOR_OCR_LANGUAGES": "kaz+rus+eng+xyz"}, "tesseract-ocr-xyz"),
         "verapdf": ({"QOR_VERAPDF": str(tmp / "no-verapdf")}, "QOR_VERAPDF"),
+        "alto-schema": ({"QOR_ALTO_SCHEMA": str(tmp / "no-alto" / "alto-4-4.xsd")}, "no-alto"),
         "prefect": ({"QOR_PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}, f"127.0.0.1:{port}"),
     }[component]
 
