@@ -207,7 +207,7 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
         # A small skew: the scan was recognised as it is (as accurately, and cheaper than a
         # resampled page); now straighten the image and carry the OCR geometry along with it.
         image = rotate_by(image, -skew)
-        text = parse_hocr(turn_hocr(hocr, degrees=-skew, image_name=image_path.name))
+        text = turn_hocr(hocr, degrees=-skew, image_name=image_path.name)
         lap("deskew")
     else:
         name_hocr_image(hocr, image_path.name)

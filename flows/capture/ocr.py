@@ -118,10 +118,16 @@ def _classes(el: etree._Element) -> set[str]:
     return set((el.get("class") or "").split())
 
 
+def _hocr_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+
+
 def parse_hocr(path: Path) -> PageText:
     """Read Tesseract's hOCR for one page."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
-    root = etree.parse(str(path), parser).getroot()
+    return _page_text(etree.parse(str(path), _hocr_parser()).getroot())
+
+
+def _page_text(root: etree._Element) -> PageText:
     page_el = next(el for el in root.iter() if "ocr_page" in _classes(el))
     px0, py0, px1, py1 = (int(v) for v in _title(page_el)["bbox"].split())
     width, height = px1 - px0, py1 - py0
@@ -186,7 +192,7 @@ def name_hocr_image(path: Path, image_name: str) -> Path:
 
 def turn_hocr(
     path: Path, *, degrees: float, image_name: str | None = None
-) -> Path:
+) -> PageText:
     """Carry an hOCR file's geometry onto the page image turned by ``degrees`` (in place).
 
     The page image is turned counter-clockwise by ``degrees`` about its centre, keeping its
@@ -195,10 +201,9 @@ def turn_hocr(
     page, and every line's baseline is turned with it, so words, lines and baselines land where
     the turned image shows them. ``image_name``,
     when given, replaces the ``image`` property of the page (the file Tesseract read is a
-    temporary one). Returns ``path``.
+    temporary one). Returns the turned page, as :func:`parse_hocr` would read it back.
     """
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
-    tree = etree.parse(str(path), parser)
+    tree = etree.parse(str(path), _hocr_parser())
     root = tree.getroot()
     page_el = next(el for el in root.iter() if "ocr_page" in _classes(el))
     page_props = _title(page_el)
@@ -254,7 +259,7 @@ def turn_hocr(
         page_props["image"] = f'"{image_name}"'
         page_el.set("title", _format_title(page_props))
     tree.write(str(path), xml_declaration=True, encoding="UTF-8")
-    return path
+    return _page_text(root)
 
 
 _ISO639_2_TO_1 = {"kaz": "kk", "rus": "ru", "eng": "en"}

@@ -122,7 +122,8 @@ def test_turning_undoes_the_tilt_of_a_word_of_known_size(tmp_path: Path) -> None
     # Its baseline runs up to the right: y falls by tan 3° per pixel (y points down).
     hocr = _hocr_with_one_word(tmp_path / "p.hocr", bbox=box,
                                baseline=f"{-math.tan(theta):.5f} -{round(h / 2 - 10)}")
-    turned = parse_hocr(turn_hocr(hocr, degrees=-3.0, image_name="page.png"))
+    turned = turn_hocr(hocr, degrees=-3.0, image_name="page.png")
+    assert parse_hocr(hocr) == turned  # what was written reads back the same
     x0, y0, x1, y1 = turned.words[0].bbox
     assert abs((x1 - x0) - 400) <= 2 and abs((y1 - y0) - 50) <= 2
     assert abs((x0 + x1) / 2 - 1000) <= 1 and abs((y0 + y1) / 2 - 500) <= 1
@@ -136,7 +137,7 @@ def test_a_word_off_centre_moves_with_the_page(tmp_path: Path) -> None:
     # Turning the page clockwise by 2° about (1000, 500) carries a point 600 px right of the
     # centre down by 600·sin 2° (y down) and left by 600·(1 − cos 2°).
     hocr = _hocr_with_one_word(tmp_path / "p.hocr", bbox=(1580, 480, 1620, 520), baseline="0 -5")
-    turned = parse_hocr(turn_hocr(hocr, degrees=-2.0))
+    turned = turn_hocr(hocr, degrees=-2.0)
     x0, y0, x1, y1 = turned.words[0].bbox
     expected_x = 1000 + 600 * math.cos(math.radians(2.0))
     expected_y = 500 + 600 * math.sin(math.radians(2.0))
