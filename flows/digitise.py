@@ -104,11 +104,21 @@ def _retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def capture_options(settings: QorSettings) -> CaptureOptions:
+    """The capture engine's options as the operator set them (``QOR_*`` / ``qor.toml``)."""
     return CaptureOptions(
         languages=settings.ocr_languages,
         dpi_fallback=settings.dpi_fallback,
         max_image_pixels=settings.max_image_pixels,
         page_timeout_s=settings.page_timeout_s,
+        orientation=settings.orientation,
+        osd_policy=settings.osd_policy,
+        deskew=settings.deskew,
+        deskew_threshold_deg=settings.deskew_threshold_deg,
+        ocr_skew_tolerance_deg=settings.ocr_skew_tolerance_deg,
+        clean_borders=settings.clean_borders,
+        confidence_gate=settings.confidence_gate,
+        access_jpeg_quality=settings.access_jpeg_quality,
+        pdf_raster_dpi=settings.pdf_raster_dpi,
     )
 
 

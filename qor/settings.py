@@ -138,6 +138,26 @@ class QorSettings(BaseSettings):
     dpi_fallback: int | None = Field(default=None, ge=50, le=2400)
     """Resolution assumed when a scan does not record one; unset = refuse such scans."""
     page_timeout_s: float = Field(default=300.0, gt=0)
+    """Limit for each Tesseract run on one page, seconds."""
+    orientation: bool = True
+    """Turn pages upright (0/90/180/270) with Tesseract OSD; ``false`` switches the step off."""
+    osd_policy: Literal["always", "when_unsure"] = "when_unsure"
+    """``when_unsure`` runs OSD only on pages that do not read upright; ``always`` on every page."""
+    deskew: bool = True
+    """Straighten skewed pages; ``false`` switches the step off."""
+    deskew_threshold_deg: float = Field(default=0.1, ge=0, le=10)
+    """Pages skewed by more than this are straightened."""
+    ocr_skew_tolerance_deg: float = Field(default=3.0, ge=0, le=10)
+    """Pages skewed up to this are recognised as scanned and straightened after OCR (their OCR
+    geometry turned along); beyond it they are straightened before OCR. 0 = always before."""
+    clean_borders: bool = False
+    """Paint dark scanner borders at the page edges with the paper colour."""
+    confidence_gate: float = Field(default=70.0, ge=0, le=100)
+    """A page whose mean word confidence (0–100) is below this marks the copy for review."""
+    access_jpeg_quality: int = Field(default=45, ge=10, le=95)
+    """JPEG quality of page images in access-profile PDFs."""
+    pdf_raster_dpi: int | None = Field(default=None, ge=50, le=1200)
+    """Resolution for scanner-PDF pages that must be rasterised; unset = ``dpi_fallback`` or 300."""
 
     # circulation and reader debts (R16), legal deposit (R7)
     smtp_url: str | None = None

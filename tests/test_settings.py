@@ -77,3 +77,27 @@ def test_invalid_values_are_named(tmp_path: Path) -> None:
 def test_is_placeholder_accepts_real_values() -> None:
     assert not is_placeholder("wJalrXUtnFEMI/K7MDENG/bPxRfiCY")
     assert is_placeholder("  TODO ")
+
+
+def test_page_preparation_is_set_by_the_operator(tmp_path: Path) -> None:
+    # Each preparation step can be switched off and tuned from settings, and the digitise flow
+    # hands exactly those values to the capture engine.
+    from flows.digitise import capture_options
+
+    with qor_environment(tmp_path, orientation="false", osd_policy="always", deskew="false",
+                         deskew_threshold_deg="0.5", ocr_skew_tolerance_deg="0",
+                         clean_borders="true", confidence_gate="85", access_jpeg_quality="60",
+                         pdf_raster_dpi="400", page_timeout_s="90"):
+        options = capture_options(load_settings())
+    assert (options.orientation, options.osd_policy, options.deskew) == (False, "always", False)
+    assert (options.deskew_threshold_deg, options.ocr_skew_tolerance_deg) == (0.5, 0.0)
+    assert options.clean_borders and options.confidence_gate == 85.0
+    assert (options.access_jpeg_quality, options.pdf_raster_dpi) == (60, 400)
+    assert options.page_timeout_s == 90.0
+
+
+def test_page_preparation_settings_out_of_range_are_named(tmp_path: Path) -> None:
+    with qor_environment(tmp_path, osd_policy="sometimes", confidence_gate="150"), \
+            pytest.raises(ConfigurationError) as err:
+        load_settings()
+    assert "osd_policy" in err.value.message and "confidence_gate" in err.value.message
