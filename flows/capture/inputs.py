@@ -239,13 +239,13 @@ def _jp2_icc(path: Path) -> bytes | None:
     return None
 
 
-def _frames_of_image(
-    path: Path, options: CaptureOptions, *, only: int | None = None
-) -> Iterator[tuple[int, DecodedPage]]:
+def _open_guarded(path: Path, options: CaptureOptions) -> Image.Image:
+    """``Image.open`` under the decompression-bomb guard: a page over the pixel limit is refused
+    (:class:`PageRejected`, page named); a file Pillow cannot open raises Pillow's own error."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            return Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise PageRejected(
             path,
@@ -253,6 +253,13 @@ def _frames_of_image(
             f"more pixels than the limit of {options.max_image_pixels:,} "
             f"(decompression-bomb guard; {e})",
         ) from e
+
+
+def _frames_of_image(
+    path: Path, options: CaptureOptions, *, only: int | None = None
+) -> Iterator[tuple[int, DecodedPage]]:
+    try:
+        image = _open_guarded(path, options)
     except (OSError, SyntaxError, ValueError) as e:
         kind = _image_signature(path)
         if kind:
@@ -789,16 +796,7 @@ def _png_whole(path: Path, options: CaptureOptions) -> bool:
     would: pixel limit, missing resolution, damaged or truncated file.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise PageRejected(
-            path,
-            0,
-            f"more pixels than the limit of {options.max_image_pixels:,} "
-            f"(decompression-bomb guard; {e})",
-        ) from e
+        image = _open_guarded(path, options)
     except (OSError, SyntaxError, ValueError):
         return False  # the full decode names the reason
     with image:
