@@ -13,7 +13,6 @@ from prefect import flow, get_run_logger
 
 from catalog_sync import debts, legal_deposit, selection
 from catalog_sync.calendar_kz import load_calendar
-from catalog_sync.circulation import CirculationPolicy
 from catalog_sync.mail import SmtpMailer
 from qor.settings import load_settings
 from qor.wiring import register_session
@@ -72,8 +71,3 @@ def digitisation_selection(top: int = 50, out: str | None = None, today: date | 
     selection.write_work_list(ranked, path)
     get_run_logger().info("work list of %d item(s) written to %s", len(ranked), path)
     return str(path)
-
-
-def circulation_policy() -> CirculationPolicy:
-    """The circulation policy from settings (debt limit)."""
-    return CirculationPolicy(debt_limit=load_settings().debt_limit)

@@ -46,6 +46,7 @@ from flows.capture import (
     process_page,
 )
 from flows.errors import CopyAlreadyExists
+from flows.reporting import PageReport, page_report
 from flows.steps import (
     BAG_PREFIX,
     StoredBag,
@@ -89,6 +90,9 @@ class DigitiseSummary:
     mean_confidence: float | None
     needs_review: bool
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    page_reports: tuple[PageReport, ...] = ()
+    """What was done to each page (rotation, deskew, confidence, flagged below the gate); empty
+    for an ``existing`` copy (its pages are in the bag's PREMIS events)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -192,6 +196,7 @@ def make_bag(
     version: int,
     fingerprint: str,
     pdfa_verdict: str,
+    confidence_gate: float,
 ) -> tuple[Path, WrappedKey]:
     settings = load_settings()
     checkpoint = bag_checkpoint(dest)
@@ -209,6 +214,7 @@ def make_bag(
         dest=dest, bag_id=bag_id, pages=pages, pdf=pdf, sources=sources, metadata=metadata,
         version=version, bag_key=bag_key, library_name=settings.library_name,
         fingerprint=fingerprint, pdfa_verdict=pdfa_verdict, languages=settings.ocr_languages,
+        confidence_gate=confidence_gate,
     )
     # Written last and renamed into place: its presence means the bag beside it is whole. It
     # holds only the wrapped (encrypted) data key, like the task result Prefect may persist;
@@ -335,10 +341,16 @@ def _existing_summary(
 def _publish(summary: DigitiseSummary) -> None:
     rows = [{"file": f.path, "bytes": f.size} for f in summary.files]
     create_table_artifact(
-        key=f"digitise-{safe_component(summary.inventory_number).lower()}",
+        key=artifact_key(summary.inventory_number),
         table=rows or [{"file": "(existing copy)", "bytes": summary.total_bytes}],
         description=f"Files of bag {summary.bag_id}",
     )
+    page_rows = "\n".join(
+        f"| {p.label} | {p.rotation}° | {p.deskew_deg:+.2f}° | {p.mean_confidence:.1f} | "
+        f"{'**below gate**' if p.below_gate else ''} {'; '.join(p.remarks)} |"
+        for p in summary.page_reports)
+    pages_md = ("\n| page | rotation | deskew | OCR confidence | remarks |\n|---|---|---|---|---|\n"
+                + page_rows + "\n") if page_rows else ""
     timings = "\n".join(f"| {k} | {v:.2f} s |" for k, v in summary.stage_seconds.items())
     timings += "".join(f"\n| **{k}** | {v} |" for k, v in throughput(summary).items())
     conf = "n/a" if summary.mean_confidence is None else f"{summary.mean_confidence:.1f}"
@@ -351,7 +363,7 @@ def _publish(summary: DigitiseSummary) -> None:
             f"* pages: {summary.pages}, bytes stored: {summary.total_bytes}\n"
             f"* PDF/A: {summary.pdfa_verdict}\n* mean OCR confidence: {conf}"
             f"{' — **marked for review**' if summary.needs_review else ''}\n\n"
-            f"| stage | time |\n|---|---|\n{timings}\n"
+            f"| stage | time |\n|---|---|\n{timings}\n{pages_md}"
         ),
         description="What the digitise run made and how long each stage took",
     )
@@ -420,6 +432,7 @@ def digitise(
                 dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf,
                 sources=sources, metadata=metadata, version=version,
                 fingerprint=fingerprint, pdfa_verdict=verdict,
+                confidence_gate=options.confidence_gate,
             )
         with stages("store"):
             stored, replica = upload_bag(bag_dir, bag_id, wrapped)
@@ -446,9 +459,18 @@ def digitise(
         total_bytes=stored.total_bytes, pdfa_verdict=verdict,
         mean_confidence=round(sum(confidences) / len(confidences), 2) if confidences else None,
         needs_review=needs_review, stage_seconds=stages.seconds,
+        page_reports=tuple(page_report(p, confidence_gate=options.confidence_gate)
+                           for p in results),
     )
     _publish(summary)
     return summary
+
+
+def artifact_key(inventory_number: str) -> str:
+    """A Prefect artifact key for an item: Prefect allows only lowercase letters, digits and
+    dashes, so every other character becomes a dash (``KZ_01.a`` → ``digitise-kz-01-a``)."""
+    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in inventory_number.lower())
+    return "digitise-" + ("-".join(part for part in slug.split("-") if part) or "item")
 
 
 def run_digitise(
@@ -458,14 +480,21 @@ def run_digitise(
     title: str | None = None,
     new_version: bool = False,
     workers: int | None = None,
+    run_label: str | None = None,
 ) -> DigitiseSummary:
     """Run the flow in this process with ``workers`` pages at once (default: the setting).
+
+    ``run_label`` is added to the flow run's name (``KZ-000123 · <label>``); the CLI puts its pid
+    there, so ``qor jobs`` can tell a run whose command died.
 
     With ``dask_scheduler_address`` set, pages go to that Dask cluster instead (``workers`` is
     then the cluster's business: one Tesseract per Dask worker thread).
     """
     settings = load_settings()
-    configured = digitise.with_options(task_runner=task_runner(settings, workers=workers))
+    configured = digitise.with_options(
+        task_runner=task_runner(settings, workers=workers),
+        flow_run_name=f"{inventory_number} · {run_label}" if run_label else None,
+    )
     result: DigitiseSummary = configured(
         pages=[str(p) for p in pages], inventory_number=inventory_number, title=title,
         new_version=new_version,

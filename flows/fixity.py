@@ -196,7 +196,10 @@ def fixity_audit(
     return run.as_dict()
 
 
-def run_fixity_audit(**kwargs: Any) -> dict[str, Any]:
-    """Run the flow in this process (``qor fixity audit``)."""
-    result: dict[str, Any] = fixity_audit(**kwargs)
+def run_fixity_audit(*, run_label: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run the flow in this process (``qor fixity audit``); ``run_label`` is added to the flow
+    run's name (the CLI's pid, see :func:`flows.digitise.run_digitise`)."""
+    configured = fixity_audit.with_options(
+        flow_run_name=f"{kwargs.get('mode', 'deep')} audit · {run_label}" if run_label else None)
+    result: dict[str, Any] = configured(**kwargs)
     return result

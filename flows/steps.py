@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from flows.capture import DocumentMetadata, PageResult
 from flows.errors import StoreVerificationFailed
+from flows.reporting import page_report
 from integrity.bag import BagInfo, BagSummary, MetadataContent, PayloadFile, build_bag
 from integrity.premis import (
     EventType,
@@ -133,6 +134,7 @@ def package_copy(
     fingerprint: str,
     pdfa_verdict: str,
     languages: str,
+    confidence_gate: float = 70.0,
 ) -> BagSummary:
     """Build the encrypted bag of one digital copy at ``dest`` and say what was written.
 
@@ -154,6 +156,15 @@ def package_copy(
         PremisEvent(EventType.CREATION, now, "success",
                     detail=f"{len(pages)} page(s) digitised, OCR languages {languages}",
                     agent_ids=("qor",)),
+        # One event per page: what preparation did to it and how well it read (its access
+        # image in the PDF, its text, hOCR and ALTO were made from it).
+        *(PremisEvent(EventType.CREATION, now, "success", detail=report.sentence(),
+                      outcome_detail="below the confidence gate "
+                      f"({confidence_gate:g}): marked for review" if report.below_gate else None,
+                      object_ids=tuple(f"data/text/{safe_component(report.label)}{ext}"
+                                       for ext in (".txt", ".hocr", ".alto.xml")),
+                      agent_ids=("qor",))
+          for report in (page_report(p, confidence_gate=confidence_gate) for p in pages)),
         PremisEvent(EventType.VALIDATION, now, "success", detail=pdfa_verdict,
                     agent_ids=("qor",)),
         PremisEvent(EventType.ENCRYPTION, now, "success",

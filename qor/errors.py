@@ -49,3 +49,15 @@ def is_retryable(exc: BaseException) -> bool:
             return cur.retryable
         cur = cur.__cause__
     return False
+
+
+class OrchestrationUnavailable(QorError):  # noqa: N818 - reads as what happened
+    """The Prefect server that runs flows cannot be reached or started.
+
+    ``exit_code`` 3 (environment problem); retryable, since a server that is starting or briefly
+    down answers later.
+    """
+
+    exit_code = 3
+    http_status = 503
+    retryable = True

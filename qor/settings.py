@@ -125,7 +125,13 @@ class QorSettings(BaseSettings):
 
     # orchestration
     prefect_api_url: str | None = None
-    """A Prefect server's API; unset runs flows in-process without a server."""
+    """A Prefect server's API; unset: Qor's resident local server (``qor server``), started on
+    first use with its SQLite database under ``<data dir>/prefect``."""
+    prefect_start_timeout_s: float = Field(default=240.0, gt=0, le=3600)
+    """How long a command waits for the local Prefect server it starts to answer (it takes
+    about 10 s on a quiet 2-core machine, over a minute on a busy one; once only)."""
+    prefect_ui: bool = True
+    """Serve the Prefect UI from the local server (``qor server status`` prints its address)."""
     dask_scheduler_address: str | None = None
     """``tcp://host:8786`` of a dask.distributed scheduler for the OCR of pages; unset = threads."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -16,6 +17,9 @@ from sqlalchemy.orm import Session
 from catalog_sync import db
 from qor.settings import QorSettings
 from storage import LocalKeyring, ObjectStore, S3Options, open_store
+
+if TYPE_CHECKING:
+    from catalog_sync.circulation import CirculationPolicy
 
 
 @functools.cache
@@ -80,3 +84,10 @@ def store_for_uri(settings: QorSettings, uri: str) -> ObjectStore:
 def keyring(settings: QorSettings) -> LocalKeyring:
     """The local keyring (key-encryption keys as 0600 files, created on first use)."""
     return LocalKeyring(settings.effective_key_dir)
+
+
+def circulation_policy(settings: QorSettings) -> CirculationPolicy:
+    """The circulation policy the settings give (the debt limit that blocks lending)."""
+    from catalog_sync.circulation import CirculationPolicy
+
+    return CirculationPolicy(debt_limit=settings.debt_limit)

@@ -8,6 +8,8 @@ every payload file, and key-encryption keys that rotate without rewriting stored
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from storage.crypto import (
     DEFAULT_SEGMENT_SIZE,
     EnvelopeHeader,
@@ -57,8 +59,22 @@ from storage.keys import (
     write_key_record,
 )
 from storage.open import open_store
-from storage.s3store import S3Options, S3Store
+from storage.s3options import S3Options
 from storage.store import ObjectInfo, ObjectStore, copy_object, validate_key
+
+if TYPE_CHECKING:
+    from storage.s3store import S3Store
+
+
+def __getattr__(name: str) -> Any:
+    # S3Store is loaded on first use: boto3 and botocore take about a second to import, which
+    # a command on a file store (the embedded default) should not pay.
+    if name == "S3Store":
+        from storage.s3store import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",

@@ -7,7 +7,7 @@ from urllib.parse import unquote, urlparse
 
 from storage.errors import UnsupportedStoreURI
 from storage.filestore import FileStore
-from storage.s3store import S3Options, S3Store
+from storage.s3options import S3Options
 from storage.store import ObjectStore
 
 
@@ -29,6 +29,8 @@ def open_store(
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise UnsupportedStoreURI(uri, "no bucket name")
+        from storage.s3store import S3Store  # boto3 loads only for an S3 store
+
         return S3Store(bucket=parsed.netloc, prefix=unquote(parsed.path), options=s3)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):

@@ -17,6 +17,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from qor.cli._common import (
+    JsonOpt,
+    cli_settings,
+    console,
+    current_actor,
+    emit_json,
+    err_console,
+    fail,
+    flow_run_context,
+    flow_settings,
+    problem_dict,
+    run_label,
+)
 from qor.errors import QorError
 
 if TYPE_CHECKING:
@@ -26,7 +39,6 @@ app = typer.Typer(help="Fixity audits (сақталуын тексеру / пр�
                   no_args_is_help=True)
 register_app = typer.Typer(help="Maintenance of the fund register.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 
 
 def install(main: typer.Typer, bag_app: typer.Typer) -> None:
@@ -39,7 +51,6 @@ def install(main: typer.Typer, bag_app: typer.Typer) -> None:
 def _print_run(run: AuditRun) -> None:
     from rich.table import Table
 
-    from qor.cli import console
 
     table = Table(title=f"Fixity audit {run.run_id} ({run.mode}"
                         f"{', resumed' if run.resumed else ''})")
@@ -85,18 +96,17 @@ def fixity_audit(
 ) -> None:
     """Audit stored bags. Exit 0 when every bag is intact (or repaired), 4 when damage remains
     (after alerting), 3 when a store or the register is unreachable (rerun to resume)."""
+    if mode not in ("deep", "quick"):
+        err_console.print(f"[bold red]error:[/] --mode must be deep or quick, not {mode!r}")
+        raise typer.Exit(2)
+    flow_settings(quiet=as_json)  # before Prefect loads: it reads its API address on import
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from flows import progress
     from flows.fixity import run_fixity_audit
     from integrity.audit import AuditRun, BagAudit
     from integrity.errors import FixityAuditFailed
-    from qor.cli import _emit_json, _fail, _settings, err_console
 
-    if mode not in ("deep", "quick"):
-        err_console.print(f"[bold red]error:[/] --mode must be deep or quick, not {mode!r}")
-        raise typer.Exit(2)
-    _settings()
     failed: FixityAuditFailed | None = None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=err_console, disable=as_json, transient=True) as bar:
@@ -109,17 +119,17 @@ def fixity_audit(
             bar.update(tasks[stage], completed=done, total=total)
 
         try:
-            with progress.listening(on_progress):
+            with progress.listening(on_progress), flow_run_context():
                 data = run_fixity_audit(mode=mode, bag_ids=bag or None, scheduled=due,
                                         repair=not no_repair, resume=not restart,
-                                        workers=workers)
+                                        workers=workers, run_label=run_label())
         except FixityAuditFailed as e:
             failed = e
             data = e.result.as_dict() if isinstance(e.result, AuditRun) else {}
         except QorError as e:
-            raise _fail(e) from e
+            raise fail(e) from e
     if as_json:
-        _emit_json(data)
+        emit_json(data)
     elif data:
         run = AuditRun(
             run_id=data["run_id"], mode=data["mode"], started_at=_dt(data["started_at"]),
@@ -129,7 +139,7 @@ def fixity_audit(
             resumed=data["resumed"], checked_here=tuple(data["checked_here"]))
         _print_run(run)
     if failed is not None:
-        raise _fail(failed)
+        raise fail(failed)
 
 
 def _dt(value: str) -> Any:
@@ -146,13 +156,12 @@ def fixity_report(
 ) -> None:
     """Write the fixity report (HTML for people, CSV and JSON) from the register's events."""
     from flows.fixity import report_from_register
-    from qor.cli import _emit_json, _fail, _settings, console
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         report = report_from_register(settings, days=days)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     out.mkdir(parents=True, exist_ok=True)
     paths = {"html": out / "fixity-report.html", "csv": out / "fixity-report.csv",
              "json": out / "fixity-report.json"}
@@ -160,7 +169,7 @@ def fixity_report(
     report.write_csv(paths["csv"])
     report.write_json(paths["json"])
     if as_json:
-        _emit_json({"ok": report.ok, "totals": report.totals(),
+        emit_json({"ok": report.ok, "totals": report.totals(),
                     "files": {k: str(v) for k, v in paths.items()}})
         return
     t = report.totals()
@@ -183,22 +192,21 @@ def rebuild_links_command(
 
     from integrity.rebuild import rebuild_links
     from qor import wiring
-    from qor.cli import _actor, _emit_json, _fail, _settings, console
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         target = (wiring.store_for_uri(settings, store) if store
                   else wiring.primary_store(settings))
         keyring = wiring.keyring(settings)
         known = set(keyring.kek_ids())
         with wiring.register_session(settings) as session:
-            links = rebuild_links(session, target, actor=_actor(),
+            links = rebuild_links(session, target, actor=current_actor(),
                                   kek_usable=lambda k: k in known,
                                   create_items=not no_create_items)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if as_json:
-        _emit_json([link.as_dict() for link in links])
+        emit_json([link.as_dict() for link in links])
         return
     table = Table(title=f"Register links rebuilt from {target.uri}")
     for col in ("bag", "inventory", "version", "action", "reason"):
@@ -235,9 +243,8 @@ def bag_validate_stored(
     from integrity.store_source import StoreBagSource
     from integrity.validate import problems
     from qor import wiring
-    from qor.cli import _emit_json, _fail, _problem_dict, _settings, console
 
-    settings = _settings()
+    settings = cli_settings()
     store_uri, prefix = split_bag_uri(uri)
     try:
         source = StoreBagSource(wiring.store_for_uri(settings, store_uri), prefix)
@@ -247,10 +254,10 @@ def bag_validate_stored(
             raise BagUnreadableError(f"{uri}: no bag there (no object under {prefix})")
         found = problems(source)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if as_json:
-        _emit_json({"bag": uri, "valid": not found,
-                    "problems": [_problem_dict(p) for p in found]})
+        emit_json({"bag": uri, "valid": not found,
+                    "problems": [problem_dict(p) for p in found]})
     elif not found:
         console.print(f"[bold green]valid[/]: {uri}")
     else:

@@ -7,37 +7,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from qor.cli._common import (
+    JsonOpt,
+    cli_settings,
+    console,
+    emit_json,
+    fail,
+)
 from qor.errors import QorError
 
 if TYPE_CHECKING:
-    from qor.settings import QorSettings
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+    pass
 
 
-# qor.cli imports this module to register it: its helpers are imported when a command runs.
-def _settings() -> QorSettings:
-    from qor import cli
-
-    return cli._settings()
-
-
-def _fail(exc: QorError) -> typer.Exit:
-    from qor import cli
-
-    return cli._fail(exc)
-
-
-def _emit_json(data: object) -> None:
-    from qor import cli
-
-    cli._emit_json(data)
-
-
-def _print(message: str) -> None:
-    from qor import cli
-
-    cli.console.print(message)
 
 app = typer.Typer(
     help="The e-library (электронды кітапхана / электронная библиотека): readers search and "
@@ -69,7 +51,7 @@ def serve(
     from elibrary.web import create_app
     from qor import wiring
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         elib = load_elibrary_settings()
         config = make_config(settings, elib)
@@ -80,7 +62,7 @@ def serve(
                           open_store=lambda uri: wiring.store_for_uri(settings, uri),
                           keyring=wiring.keyring(settings))
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     uvicorn.run(app_, host=host or elib.elibrary_host, port=port or elib.elibrary_port,
                 ssl_certfile=certfile, ssl_keyfile=keyfile, proxy_headers=False,
                 server_header=False, log_level="info")
@@ -100,7 +82,7 @@ def index(
     from elibrary.textindex import index_copy
     from qor import wiring
 
-    settings = _settings()
+    settings = cli_settings()
     results = []
     try:
         with wiring.register_session(settings) as session:
@@ -113,15 +95,15 @@ def index(
             with wiring.register_session(settings) as session:
                 results.append(index_copy(session, settings, bag_id))
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if json_out:
-        _emit_json([{**r.__dict__, "rights": r.rights.value} for r in results])
+        emit_json([{**r.__dict__, "rights": r.rights.value} for r in results])
         return
     for r in results:
-        _print(f"indexed [bold]{r.inventory_number}[/] ({r.bag_id}): {r.pages} pages, "
+        console.print(f"indexed [bold]{r.inventory_number}[/] ({r.bag_id}): {r.pages} pages, "
                       f"{r.characters:,} characters, rights {r.rights.value}")
     if not results:
-        _print("no digital copies to index")
+        console.print("no digital copies to index")
 
 
 @app.command()
@@ -138,7 +120,7 @@ def rights(
     from elibrary.library import parse_rights, set_rights
     from qor import wiring
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         new = parse_rights(value)
         default = load_elibrary_settings().elibrary_default_rights
@@ -148,11 +130,11 @@ def rights(
                              default_rights=default)
             bag_id = copy.bag_id
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if json_out:
-        _emit_json({"bag_id": bag_id, "before": old.value, "after": new.value})
+        emit_json({"bag_id": bag_id, "before": old.value, "after": new.value})
     else:
-        _print(f"{inventory_number} ({bag_id}): {old.value} → [bold]{new.value}[/]")
+        console.print(f"{inventory_number} ({bag_id}): {old.value} → [bold]{new.value}[/]")
 
 
 @app.command("add-reader")
@@ -165,14 +147,14 @@ def add_reader(
     from elibrary.accounts import create_reader_account
     from qor import wiring
 
-    settings = _settings()
+    settings = cli_settings()
     password = _password("Password", password_stdin)
     try:
         with wiring.register_session(settings) as session:
             create_reader_account(session, ticket_number=ticket_number, password=password)
     except QorError as e:
-        raise _fail(e) from e
-    _print(f"reader {ticket_number} can now sign in to the e-library")
+        raise fail(e) from e
+    console.print(f"reader {ticket_number} can now sign in to the e-library")
 
 
 @app.command("add-staff")
@@ -186,14 +168,14 @@ def add_staff(
     from elibrary.accounts import create_staff_account
     from qor import wiring
 
-    settings = _settings()
+    settings = cli_settings()
     password = _password("Password", password_stdin)
     try:
         with wiring.register_session(settings) as session:
             create_staff_account(session, username=username, role=role, password=password)
     except QorError as e:
-        raise _fail(e) from e
-    _print(f"staff account {username} ({role}) created")
+        raise fail(e) from e
+    console.print(f"staff account {username} ({role}) created")
 
 
 @app.command()
@@ -205,13 +187,13 @@ def unlock(
     from elibrary import accounts
     from qor import wiring
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         with wiring.register_session(settings) as session:
             accounts.unlock(session, kind=accounts.STAFF if staff else accounts.READER, name=name)
     except QorError as e:
-        raise _fail(e) from e
-    _print(f"{name} unlocked")
+        raise fail(e) from e
+    console.print(f"{name} unlocked")
 
 
 @app.command("forget-reads")
@@ -221,14 +203,14 @@ def forget_reads(json_out: JsonOpt = False) -> None:
     from elibrary.delivery import forget_readers
     from qor import wiring
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         days = load_elibrary_settings().elibrary_read_log_days
         with wiring.register_session(settings) as session:
             n = forget_readers(session, older_than_days=days)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if json_out:
-        _emit_json({"reads_anonymised": n, "older_than_days": days})
+        emit_json({"reads_anonymised": n, "older_than_days": days})
     else:
-        _print(f"{n} reads older than {days} days no longer name a reader")
+        console.print(f"{n} reads older than {days} days no longer name a reader")

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from qor.cli import JsonOpt, _actor, _emit_json, _fail, _settings, console
+from qor.cli._common import (
+    JsonOpt,
+    cli_settings,
+    console,
+    current_actor,
+    emit_json,
+    fail,
+)
 from qor.errors import QorError
 
 if TYPE_CHECKING:
@@ -60,7 +67,7 @@ def books_summary(
 ) -> None:
     """Write the summary accounting book of a year: receipts and write-offs by batch and act,
     counts and value by material type and source, the fund's running balance."""
-    settings = _settings()
+    settings = cli_settings()
     from catalog_sync.books import summary_book, write_summary_book
     from qor import wiring
 
@@ -69,7 +76,7 @@ def books_summary(
             book = summary_book(session, year=year)
             html, csv = write_summary_book(book, out, library_name=settings.library_name)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     _written(html, csv, as_json=as_json)
 
 
@@ -83,7 +90,7 @@ def books_inventory(
 ) -> None:
     """Write the inventory book: one line per item in inventory-number order, written-off
     items included and marked."""
-    settings = _settings()
+    settings = cli_settings()
     from catalog_sync.books import write_inventory_book
     from qor import wiring
 
@@ -92,13 +99,13 @@ def books_inventory(
             html, csv = write_inventory_book(session, out, library_name=settings.library_name,
                                              from_number=from_number, to_number=to_number)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     _written(html, csv, as_json=as_json)
 
 
 def _written(*paths: Path, as_json: bool) -> None:
     if as_json:
-        _emit_json([str(p) for p in paths])
+        emit_json([str(p) for p in paths])
     else:
         for p in paths:
             console.print(f"wrote {p}")
@@ -117,19 +124,19 @@ def stocktake_start(
     as_json: JsonOpt = False,
 ) -> None:
     """Open a stocktake over a location; scans are then fed with ``qor stocktake scan``."""
-    settings = _settings()
+    settings = cli_settings()
     from catalog_sync.stocktake import start_stocktake
     from qor import wiring
 
     try:
         with wiring.register_session(settings) as session:
             st = start_stocktake(session, reason=reason, responsible=responsible, scope=scope,
-                                 actor=_actor())
+                                 actor=current_actor())
             stocktake_id = st.id
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if as_json:
-        _emit_json({"stocktake": stocktake_id, "scope": scope, "reason": reason})
+        emit_json({"stocktake": stocktake_id, "scope": scope, "reason": reason})
     else:
         console.print(f"stocktake [bold]{stocktake_id}[/] open over {scope} ({reason}); "
                       f"feed scans with: qor stocktake scan {stocktake_id} FILE")
@@ -161,7 +168,7 @@ def stocktake_scan(
     as_json: JsonOpt = False,
 ) -> None:
     """Record a stream of scanned barcodes/RFID ids; every line is kept or reported back."""
-    settings = _settings()
+    settings = cli_settings()
     from catalog_sync import db
     from catalog_sync.stocktake import ingest_scan_stream
     from qor import wiring
@@ -172,7 +179,7 @@ def stocktake_scan(
         sessions = db.session_factory(wiring.register_engine(settings))
         stream = sys.stdin if source == "-" else Path(source).open(encoding="utf-8")  # noqa: SIM115
         try:
-            result = ingest_scan_stream(sessions, target, stream, actor=_actor(),
+            result = ingest_scan_stream(sessions, target, stream, actor=current_actor(),
                                         location=location)
         finally:
             if stream is not sys.stdin:
@@ -181,11 +188,11 @@ def stocktake_scan(
         console.print(f"[bold red]error:[/] {source}: {e.strerror}")
         raise typer.Exit(1) from e
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     data = {"stocktake": target, "read": result.read, "stored": result.stored,
             "refused": [{"line": n, "reason": why} for n, why in result.refused]}
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     console.print(f"stocktake {target}: {result.stored} of {result.read} scan(s) recorded")
     for line_no, why in result.refused:
@@ -201,21 +208,21 @@ def stocktake_close(
     as_json: JsonOpt = False,
 ) -> None:
     """Close the stocktake and write its act: missing, unexpected and misplaced items."""
-    settings = _settings()
+    settings = cli_settings()
     from catalog_sync.stocktake import close_stocktake, write_stocktake_act
     from qor import wiring
 
     try:
         with wiring.register_session(settings) as session:
             target = _open_stocktake(session, stocktake_id)
-            act = close_stocktake(session, target, actor=_actor(), mark_missing=mark_missing)
+            act = close_stocktake(session, target, actor=current_actor(), mark_missing=mark_missing)
             html, csv = write_stocktake_act(act, out, library_name=settings.library_name)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     counts = {"missing": len(act.missing), "unexpected": len(act.unexpected),
               "misplaced": len(act.misplaced)}
     if as_json:
-        _emit_json({"stocktake": target, **counts, "files": [str(html), str(csv)]})
+        emit_json({"stocktake": target, **counts, "files": [str(html), str(csv)]})
         return
     console.print(f"stocktake {target} closed: {counts['missing']} missing, "
                   f"{counts['unexpected']} unexpected, {counts['misplaced']} misplaced")
@@ -235,7 +242,7 @@ def verify_log(
 ) -> None:
     """Check the register's hash-chained audit log: exit 0 when intact, 4 when any entry was
     altered or removed."""
-    settings = _settings()
+    settings = cli_settings()
     from catalog_sync.audit import LogAnchor, log_head
     from catalog_sync.audit import verify_log as verify
     from qor import wiring
@@ -252,11 +259,11 @@ def verify_log(
         console.print(f"[bold red]error:[/] anchor {anchor}: {e}")
         raise typer.Exit(2) from e
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if not found and save_anchor is not None:
         save_anchor.write_text(json.dumps({"seq": head.seq, "hash": head.hash}), encoding="utf-8")
     if as_json:
-        _emit_json({"intact": not found, "entries": head.seq,
+        emit_json({"intact": not found, "entries": head.seq,
                     "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail}
                                  for p in found]})
     elif not found:
@@ -278,7 +285,7 @@ def marc_export(
     as_json: JsonOpt = False,
 ) -> None:
     """Export every bibliographic record with its items."""
-    settings = _settings()
+    settings = cli_settings()
     from catalog_sync.marc import export_marc
     from qor import wiring
 
@@ -286,9 +293,9 @@ def marc_export(
         with wiring.register_session(settings) as session:
             count = export_marc(session, path, fmt=fmt)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if as_json:
-        _emit_json({"file": str(path), "records": count})
+        emit_json({"file": str(path), "records": count})
     else:
         console.print(f"exported {count} record(s) to {path}")
 
@@ -299,19 +306,19 @@ def marc_import(
     as_json: JsonOpt = False,
 ) -> None:
     """Import records with their items (idempotent); every record refused is reported."""
-    settings = _settings()
+    settings = cli_settings()
     from catalog_sync.marc import import_marc
     from qor import wiring
 
     try:
         with wiring.register_session(settings) as session:
-            report = import_marc(session, path, actor=_actor())
+            report = import_marc(session, path, actor=current_actor())
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     problems = [{"position": p.position, "control_number": p.control_number,
                  "reason": p.reason} for p in report.problems]
     if as_json:
-        _emit_json({"added": report.records_added, "present": report.records_present,
+        emit_json({"added": report.records_added, "present": report.records_present,
                     "items_added": report.items_added, "problems": problems})
     else:
         console.print(f"{report.records_added} record(s) added, "

@@ -10,6 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from qor.cli._common import (
+    JsonOpt,
+    cli_settings,
+    console,
+    emit_json,
+    fail,
+)
 from qor.errors import QorError
 
 if TYPE_CHECKING:
@@ -38,7 +45,6 @@ loans_app.add_typer(holds_app, name="holds")
 loans_app.add_typer(points_app, name="points")
 deposit_app.add_typer(calendar_app, name="calendar")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Actor = Annotated[str, typer.Option("--actor", help="Who does it (for the record).")]
 DateOpt = Annotated[str | None, typer.Option(help="A date, YYYY-MM-DD (default: today).")]
 
@@ -46,26 +52,24 @@ DateOpt = Annotated[str | None, typer.Option(help="A date, YYYY-MM-DD (default: 
 @contextmanager
 def _desk() -> Iterator[Session]:
     """A register session that commits at the end; a Qor error exits with its code."""
-    from qor.cli import _fail, _settings
     from qor.wiring import register_session
 
     try:
-        with register_session(_settings()) as s:
+        with register_session(cli_settings()) as s:
             yield s
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
 
 
 def _date(text: str | None, what: str) -> date:
     from catalog_sync.errors import RegisterError
-    from qor.cli import _fail
 
     if text is None:
         return date.today()
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _fail(RegisterError(f"{what} {text!r} is not a date (YYYY-MM-DD)")) from None
+        raise fail(RegisterError(f"{what} {text!r} is not a date (YYYY-MM-DD)")) from None
 
 
 def _reader_dict(r: Reader) -> dict[str, object]:
@@ -92,11 +96,10 @@ def readers_add(
 ) -> None:
     """Register a reader."""
     from catalog_sync import readers
-    from qor.cli import _fail, _settings, console
     from qor.wiring import register_session
 
     try:
-        with register_session(_settings()) as s:
+        with register_session(cli_settings()) as s:
             r = readers.add_reader(
                 s,
                 ticket_number=ticket,
@@ -108,22 +111,21 @@ def readers_add(
             )
             console.print(f"reader {r.ticket_number} registered")
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
 
 
 @readers_app.command("block")
 def readers_block(ticket: str, reason: str, actor: Actor = "cli") -> None:
     """Block a reader with a reason."""
     from catalog_sync import readers
-    from qor.cli import _fail, _settings, console
     from qor.wiring import register_session
 
     try:
-        with register_session(_settings()) as s:
+        with register_session(cli_settings()) as s:
             readers.block_reader(s, ticket, reason=reason, actor=actor)
         console.print(f"reader {ticket} blocked: {reason}")
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
 
 
 @loans_app.command("out")
@@ -133,28 +135,26 @@ def loans_out(
     """Lend ITEM (inventory number, barcode or RFID) to reader TICKET at service point POINT."""
     from catalog_sync import circulation
     from catalog_sync.calendar_kz import load_calendar
-    from flows.circulation import circulation_policy
-    from qor.cli import _emit_json, _fail, _settings, console
-    from qor.wiring import register_session
+    from qor.wiring import circulation_policy, register_session
 
     try:
-        with register_session(_settings()) as s:
+        with register_session(cli_settings()) as s:
             loan = circulation.check_out(
                 s,
                 item_code=item,
                 ticket_number=ticket,
                 service_point=point,
                 actor=actor,
-                policy=circulation_policy(),
+                policy=circulation_policy(cli_settings()),
                 calendar=load_calendar(s),
             )
             facts = circulation.loan_facts(loan)
         if as_json:
-            _emit_json(facts.as_dict())
+            emit_json(facts.as_dict())
         else:
             console.print(f"{facts.inventory_number} lent to {ticket}, due {facts.due_on}")
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
 
 
 @loans_app.command("in")
@@ -164,8 +164,7 @@ def loans_in(
     """Take ITEM back (--returned-on backdates the return: debt counts to that day)."""
     from catalog_sync import circulation
     from catalog_sync.calendar_kz import load_calendar
-    from flows.circulation import circulation_policy
-    from qor.cli import _emit_json, console
+    from qor.wiring import circulation_policy
 
     day = _date(returned_on, "--returned-on") if returned_on else None
     with _desk() as s:
@@ -175,14 +174,14 @@ def loans_in(
             actor=actor,
             calendar=load_calendar(s),
             returned_on=day,
-            policy=circulation_policy(),
+            policy=circulation_policy(cli_settings()),
         )
         data = circulation.loan_facts(back.loan).as_dict() | {
             "overdue_days": back.overdue_days,
             "kept_for": back.kept_for,
         }
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     kept = f"; keep it for reader {back.kept_for}" if back.kept_for else ""
     console.print(f"{data['inventory_number']} returned, {back.overdue_days} day(s) overdue{kept}")
@@ -192,16 +191,15 @@ def loans_in(
 def gate_check(tag: str, gate: str = "main", as_json: JsonOpt = False) -> None:
     """Say whether the item with TAG may leave; alarms are logged (exit 1 on alarm)."""
     from catalog_sync import gate as gate_mod
-    from qor.cli import _emit_json, _fail, _settings, console
     from qor.wiring import register_session
 
     try:
-        with register_session(_settings()) as s:
+        with register_session(cli_settings()) as s:
             verdict = gate_mod.gate_check(s, tag, gate=gate)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if as_json:
-        _emit_json(verdict.as_dict())
+        emit_json(verdict.as_dict())
     else:
         console.print(("CLEARED: " if verdict.cleared else "ALARM: ") + verdict.reason)
     if not verdict.cleared:
@@ -213,10 +211,9 @@ def debts_report(html: Path | None = None, csv: Path | None = None) -> None:
     """Open debts by age and service point (HTML and/or CSV; a summary on screen)."""
     from catalog_sync import debts
     from catalog_sync.calendar_kz import load_calendar
-    from qor.cli import _fail, _settings, console
     from qor.wiring import register_session
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         with register_session(settings) as s:
             found = debts.open_debts(s, today=date.today(), calendar=load_calendar(s))
@@ -224,7 +221,7 @@ def debts_report(html: Path | None = None, csv: Path | None = None) -> None:
             found, today=date.today(), library=settings.library_name, html_path=html, csv_path=csv
         )
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     for row in debts.summarise(found):
         console.print(f"{row.service_point}\t{row.age_band}\t{row.count}")
     console.print(f"{len(found)} open debt(s)")
@@ -242,12 +239,11 @@ def deposit_due(
     from catalog_sync.calendar_kz import load_calendar
     from catalog_sync.errors import DepositError
     from catalog_sync.models import DepositForm
-    from qor.cli import _emit_json, _fail, _settings, console
 
     if form not in {f.value for f in DepositForm}:
-        raise _fail(DepositError(f"unknown form {form!r} (paper or electronic)"))
+        raise fail(DepositError(f"unknown form {form!r} (paper or electronic)"))
     printed = _date(first_printed, "--first-printed")
-    settings = _settings()
+    settings = cli_settings()
     with _desk() as s:
         rows = legal_deposit.due_dates(
             s,
@@ -261,7 +257,7 @@ def deposit_due(
             for r, d, w in rows
         ]
     if as_json:
-        _emit_json(out)
+        emit_json(out)
     else:
         for row in out:
             console.print(f"{row['recipient']}\t{row['due_on']}\t{row['why']}")
@@ -271,12 +267,11 @@ def deposit_due(
 def deposit_report(as_json: JsonOpt = False) -> None:
     """Compliance per publisher."""
     from catalog_sync import legal_deposit
-    from qor.cli import _emit_json, console
 
     with _desk() as s:
         rows = legal_deposit.compliance_report(s, today=date.today())
     if as_json:
-        _emit_json([r.__dict__ | {"rate": r.rate} for r in rows])
+        emit_json([r.__dict__ | {"rate": r.rate} for r in rows])
     else:
         for r in rows:
             console.print(
@@ -293,14 +288,13 @@ def select_cmd(
 ) -> None:
     """Items most worth digitising now (R13), best first."""
     from catalog_sync import selection
-    from qor.cli import _emit_json, console
 
     with _desk() as s:
         ranked = selection.rank_for_digitisation(s, today=date.today(), top=top)
     if out is not None:
         selection.write_work_list(ranked, out)
     if as_json:
-        _emit_json([c.as_dict() for c in ranked])
+        emit_json([c.as_dict() for c in ranked])
     else:
         for i, c in enumerate(ranked, 1):
             console.print(f"{i}\t{c.inventory_number}\t{c.score:.1f}\t{c.title}")
@@ -313,7 +307,6 @@ def select_cmd(
 def readers_show(ticket: str, as_json: JsonOpt = False) -> None:
     """A reader's details, status and open loans."""
     from catalog_sync import circulation, readers
-    from qor.cli import _emit_json, console
 
     with _desk() as s:
         data = _reader_dict(readers.get_reader(s, ticket))
@@ -322,7 +315,7 @@ def readers_show(ticket: str, as_json: JsonOpt = False) -> None:
             for ln in circulation.open_loans(s, ticket_number=ticket)
         ]
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     status = str(data["status"])
     if data["blocked_reason"]:
@@ -351,14 +344,13 @@ def readers_list(
     from catalog_sync import readers
     from catalog_sync.errors import RegisterError
     from catalog_sync.models import ReaderStatus
-    from qor.cli import _emit_json, _fail, console
 
     if status is not None and status not in {s.value for s in ReaderStatus}:
-        raise _fail(RegisterError(f"unknown reader status {status!r} (active or blocked)"))
+        raise fail(RegisterError(f"unknown reader status {status!r} (active or blocked)"))
     with _desk() as s:
         rows = [_reader_dict(r) for r in readers.list_readers(s, status=status)]
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     for r in rows:
         console.print(f"{r['ticket_number']}\t{r['name']}\t{r['category']}\t{r['status']}")
@@ -377,11 +369,10 @@ def readers_update(
     from catalog_sync import readers
     from catalog_sync.errors import RegisterError
     from catalog_sync.models import ReaderCategory
-    from qor.cli import _fail, console
 
     if category is not None and category not in {c.value for c in ReaderCategory}:
         known = ", ".join(c.value for c in ReaderCategory)
-        raise _fail(RegisterError(f"unknown category {category!r} (one of {known})"))
+        raise fail(RegisterError(f"unknown category {category!r} (one of {known})"))
     with _desk() as s:
         readers.update_reader(
             s, ticket, actor=actor, name=name, category=category, email=email, phone=phone
@@ -393,7 +384,6 @@ def readers_update(
 def readers_unblock(ticket: str, note: str = "", actor: Actor = "cli") -> None:
     """Lift a reader's block."""
     from catalog_sync import readers
-    from qor.cli import console
 
     with _desk() as s:
         readers.unblock_reader(s, ticket, actor=actor, note=note)
@@ -405,11 +395,10 @@ def readers_unblock(ticket: str, note: str = "", actor: Actor = "cli") -> None:
 
 def _print_loan(facts: object, as_json: bool, line: str) -> None:
     from catalog_sync.circulation import LoanFacts
-    from qor.cli import _emit_json, console
 
     assert isinstance(facts, LoanFacts)
     if as_json:
-        _emit_json(facts.as_dict())
+        emit_json(facts.as_dict())
     else:
         console.print(line)
 
@@ -419,14 +408,14 @@ def loans_renew(item: str, actor: Actor = "cli", as_json: JsonOpt = False) -> No
     """Renew the loan of ITEM by one loan period (within the policy's limit)."""
     from catalog_sync import circulation
     from catalog_sync.calendar_kz import load_calendar
-    from flows.circulation import circulation_policy
+    from qor.wiring import circulation_policy
 
     with _desk() as s:
         loan = circulation.renew(
             s,
             item_code=item,
             actor=actor,
-            policy=circulation_policy(),
+            policy=circulation_policy(cli_settings()),
             calendar=load_calendar(s),
         )
         facts = circulation.loan_facts(loan)
@@ -443,7 +432,6 @@ def loans_list(
 ) -> None:
     """Open loans, earliest due first."""
     from catalog_sync import circulation
-    from qor.cli import _emit_json, console
 
     with _desk() as s:
         rows = [
@@ -453,7 +441,7 @@ def loans_list(
             )
         ]
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     for r in rows:
         who = r["ticket_number"] or f"partner {r['partner_library']}"
@@ -507,7 +495,7 @@ def loans_ill_borrow(
     """Give reader TICKET an item (DESCRIPTION) borrowed from the PARTNER library."""
     from catalog_sync import circulation
     from catalog_sync.calendar_kz import load_calendar
-    from flows.circulation import circulation_policy
+    from qor.wiring import circulation_policy
 
     due_on = _date(due, "due date")
     with _desk() as s:
@@ -519,7 +507,7 @@ def loans_ill_borrow(
             service_point=point,
             due_on=due_on,
             actor=actor,
-            policy=circulation_policy(),
+            policy=circulation_policy(cli_settings()),
             calendar=load_calendar(s),
         )
         facts = circulation.loan_facts(loan)
@@ -561,11 +549,10 @@ def loans_settle(
     from catalog_sync.calendar_kz import load_calendar
     from catalog_sync.errors import RegisterError
     from catalog_sync.models import Settlement
-    from flows.circulation import circulation_policy
-    from qor.cli import _fail
+    from qor.wiring import circulation_policy
 
     if how not in (Settlement.REPLACED.value, Settlement.COMPENSATED.value):
-        raise _fail(
+        raise fail(
             RegisterError(f"--how {how!r}: replaced or compensated (a return is 'qor loans in')")
         )
     with _desk() as s:
@@ -576,7 +563,7 @@ def loans_settle(
             actor=actor,
             compensation_minor=amount,
             note=note,
-            policy=circulation_policy(),
+            policy=circulation_policy(cli_settings()),
             calendar=load_calendar(s),
         )
         facts = circulation.loan_facts(loan)
@@ -591,7 +578,6 @@ def loans_room_only(
 ) -> None:
     """Flag ITEM for use in the reading room only (R15), or lift the flag with --off."""
     from catalog_sync import circulation
-    from qor.cli import console
 
     with _desk() as s:
         circulation.set_reading_room_only(s, item, not off, actor=actor)
@@ -602,13 +588,12 @@ def loans_room_only(
 def holds_place(item: str, ticket: str, actor: Actor = "cli", as_json: JsonOpt = False) -> None:
     """Put reader TICKET in the queue for the title of ITEM."""
     from catalog_sync import circulation
-    from qor.cli import _emit_json, console
 
     with _desk() as s:
         hold = circulation.place_hold(s, ticket_number=ticket, item_code=item, actor=actor)
         data = {"hold_id": hold.id, "status": hold.status, "record_id": hold.record_id}
     if as_json:
-        _emit_json(data)
+        emit_json(data)
     else:
         ready = (
             " — a copy is on the shelf, kept for the reader" if data["status"] == "ready" else ""
@@ -620,7 +605,6 @@ def holds_place(item: str, ticket: str, actor: Actor = "cli", as_json: JsonOpt =
 def holds_cancel(hold_id: int, actor: Actor = "cli") -> None:
     """Cancel hold HOLD_ID (a kept copy goes to the next reader)."""
     from catalog_sync import circulation
-    from qor.cli import console
 
     with _desk() as s:
         circulation.cancel_hold(s, hold_id, actor=actor)
@@ -632,7 +616,6 @@ def holds_queue(item: str, as_json: JsonOpt = False) -> None:
     """The holds queue for the title of ITEM, first come first served."""
     from catalog_sync import circulation
     from catalog_sync.models import Reader
-    from qor.cli import _emit_json, console
 
     with _desk() as s:
         record_id = circulation.find_item(s, item).record_id
@@ -648,7 +631,7 @@ def holds_queue(item: str, as_json: JsonOpt = False) -> None:
                 }
             )
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     for i, r in enumerate(rows, 1):
         console.print(f"{i}\t{r['ticket_number']}\t{r['status']}\t{r['placed_at']}")
@@ -661,11 +644,10 @@ def points_add(code: str, name: str, kind: str, actor: Actor = "cli") -> None:
     from catalog_sync import circulation
     from catalog_sync.errors import RegisterError
     from catalog_sync.models import ServicePointKind
-    from qor.cli import _fail, console
 
     if kind not in {k.value for k in ServicePointKind}:
         known = ", ".join(k.value for k in ServicePointKind)
-        raise _fail(RegisterError(f"unknown service point kind {kind!r} (one of {known})"))
+        raise fail(RegisterError(f"unknown service point kind {kind!r} (one of {known})"))
     with _desk() as s:
         circulation.add_service_point(s, code=code, name=name, kind=kind, actor=actor)
     console.print(f"service point {code} ({kind}) added")
@@ -675,7 +657,6 @@ def points_add(code: str, name: str, kind: str, actor: Actor = "cli") -> None:
 def points_list(as_json: JsonOpt = False) -> None:
     """Service points by code."""
     from catalog_sync import circulation
-    from qor.cli import _emit_json, console
 
     with _desk() as s:
         rows = [
@@ -683,7 +664,7 @@ def points_list(as_json: JsonOpt = False) -> None:
             for p in circulation.list_service_points(s)
         ]
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     for r in rows:
         console.print(f"{r['code']}\t{r['kind']}\t{r['name']}")
@@ -699,7 +680,6 @@ def gate_events(
 ) -> None:
     """Reads logged at the gate, newest first."""
     from catalog_sync import gate as gate_mod
-    from qor.cli import _emit_json, console
 
     with _desk() as s:
         rows = [
@@ -713,7 +693,7 @@ def gate_events(
             for e in gate_mod.gate_events(s, alarms_only=alarms)
         ]
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     for r in rows:
         console.print(
@@ -727,9 +707,8 @@ def debts_run(today: DateOpt = None, as_json: JsonOpt = False) -> None:
     from catalog_sync import debts
     from catalog_sync.calendar_kz import load_calendar
     from catalog_sync.mail import SmtpMailer
-    from qor.cli import _emit_json, _settings, console
 
-    settings = _settings()
+    settings = cli_settings()
     day = _date(today, "--today")
     with _desk() as s:
         report = debts.run_debt_steps(
@@ -745,7 +724,7 @@ def debts_run(today: DateOpt = None, as_json: JsonOpt = False) -> None:
             calendar=load_calendar(s),
         )
     if as_json:
-        _emit_json(report.as_dict())
+        emit_json(report.as_dict())
         return
     console.print(
         f"{report.reminders_sent} reminder(s) sent; blocked: "
@@ -775,12 +754,11 @@ def deposit_register(
     from catalog_sync.calendar_kz import load_calendar
     from catalog_sync.errors import DepositError
     from catalog_sync.models import DepositForm
-    from qor.cli import _emit_json, _fail, _settings, console
 
     if form not in {f.value for f in DepositForm}:
-        raise _fail(DepositError(f"unknown form {form!r} (paper or electronic)"))
+        raise fail(DepositError(f"unknown form {form!r} (paper or electronic)"))
     printed = _date(first_printed, "--first-printed")
-    settings = _settings()
+    settings = cli_settings()
     with _desk() as s:
         pub = legal_deposit.register_publication(
             s,
@@ -808,7 +786,7 @@ def deposit_register(
             ],
         }
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     console.print(f"publication {data['publication_id']} registered")
     obligations = data["obligations"]
@@ -829,7 +807,6 @@ def deposit_receive(
     """R7: record that the recipient of OBLIGATION_ID received its copy."""
     from catalog_sync import legal_deposit
     from catalog_sync.models import Item
-    from qor.cli import console
 
     day = _date(received_on, "--received-on")
     with _desk() as s:
@@ -850,9 +827,8 @@ def deposit_claims(
 ) -> None:
     """R7: write claim letters (kk, ru; HTML and PDF) for every overdue obligation now."""
     from catalog_sync import legal_deposit
-    from qor.cli import _emit_json, _settings, console
 
-    settings = _settings()
+    settings = cli_settings()
     day = _date(today, "--today")
     target = out or settings.data_dir / "deposit-claims"
     with _desk() as s:
@@ -869,7 +845,7 @@ def deposit_claims(
             for c in claims
         ]
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     for r in rows:
         console.print(f"{r['obligation_id']}\t{r['language']}\t{r['pdf']}")
@@ -885,7 +861,6 @@ def calendar_amend(
 ) -> None:
     """Record DAY as a day off or a working day (a late transfer decree, a correction)."""
     from catalog_sync.calendar_kz import amend_calendar
-    from qor.cli import console
 
     when = _date(day, "day")
     with _desk() as s:

@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from qor.cli._common import (
+    cli_settings,
+    console,
+    emit_json,
+    fail,
+)
+
 if TYPE_CHECKING:
     from qor.settings import QorSettings
 
@@ -196,25 +203,34 @@ def check_alto_schema(settings: QorSettings) -> Check:
 
 
 def check_prefect(settings: QorSettings) -> Check:
-    """The Prefect server's API answers (only when ``prefect_api_url`` is configured)."""
-    import httpx
+    """The orchestration server: the configured one answers, or the resident local one (its
+    mode, address and pid), which may also be stopped: the next flow command starts it."""
+    from qor import orchestration
 
-    url = settings.prefect_api_url
-    if not url:
+    configured = orchestration.configured_api_url(settings)
+    if configured is not None:
+        url, source = configured
+        if not orchestration.healthy(url):
+            return Check("prefect", False,
+                         f"the Prefect API at {url} ({source}) does not answer. Start the "
+                         "Prefect server (systemctl start qor-prefect-server) or fix "
+                         f"{source}")
+        return Check("prefect", True, f"configured Prefect server at {url} ({source}) is "
+                     "healthy; flows run in the command's process and report to it")
+    server, up = orchestration.local_status(settings)
+    log = orchestration.log_path(settings)
+    if server is None:
         return Check("prefect", True,
-                     "no Prefect server configured: flows run in this process (embedded)")
-    try:
-        answer = httpx.get(f"{url.rstrip('/')}/health", timeout=5.0)
-        answer.raise_for_status()
-        healthy = answer.json() is True
-    except Exception as e:
+                     "local orchestration service not running: the next flow command starts "
+                     f"it (or `qor server start`); its database and log are in {log.parent}")
+    if not up:
         return Check("prefect", False,
-                     f"the Prefect API at {url} does not answer: {_reason(e)}. Start the "
-                     "Prefect server (systemctl start qor-prefect-server) or fix "
-                     "QOR_PREFECT_API_URL")
-    if not healthy:
-        return Check("prefect", False, f"the Prefect API at {url} reports itself unhealthy")
-    return Check("prefect", True, f"Prefect API at {url} is healthy")
+                     f"local Prefect server pid {server.pid} ({server.api_url}) is running but "
+                     f"does not answer: see {log}; `qor server stop` and `qor server start`")
+    return Check("prefect", True,
+                 f"local Prefect server (resident) at {server.api_url}, pid {server.pid}, "
+                 f"Prefect {server.prefect_version}, since {server.started_at}; flows run in "
+                 "the command's process and report to it")
 
 
 COMPONENTS: dict[str, Callable[[QorSettings], Check]] = {
@@ -250,12 +266,11 @@ def doctor(
     """
     from rich.table import Table
 
-    from qor.cli import _emit_json, _settings, console
 
-    checks = run_checks(_settings())
+    checks = run_checks(cli_settings())
     broken = [c for c in checks if not c.ok]
     if as_json:
-        _emit_json({"ok": not broken, "checks": [dataclasses.asdict(c) for c in checks]})
+        emit_json({"ok": not broken, "checks": [dataclasses.asdict(c) for c in checks]})
     else:
         table = Table(title="qor doctor", show_lines=False)
         table.add_column("component")
@@ -284,12 +299,11 @@ def _server_settings() -> None:
     """Settings loaded and Prefect pointed at the configured server; refuses the embedded one."""
     import os
 
-    from qor.cli import _fail, _settings
     from qor.errors import ConfigurationError
 
-    settings = _settings()
+    settings = cli_settings()
     if not (settings.prefect_api_url or os.environ.get("PREFECT_API_URL")):
-        raise _fail(ConfigurationError(
+        raise fail(ConfigurationError(
             "no Prefect server configured (QOR_PREFECT_API_URL): automations live on the "
             "server that runs the deployments, not in the embedded one"))
 
@@ -311,7 +325,6 @@ def automations_apply(
     Run after every `prefect deploy` of infra/prefect.yaml (idempotent).
     """
     from flows.automations import ResumePolicy, apply_digitise_automations
-    from qor.cli import _emit_json, _fail, console
     from qor.errors import QorError
 
     _server_settings()
@@ -320,9 +333,9 @@ def automations_apply(
             policy=ResumePolicy(expiry_seconds=expiry, max_attempts=max_attempts),
             deployment=deployment)
     except QorError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if as_json:
-        _emit_json([{**dataclasses.asdict(a), "automation_id": str(a.automation_id)}
+        emit_json([{**dataclasses.asdict(a), "automation_id": str(a.automation_id)}
                     for a in applied])
     else:
         for a in applied:
@@ -337,7 +350,6 @@ def automations_remove(
 ) -> None:
     """Delete the automations of the deployment (runs of dead workers then wait for an operator)."""
     from flows.automations import remove_digitise_automations
-    from qor.cli import console
 
     _server_settings()
     console.print(f"removed {remove_digitise_automations(deployment=deployment)} automation(s)")

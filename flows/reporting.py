@@ -1,0 +1,73 @@
+"""What was done to each page, in the words an operator reads: the digitise summary, ``--json``
+and the bag's PREMIS events all take it from :func:`page_report`, so they never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from flows.capture import PageResult
+
+
+@dataclass(frozen=True)
+class PageReport:
+    """One page's preparation and recognition.
+
+    ``rotation`` is the clockwise quarter turn applied (0/90/180/270) and ``orientation_by`` how
+    orientation was established (``osd``: Tesseract's orientation detection; ``ocr``: the page
+    read upright; ``off``). ``skew_deg`` is the skew measured (counter-clockwise positive),
+    ``deskew_deg`` the correction applied (0 when the page was straight enough). ``below_gate``:
+    the page's mean word confidence is under the confidence gate, so the copy is marked for
+    review (сенімділік шегі / порог уверенности).
+    """
+
+    label: str
+    source: str
+    rotation: int
+    orientation_by: str
+    osd_confidence: float | None
+    skew_deg: float | None
+    deskew_deg: float
+    mean_confidence: float
+    words: int
+    below_gate: bool
+    remarks: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        """One line for a PREMIS event detail or a log: ``page 0003 (0003.tif): turned 90°…``."""
+        done: list[str] = []
+        if self.rotation:
+            by = " (Tesseract OSD)" if self.orientation_by == "osd" else ""
+            done.append(f"turned {self.rotation}° clockwise{by}")
+        if self.deskew_deg:
+            done.append(f"straightened by {self.deskew_deg:+.2f}°")
+        done.extend(self.remarks)
+        prepared = "; ".join(done) if done else "used as scanned"
+        return (f"page {self.label} ({self.source}): {prepared}; OCR mean word confidence "
+                f"{self.mean_confidence:.1f} over {self.words} word(s)"
+                + (" — below the confidence gate, marked for review" if self.below_gate else ""))
+
+
+def page_report(page: PageResult, *, confidence_gate: float) -> PageReport:
+    """The report of one processed page under ``confidence_gate``."""
+    prep = page.preparation
+    source = page.page.source.name + (f" frame {page.page.frame + 1}" if page.page.frame else "")
+    remarks = list(prep.conversions)
+    if prep.borders_cleaned:
+        remarks.append("dark scanner borders painted with the paper colour")
+    if page.word_count == 0:
+        remarks.append("no words recognised")
+    deskew = prep.skew_angle_deg if prep.skew_corrected and prep.skew_angle_deg else 0.0
+    return PageReport(
+        label=page.page.label, source=source, rotation=prep.rotation_applied,
+        orientation_by=prep.orientation_checked,
+        osd_confidence=None if prep.osd_confidence is None else round(prep.osd_confidence, 2),
+        skew_deg=None if prep.skew_angle_deg is None else round(prep.skew_angle_deg, 3),
+        deskew_deg=round(deskew, 3), mean_confidence=round(page.mean_confidence, 2),
+        words=page.word_count, below_gate=page.mean_confidence < confidence_gate,
+        remarks=tuple(remarks),
+    )
