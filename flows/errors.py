@@ -40,6 +40,24 @@ class PageRejected(CaptureError):
         super().__init__(f"page {where}: {reason}")
 
 
+class PagesRejected(PageRejected):
+    """Several pages of one batch cannot be used: each is named (the batch is refused whole).
+
+    Its ``path``/``frame``/``reason`` are the first rejection's, so a caller that handles
+    :class:`PageRejected` handles this too; ``rejections`` holds every one, in page order.
+    """
+
+    def __init__(self, rejections: tuple[PageRejected, ...]) -> None:
+        first = rejections[0]
+        super().__init__(first.path, first.frame, first.reason)
+        self.rejections = rejections
+        self.message = f"{len(rejections)} pages refused: " + "; ".join(
+            r.message for r in rejections)
+
+    def problem_lines(self) -> tuple[str, ...]:
+        return tuple(r.message for r in self.rejections)
+
+
 class FontMissing(CaptureError):
     """A font file the sample renderer needs is not installed (Debian: fonts-dejavu-core)."""
 

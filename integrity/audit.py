@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -99,6 +99,9 @@ class FixityFailure:
     algorithm: str | None = None
     expected: str | None = None
     found: str | None = None
+    algorithms: tuple[str, ...] = ()
+    """Every algorithm whose checksum disagreed (one damaged file is one failure, however many
+    manifests it is in); ``algorithm``/``expected``/``found`` are the first one's."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,7 +114,7 @@ class FixityFailure:
 
         return cls(str(data["bag_id"]), str(data.get("path") or ""), str(data["problem"]),
                    str(data.get("message") or ""), opt("algorithm"), opt("expected"),
-                   opt("found"))
+                   opt("found"), tuple(str(a) for a in data.get("algorithms") or ()))
 
     @classmethod
     def from_problem(cls, bag_id: str, p: BagProblem) -> FixityFailure:
@@ -121,12 +124,13 @@ class FixityFailure:
             return cls(bag_id, "bag-info.txt", "OxumMismatch", p.message, None,
                        f"{p.expected_octets}.{p.expected_streams}",
                        f"{p.found_octets}.{p.found_streams}")
-        return cls(bag_id, path, type(p).__name__, p.message,
-                   getattr(p, "algorithm", None), getattr(p, "expected", None),
-                   getattr(p, "found", None))
+        algorithm = getattr(p, "algorithm", None)
+        return cls(bag_id, path, type(p).__name__, p.message, algorithm,
+                   getattr(p, "expected", None), getattr(p, "found", None),
+                   (algorithm,) if algorithm else ())
 
-    def key(self) -> tuple[str, str, str | None]:
-        return (self.path, self.problem, self.algorithm)
+    def key(self) -> tuple[str, str]:
+        return (self.path, self.problem)
 
 
 @dataclass(frozen=True)
@@ -273,13 +277,28 @@ class AuditRun:
 
 
 def _dedupe(failures: Iterable[FixityFailure]) -> list[FixityFailure]:
-    seen: set[tuple[str, str, str | None]] = set()
-    out: list[FixityFailure] = []
+    """One failure per (file, kind): a file that fails under several algorithms (its sha256
+    and its sha512 both disagree) is one failure naming them all, in the order found."""
+    merged: dict[tuple[str, str], FixityFailure] = {}
     for f in failures:
-        if f.key() not in seen:
-            seen.add(f.key())
-            out.append(f)
-    return out
+        first = merged.get(f.key())
+        if first is None:
+            merged[f.key()] = f
+            continue
+        extra = tuple(a for a in f.algorithms if a not in first.algorithms)
+        if extra:
+            algorithms = (*first.algorithms, *extra)
+            merged[f.key()] = replace(first, algorithms=algorithms,
+                                      message=_merged_message(first, algorithms))
+    return list(merged.values())
+
+
+def _merged_message(first: FixityFailure, algorithms: tuple[str, ...]) -> str:
+    if first.problem == "ChecksumMismatch":
+        return (f"{first.path}: {', '.join(algorithms)} checksums do not match the manifests "
+                f"(the file's contents changed); every checksum in every payload manifest and "
+                "tag manifest MUST be successfully verified against the contents of the file")
+    return f"{first.message} ({', '.join(algorithms)})"
 
 
 FileDone = Callable[[FileCheck, Sequence[FixityFailure]], None]

@@ -39,6 +39,9 @@ class BagInvalid(IntegrityError):  # noqa: N818 - the name the issue and callers
         lines += [f"  - {p.message}" for p in self.problems]
         super().__init__("\n".join(lines))
 
+    def problem_lines(self) -> tuple[str, ...]:
+        return tuple(f"bag {self.bag}: {p.message}" for p in self.problems) or (self.message,)
+
 
 class BagBuildError(IntegrityError):
     """A bag could not be built from the given input (bad path, unreadable source, ...).
@@ -88,3 +91,14 @@ class FixityAuditFailed(IntegrityError):  # noqa: N818 - the name the flow and C
         self.alert_error = alert_error
         super().__init__(message if alert_error is None
                          else f"{message} — and the alert FAILED: {alert_error}")
+
+    def problem_lines(self) -> tuple[str, ...]:
+        """One line per damaged file left unrepaired (per bag), and one if the alert failed."""
+        lines = [f"bag {bag.bag_id}: {f.message} (not repaired)"
+                 for bag in getattr(self.result, "failed", ())
+                 for f in getattr(bag, "remaining", ())]
+        if not lines:
+            lines = [self.message]
+        elif self.alert_error is not None:
+            lines.append(self.alert_error)
+        return tuple(lines)

@@ -27,6 +27,10 @@ class QorError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def problem_lines(self) -> tuple[str, ...]:
+        """Each problem as one line, for the CLI's "one line per problem" (one, by default)."""
+        return (self.message,)
+
 
 class ConfigurationError(QorError):
     """A setting is missing, malformed or left at a placeholder value."""

@@ -32,7 +32,7 @@ from PIL import Image, ImageChops, ImageOps
 
 from flows.capture import colour
 from flows.capture.model import CaptureOptions, PageRef
-from flows.errors import PageRejected
+from flows.errors import PageRejected, PagesRejected
 
 logger = logging.getLogger(__name__)
 
@@ -847,7 +847,11 @@ def load_pages(inputs: Sequence[Path], *, options: CaptureOptions) -> list[PageR
     workers = options.load_workers or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qor-load") as pool:
         futures = [pool.submit(frames_of, path) for path in files]
-        # Results in input order; the first bad page (in order) is the one reported.
+        # Every bad page is named, in input order, so the operator fixes the batch in one go.
+        rejected = [f.exception() for f in futures]
+        problems = tuple(e for e in rejected if isinstance(e, PageRejected))
+        if problems:
+            raise problems[0] if len(problems) == 1 else PagesRejected(problems)
         per_file = [future.result() for future in futures]
     refs: list[PageRef] = []
     labels: set[str] = set()

@@ -60,10 +60,22 @@ def configure_logging(*, verbosity: int, debug: bool) -> None:
         min(verbosity, 2)]
     handler = RichHandler(console=err_console, show_path=False, show_time=debug)
     handler.set_name("qor-console")
+    if verbosity == 0 and not debug:
+        handler.addFilter(_outside_runs)
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if h.get_name() != "qor-console"]
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def _outside_runs(record: logging.LogRecord) -> bool:
+    """Drop records logged inside a flow or task run: they go to the run's log on the
+    orchestration server (``qor jobs``, the UI), and what they report reaches the operator
+    as the command's own result or error lines. ``-v`` shows them too."""
+    context = sys.modules.get("prefect.context")
+    if context is None:
+        return True
+    return context.FlowRunContext.get() is None and context.TaskRunContext.get() is None
 
 
 def quiet_prefect() -> None:
@@ -79,10 +91,8 @@ def quiet_prefect() -> None:
         logging.getLogger(name).propagate = options.debug
     # "Still processing items" while Prefect drains its event queue at exit is not the
     # operator's business (the events are delivered; the warning is about timing).
-    logging.getLogger("prefect._internal").setLevel(
-        logging.DEBUG if options.debug else logging.CRITICAL)
-    logging.getLogger("prefect.events").setLevel(
-        logging.DEBUG if options.debug else logging.ERROR)
+    for name in ("prefect._internal", "prefect.events", "EventsWorker", "APILogWorker"):
+        logging.getLogger(name).setLevel(logging.DEBUG if options.debug else logging.ERROR)
 
 
 def _prepare_environment(settings: QorSettings) -> None:
@@ -124,7 +134,7 @@ def flow_settings(*, quiet: bool = False) -> tuple[QorSettings, Orchestration]:
     except QorError as e:
         raise fail(e) from e
     orchestration.apply_environment(orch)
-    import prefect  # noqa: F401  (configures logging on import; quieted right after)
+    import prefect.main  # noqa: F401  (sets up Prefect's logging on import; quieted next)
 
     quiet_prefect()
     return settings, orch
@@ -156,6 +166,7 @@ def run_label() -> str:
 
 
 def _drain_prefect() -> None:
+    quiet_prefect()  # a flow run may have set Prefect's logging up again
     try:
         from prefect.events.worker import EventsWorker
         from prefect.logging.handlers import APILogWorker
@@ -172,8 +183,9 @@ def fail(exc: QorError) -> typer.Exit:
     if options.debug:
         err_console.print("".join(traceback.format_exception(exc)), highlight=False,
                           markup=False)
-    err_console.print(f"[bold red]error:[/] {_one_line(exc.message)}", highlight=False,
-                      soft_wrap=True)
+    for problem in exc.problem_lines():
+        err_console.print(f"[bold red]error:[/] {_one_line(problem)}", highlight=False,
+                          soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 

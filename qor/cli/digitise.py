@@ -90,8 +90,8 @@ def run_digitise_with_progress(
     from flows.digitise import run_digitise
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, disable=as_json,
-                  transient=True) as bar:
+                  TimeElapsedColumn(), console=err_console, transient=True,
+                  disable=as_json or not err_console.is_terminal) as bar:
         tasks: dict[str, Any] = {}
         labels = {"ocr": "OCR pages", "store": "Storing bag objects"}
 

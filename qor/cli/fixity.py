@@ -109,7 +109,8 @@ def fixity_audit(
 
     failed: FixityAuditFailed | None = None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=err_console, disable=as_json, transient=True) as bar:
+                  console=err_console, transient=True,
+                  disable=as_json or not err_console.is_terminal) as bar:
         tasks: dict[str, Any] = {}
         labels = {"fixity-bags": "Bags", "fixity-files": "Objects of this bag"}
 
