@@ -127,13 +127,15 @@ def flow_settings(*, quiet: bool = False) -> tuple[QorSettings, Orchestration]:
         if not quiet:
             err_console.print("Starting Qor's local orchestration service (Prefect server, "
                               "first use only; about 10 s, longer on a busy machine)…",
-                              highlight=False)
+                              highlight=False, soft_wrap=True)
 
     try:
         orch = orchestration.ensure(settings, on_start=starting)
     except QorError as e:
         raise fail(e) from e
     orchestration.apply_environment(orch)
+    # Prefect makes its home on import and warns on stderr when it cannot (a fresh data dir).
+    orchestration.server_dir(settings).mkdir(parents=True, exist_ok=True, mode=0o700)
     import prefect.main  # noqa: F401  (sets up Prefect's logging on import; quieted next)
 
     quiet_prefect()
