@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -46,7 +46,7 @@ from flows.capture import (
     process_page,
 )
 from flows.errors import CopyAlreadyExists
-from flows.reporting import PageReport, page_report
+from flows.reporting import DigitiseSummary, StoredFileSummary, page_report
 from flows.steps import (
     BAG_PREFIX,
     StoredBag,
@@ -64,38 +64,6 @@ from storage import WrappedKey, write_key_record
 logger = logging.getLogger(__name__)
 
 AGENT = "qor digitise"
-
-
-@dataclass(frozen=True)
-class StoredFileSummary:
-    path: str
-    size: int
-
-
-@dataclass(frozen=True)
-class DigitiseSummary:
-    """What one run made (or found), for the CLI, the Prefect artifact and scripts (``--json``)."""
-
-    status: str
-    """``created`` (a new copy was stored) or ``existing`` (this batch was already stored)."""
-    inventory_number: str
-    bag_id: str
-    version: int
-    store_uri: str
-    bag_location: str
-    pages: int
-    files: tuple[StoredFileSummary, ...]
-    total_bytes: int
-    pdfa_verdict: str
-    mean_confidence: float | None
-    needs_review: bool
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    page_reports: tuple[PageReport, ...] = ()
-    """What was done to each page (rotation, deskew, confidence, flagged below the gate); empty
-    for an ``existing`` copy (its pages are in the bag's PREMIS events)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:

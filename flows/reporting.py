@@ -4,10 +4,12 @@ and the bag's PREMIS events all take it from :func:`page_report`, so they never 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from flows.capture import PageResult
+if TYPE_CHECKING:  # the CLI reads these values without loading the capture engine
+    from flows.capture import PageResult
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class PageReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PageReport:
+        return cls(**{**data, "remarks": tuple(data.get("remarks") or ())})
 
     def sentence(self) -> str:
         """One line for a PREMIS event detail or a log: ``page 0003 (0003.tif): turned 90°…``."""
@@ -71,3 +77,48 @@ def page_report(page: PageResult, *, confidence_gate: float) -> PageReport:
         words=page.word_count, below_gate=page.mean_confidence < confidence_gate,
         remarks=tuple(remarks),
     )
+
+
+@dataclass(frozen=True)
+class StoredFileSummary:
+    """One object of a stored bag: its path in the bag and its size in bytes."""
+
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DigitiseSummary:
+    """What one run made (or found), for the CLI, the Prefect artifact and scripts (``--json``)."""
+
+    status: str
+    """``created`` (a new copy was stored) or ``existing`` (this batch was already stored)."""
+    inventory_number: str
+    bag_id: str
+    version: int
+    store_uri: str
+    bag_location: str
+    pages: int
+    files: tuple[StoredFileSummary, ...]
+    total_bytes: int
+    pdfa_verdict: str
+    mean_confidence: float | None
+    needs_review: bool
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    page_reports: tuple[PageReport, ...] = ()
+    """What was done to each page (rotation, deskew, confidence, flagged below the gate); empty
+    for an ``existing`` copy (its pages are in the bag's PREMIS events)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DigitiseSummary:
+        """The summary :meth:`as_dict` gave (what the resident runner sends the CLI)."""
+        return cls(**{
+            **data,
+            "files": tuple(StoredFileSummary(**f) for f in data.get("files") or ()),
+            "stage_seconds": dict(data.get("stage_seconds") or {}),
+            "page_reports": tuple(PageReport.from_dict(p) for p in data.get("page_reports")
+                                  or ()),
+        })

@@ -257,7 +257,7 @@ def _spawn(settings: QorSettings) -> tuple[LocalServer, subprocess.Popen[bytes]]
     home = server_dir(settings)
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     port = _free_port()
-    args = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+    args = [sys.executable, "-P", "-m", "prefect", "server", "start", "--host", "127.0.0.1",
             "--port", str(port), "--no-scheduler", "--no-late-runs", "--analytics-off"]
     args.append("--ui" if settings.prefect_ui else "--no-ui")
     with log_path(settings).open("ab") as log:

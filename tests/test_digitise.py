@@ -20,9 +20,10 @@ from catalog_sync import register
 from catalog_sync.errors import ItemNotFound
 from flows._exec import verapdf
 from flows.capture.samples import KAZAKH_SENTENCE, RUSSIAN_SENTENCE, SamplePage, normalise_text
-from flows.digitise import DigitiseSummary, run_digitise
+from flows.digitise import run_digitise
 from flows.errors import CopyAlreadyExists, PageRejected
 from flows.export import export_copy
+from flows.reporting import DigitiseSummary
 from qor import wiring
 from qor.settings import load_settings
 from storage.errors import DecryptionFailed

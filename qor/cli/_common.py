@@ -136,10 +136,14 @@ def flow_settings(*, quiet: bool = False) -> tuple[QorSettings, Orchestration]:
     orchestration.apply_environment(orch)
     # Prefect makes its home on import and warns on stderr when it cannot (a fresh data dir).
     orchestration.server_dir(settings).mkdir(parents=True, exist_ok=True, mode=0o700)
+    return settings, orch
+
+
+def load_prefect() -> None:
+    """Load Prefect in this process (to run a flow here) with its output quieted."""
     import prefect.main  # noqa: F401  (sets up Prefect's logging on import; quieted next)
 
     quiet_prefect()
-    return settings, orch
 
 
 @contextmanager
@@ -183,7 +187,8 @@ def fail(exc: QorError) -> typer.Exit:
     """Print ``exc`` as one line on stderr (with its traceback under ``--debug``); the exit to
     raise, carrying the error's exit code."""
     if options.debug:
-        err_console.print("".join(traceback.format_exception(exc)), highlight=False,
+        remote = getattr(exc, "remote_traceback", "")  # a job the resident runner ran
+        err_console.print(remote or "".join(traceback.format_exception(exc)), highlight=False,
                           markup=False)
     for problem in exc.problem_lines():
         err_console.print(f"[bold red]error:[/] {_one_line(problem)}", highlight=False,

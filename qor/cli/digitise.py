@@ -6,12 +6,14 @@ process and reports to the orchestration server (``qor jobs`` and the Prefect UI
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from qor.cli import runner
 from qor.cli._common import (
     JsonOpt,
     console,
@@ -20,13 +22,17 @@ from qor.cli._common import (
     fail,
     flow_run_context,
     flow_settings,
+    load_prefect,
     run_label,
 )
 from qor.errors import QorError
 
 if TYPE_CHECKING:
-    from flows.digitise import DigitiseSummary
+    from flows.reporting import DigitiseSummary
+    from qor.orchestration import Orchestration
     from qor.settings import QorSettings
+
+logger = logging.getLogger(__name__)
 
 DEMO_INVENTORY = "DEMO-000001"
 DEMO_TITLE = "Қор туралы / О фонде библиотеки (Qor sample scans)"
@@ -81,13 +87,13 @@ def print_summary(summary: DigitiseSummary) -> None:
 
 def run_digitise_with_progress(
     pages: list[Path], *, inventory: str, title: str | None, new_version: bool,
-    workers: int | None, as_json: bool,
+    workers: int | None, as_json: bool, settings: QorSettings, orchestration: Orchestration,
 ) -> DigitiseSummary:
-    """Run the digitise flow with a Rich progress bar on stderr (none with ``--json``)."""
+    """Run the digitise flow with a Rich progress bar on stderr (none with ``--json``): in the
+    resident runner on the embedded defaults (warm: no second of imports), else here."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows import progress
-    from flows.digitise import run_digitise
+    from flows.reporting import DigitiseSummary
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True,
@@ -100,9 +106,26 @@ def run_digitise_with_progress(
                 tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
+        absolute = [str(p.absolute()) for p in pages]
+        label = run_label()
+        args = {"pages": absolute, "inventory": inventory, "title": title,
+                "new_version": new_version, "workers": workers, "run_label": label}
+        if orchestration.mode == "local":
+            sock = runner.ensure_runner(settings, orchestration.api_url)
+            if sock is not None:
+                try:
+                    return DigitiseSummary.from_dict(
+                        runner.submit(sock, "digitise", args, on_progress))
+                except runner.RunnerUnavailable as e:  # nothing started: run it here
+                    logger.info("resident runner unavailable (%s): running here", e)
+        load_prefect()
+        from flows import progress
+        from flows.digitise import run_digitise
+
         with progress.listening(on_progress), flow_run_context():
-            return run_digitise(pages, inventory_number=inventory, title=title,
-                                new_version=new_version, workers=workers, run_label=run_label())
+            return run_digitise([Path(p) for p in absolute], inventory_number=inventory,
+                                title=title, new_version=new_version, workers=workers,
+                                run_label=label)
 
 
 def digitise(
@@ -120,11 +143,12 @@ def digitise(
     as_json: JsonOpt = False,
 ) -> None:
     """Digitise one item: OCR → PDF/A → encrypted BagIt bag → store → register."""
-    flow_settings(quiet=as_json)
+    settings, orch = flow_settings(quiet=as_json)
     try:
         summary = run_digitise_with_progress(pages, inventory=inventory, title=title,
                                              new_version=new_version, workers=workers,
-                                             as_json=as_json)
+                                             as_json=as_json, settings=settings,
+                                             orchestration=orch)
     except QorError as e:
         raise fail(e) from e
     if as_json:
@@ -143,7 +167,7 @@ def demo(
     Generates the sample pages into the data directory, enters the demo item in the register if
     it is not there yet, and runs ``digitise``. A second run reports the copy already stored.
     """
-    settings, _ = flow_settings(quiet=as_json)
+    settings, orch = flow_settings(quiet=as_json)
     from flows.capture.samples import write_sample_batch
 
     try:
@@ -154,7 +178,8 @@ def demo(
             console.print(f"Sample scans: {len(samples)} page(s) in {sample_dir}")
         summary = run_digitise_with_progress(
             [s.path for s in samples], inventory=DEMO_INVENTORY, title=None,
-            new_version=False, workers=workers, as_json=as_json)
+            new_version=False, workers=workers, as_json=as_json, settings=settings,
+            orchestration=orch)
     except QorError as e:
         raise fail(e) from e
     if as_json:

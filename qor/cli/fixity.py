@@ -27,6 +27,7 @@ from qor.cli._common import (
     fail,
     flow_run_context,
     flow_settings,
+    load_prefect,
     problem_dict,
     run_label,
 )
@@ -100,6 +101,7 @@ def fixity_audit(
         err_console.print(f"[bold red]error:[/] --mode must be deep or quick, not {mode!r}")
         raise typer.Exit(2)
     flow_settings(quiet=as_json)  # before Prefect loads: it reads its API address on import
+    load_prefect()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from flows import progress

@@ -32,8 +32,15 @@ def start(as_json: JsonOpt = False) -> None:
                 "Starting the local Prefect server…"))
     except QorError as e:
         raise fail(e) from e
+    runner_pid = None
+    if orch.mode == "local":
+        from qor.cli import runner
+
+        if runner.ensure_runner(settings, orch.api_url) is not None:
+            state = runner.runner_state(settings)
+            runner_pid = state.pid if state else None
     data = {"mode": orch.mode, "api_url": orch.api_url, "started": orch.started,
-            "pid": orch.server.pid if orch.server else None}
+            "pid": orch.server.pid if orch.server else None, "runner_pid": runner_pid}
     if as_json:
         emit_json(data)
     elif orch.mode == "configured":
@@ -43,15 +50,18 @@ def start(as_json: JsonOpt = False) -> None:
         assert orch.server is not None
         verb = "started" if orch.started else "already running"
         console.print(f"local Prefect server {verb}: pid {orch.server.pid}, API "
-                      f"{orch.api_url}, UI {orch.server.ui_url}")
+                      f"{orch.api_url}, UI {orch.server.ui_url}; flow runner pid "
+                      f"{runner_pid or '— (not started: flows run in each command)'}")
 
 
 @app.command("stop")
 def stop(as_json: JsonOpt = False) -> None:
     """Stop the local Prefect server (its database stays; the next flow command starts it)."""
     from qor import orchestration
+    from qor.cli import runner
 
     settings = cli_settings()
+    runner.stop_runner(settings)
     try:
         stopped = orchestration.stop_local_server(settings)
     except QorError as e:
@@ -82,8 +92,12 @@ def status(as_json: JsonOpt = False) -> None:
                                 / orchestration.DATABASE_FILE),
                 "log": str(orchestration.log_path(settings))}
         if server is not None:
+            from qor.cli import runner
+
+            state = runner.runner_state(settings)
             data.update(api_url=server.api_url, ui_url=server.ui_url, pid=server.pid,
-                        started_at=server.started_at, prefect_version=server.prefect_version)
+                        started_at=server.started_at, prefect_version=server.prefect_version,
+                        runner_pid=state.pid if state else None)
     if as_json:
         emit_json(data)
     elif data["mode"] == "configured":
@@ -93,10 +107,11 @@ def status(as_json: JsonOpt = False) -> None:
         console.print("local Prefect server: [yellow]not running[/] (the next flow command "
                       f"starts it; or `qor server start`); log {data['log']}")
     else:
-        state = "[green]running[/]" if up else "[yellow]starting or not answering[/]"
-        console.print(f"local Prefect server: {state}, pid {data['pid']}, Prefect "
+        shown = "[green]running[/]" if up else "[yellow]starting or not answering[/]"
+        console.print(f"local Prefect server: {shown}, pid {data['pid']}, Prefect "
                       f"{data['prefect_version']}, since {data['started_at']}\n"
                       f"  API {data['api_url']}\n  UI  {data['ui_url']}\n"
+                      f"  flow runner pid {data['runner_pid'] or '— (starts with the next flow)'}\n"
                       f"  database {data['database']}\n  log {data['log']}", highlight=False)
     if not up:
         raise typer.Exit(EXIT_NOT_RUNNING)

@@ -197,3 +197,58 @@ def test_a_server_that_cannot_start_is_one_line_saying_why(
     assert "Traceback" not in run.stderr
     shown = json.loads(qor("copies", "show", "KZ-F-1", "--json", env=env).stdout)
     assert shown == []  # nothing stored
+
+
+def runner_children(runner_pid: int) -> list[int]:
+    """Pids of the jobs a resident runner is running (its forked children)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(runner_pid)], capture_output=True,
+                         text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_the_runner_job_dies_with_its_command_and_a_rerun_completes(
+    embedded_data_dir: Path, tmp_path: Path,
+) -> None:
+    """kill -9 of ``qor digitise`` while the resident runner works on it: the job stops too,
+    nothing is registered, and the same command run again stores the copy once."""
+    from flows.capture.samples import write_sample_batch
+
+    env = embedded_env(embedded_data_dir)
+    add_items(env, "KZ-K-1")
+    started = json.loads(qor("server", "start", "--json", env=env).stdout)
+    runner_pid = started["runner_pid"]
+    assert runner_pid and runner_children(runner_pid) == []
+    batch = tmp_path / "batch"
+    write_sample_batch(batch, pages=3)
+
+    command = subprocess.Popen([*QOR, "digitise", str(batch), "--inventory", "KZ-K-1",
+                                "--json"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not runner_children(runner_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (job,) = runner_children(runner_pid)
+    time.sleep(2.0)  # into the OCR of the pages
+    command.kill()
+    command.wait()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{job}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{job}").exists(), "the job outlived its command"
+    assert json.loads(qor("copies", "show", "KZ-K-1", "--json", env=env).stdout) == []
+
+    again = qor("digitise", str(batch), "--inventory", "KZ-K-1", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["status"] == "created" and summary["pages"] == 3
+    assert len(summary["page_reports"]) == 3
+    shown = json.loads(qor("copies", "show", "KZ-K-1", "--json", env=env).stdout)
+    assert [c["bag_id"] for c in shown] == [summary["bag_id"]]
+    # Per page, the bag's PREMIS events say what was done to it, as the summary does.
+    premis = (embedded_data_dir / "store" / "bags" / summary["bag_id"] / "metadata"
+              / "premis.xml").read_text("utf-8")
+    for report in summary["page_reports"]:
+        assert f"page {report['label']} ({report['source']}): " in premis
+        assert f"OCR mean word confidence {report['mean_confidence']:.1f}" in premis
+        if report["deskew_deg"]:
+            assert f"straightened by {report['deskew_deg']:+.2f}°" in premis
