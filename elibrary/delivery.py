@@ -24,7 +24,7 @@ from catalog_sync.models import utcnow
 from elibrary.errors import CopyNotAvailable, RangeNotSatisfiable
 from elibrary.library import CopyView
 from elibrary.models import ReadRecord
-from elibrary.textindex import BAG_PREFIX
+from integrity import layout
 from storage import Keyring, ObjectStore, WrappedKey, iter_decrypt_range, parse_header
 
 logger = logging.getLogger(__name__)
@@ -107,8 +107,8 @@ class CopyFiles:
                 self._files.move_to_end(view.bag_id)
                 return cached
         store = self._store(view.store_uri)
-        prefix = f"{BAG_PREFIX}/{view.bag_id}/"
-        pdfs = [i for i in store.list(prefix + "data/access/") if i.key.endswith(".pdf")]
+        prefix = layout.bag_prefix(view.bag_id)
+        pdfs = [i for i in store.list(prefix + layout.ACCESS_DIR) if i.key.endswith(".pdf")]
         if not pdfs:
             raise CopyNotAvailable(view.bag_id)
         info = store.head(pdfs[0].key)

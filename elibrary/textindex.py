@@ -31,6 +31,7 @@ from catalog_sync.models import BibRecord, DigitalCopy, Item, utcnow
 from elibrary.errors import IndexingFailed, InvalidParameter
 from elibrary.library import enter_library
 from elibrary.models import LibraryCopy, PageText, Rights
+from integrity import layout
 from storage import DecryptionFailed, Keyring, ObjectStore, StorageError, WrappedKey, decrypt_chunks
 
 if TYPE_CHECKING:
@@ -38,8 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BAG_PREFIX = "bags"
-"""Bags are stored under ``bags/<bag-id>/`` (``flows.steps.BAG_PREFIX``, docs/bag-profile.md)."""
+
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 8
 MAX_PAGE_TEXT_BYTES = 4 * 1024 * 1024
@@ -153,14 +153,14 @@ def index_copy_text(
 
     copy = get_digital_copy(session, bag_id)
     wrapped = WrappedKey(kek_id=copy.kek_id, wrapped=bytes(copy.wrapped_key))
-    prefix = f"{BAG_PREFIX}/{bag_id}/"
+    prefix = layout.bag_prefix(bag_id)
     try:
         keys = [info.key for info in store.list(prefix + "data/")]
     except StorageError as e:
         raise IndexingFailed(bag_id, f"cannot list the bag in {store.uri}: {e}") from e
-    texts = [k.removeprefix(prefix) for k in keys if k.startswith(prefix + "data/text/")
+    texts = [k.removeprefix(prefix) for k in keys if k.startswith(prefix + layout.TEXT_DIR)
              and k.endswith(".txt")]
-    masters = [k.removeprefix(prefix) for k in keys if k.startswith(prefix + "data/masters/")]
+    masters = [k.removeprefix(prefix) for k in keys if k.startswith(prefix + layout.MASTERS_DIR)]
     pages: list[tuple[int, str]] = []
     for number, bag_path in page_order(texts, masters):
         try:

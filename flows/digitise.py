@@ -48,7 +48,6 @@ from flows.capture import (
 from flows.errors import CopyAlreadyExists
 from flows.reporting import DigitiseSummary, StoredFileSummary, page_report
 from flows.steps import (
-    BAG_PREFIX,
     StoredBag,
     batch_fingerprint,
     package_copy,
@@ -56,6 +55,7 @@ from flows.steps import (
     safe_component,
     store_bag,
 )
+from integrity import layout
 from qor import wiring
 from qor.errors import QorError, is_retryable
 from qor.settings import QorSettings, load_settings
@@ -299,7 +299,7 @@ def _existing_summary(
     return DigitiseSummary(
         status="existing", inventory_number=inventory_number, bag_id=facts.bag_id,
         version=facts.version, store_uri=facts.store_uri,
-        bag_location=f"{facts.store_uri.rstrip('/')}/{BAG_PREFIX}/{facts.bag_id}/",
+        bag_location=layout.bag_location(facts.store_uri, facts.bag_id),
         pages=facts.page_count, files=(), total_bytes=facts.payload_bytes,
         pdfa_verdict=facts.pdfa_verdict, mean_confidence=facts.ocr_confidence,
         needs_review=facts.needs_review, stage_seconds=stages.seconds,

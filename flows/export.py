@@ -9,14 +9,14 @@ from pathlib import Path
 
 from catalog_sync import register
 from flows.errors import ExportRefused
-from flows.steps import BAG_PREFIX
+from integrity import layout
 from qor import wiring
 from qor.settings import QorSettings
 from storage import WrappedKey, decrypt_chunks
 
 logger = logging.getLogger(__name__)
 
-EXPORTED_FOLDERS = ("data/access/", "data/text/")
+EXPORTED_FOLDERS = (layout.ACCESS_DIR, layout.TEXT_DIR)
 
 
 def export_copy(
@@ -34,7 +34,7 @@ def export_copy(
     store = wiring.store_for_uri(settings, facts.store_uri)
     keyring = wiring.keyring(settings)
     wrapped = WrappedKey(kek_id=facts.kek_id, wrapped=facts.wrapped_key)
-    prefix = f"{BAG_PREFIX}/{facts.bag_id}/"
+    prefix = layout.bag_prefix(facts.bag_id)
 
     with store.open_read(prefix + "manifest-sha256.txt") as fh:
         manifest = fh.read().decode("utf-8")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from catalog_sync import register
 from catalog_sync.models import DigitalCopy
-from flows.steps import BAG_PREFIX
+from integrity.layout import bag_prefix
 from qor import wiring
 from qor.settings import QorSettings
 from storage import WrappedKey, rotate_keys, write_key_record
@@ -54,7 +54,7 @@ def rotate_all(settings: QorSettings, *, actor: str, retire_old: bool) -> KeyRot
             if wrapped is None:
                 continue
             write_key_record(wiring.store_for_uri(settings, copy.store_uri), copy.bag_id, wrapped)
-            if replica is not None and replica.exists(f"{BAG_PREFIX}/{copy.bag_id}/bagit.txt"):
+            if replica is not None and replica.exists(f"{bag_prefix(copy.bag_id)}bagit.txt"):
                 write_key_record(replica, copy.bag_id, wrapped)
             register.update_wrapped_key(session, bag_id=copy.bag_id, wrapped=wrapped.wrapped,
                                         kek_id=wrapped.kek_id, actor=actor)

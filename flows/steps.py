@@ -18,6 +18,7 @@ from typing import BinaryIO
 from flows.capture import DocumentMetadata, PageResult
 from flows.errors import StoreVerificationFailed
 from flows.reporting import page_report
+from integrity import layout
 from integrity.bag import BagInfo, BagSummary, MetadataContent, PayloadFile, build_bag
 from integrity.premis import (
     EventType,
@@ -30,8 +31,6 @@ from storage import BagKey, ObjectExists, ObjectStore, encrypt_chunks
 
 logger = logging.getLogger(__name__)
 
-BAG_PREFIX = "bags"
-"""Every bag is stored as loose objects under ``bags/<bag-id>/`` in its store."""
 
 ENCRYPTION_FORMAT = "qor-aead-stream-v1"
 
@@ -93,15 +92,16 @@ def _payload(
         # Masters keep the operator's file name; the number in front keeps page order and
         # makes two same-named files from different folders distinct.
         name = f"{index:04d}_{safe_component(source.name)}"
-        payload.append(PayloadFile(source=source, bag_path=f"masters/{name}"))
+        payload.append(PayloadFile(source=source, bag_path=f"{layout.MASTERS}/{name}"))
     payload.append(
-        PayloadFile(source=pdf, bag_path=f"access/{safe_component(inventory_number)}.pdf")
+        PayloadFile(source=pdf, bag_path=f"{layout.ACCESS}/{safe_component(inventory_number)}.pdf")
     )
     for page in pages:
         stem = safe_component(page.page.label)
-        payload.append(PayloadFile(source=page.text_path, bag_path=f"text/{stem}.txt"))
-        payload.append(PayloadFile(source=page.hocr_path, bag_path=f"text/{stem}.hocr"))
-        payload.append(PayloadFile(source=page.alto_path, bag_path=f"text/{stem}.alto.xml"))
+        txt, hocr, alto = (p.removeprefix("data/") for p in layout.page_text_paths(stem))
+        payload.append(PayloadFile(source=page.text_path, bag_path=txt))
+        payload.append(PayloadFile(source=page.hocr_path, bag_path=hocr))
+        payload.append(PayloadFile(source=page.alto_path, bag_path=alto))
     return payload
 
 
@@ -115,7 +115,7 @@ _FORMATS = {
 
 def _format_of(bag_path: str) -> str:
     suffix = Path(bag_path).suffix.lower()
-    if bag_path.startswith("data/masters/"):
+    if bag_path.startswith(layout.MASTERS_DIR):
         return f"scanned page image {suffix or '(no extension)'} (encrypted: {ENCRYPTION_FORMAT})"
     return _FORMATS.get(suffix, f"{suffix} (encrypted: {ENCRYPTION_FORMAT})")
 
@@ -161,8 +161,7 @@ def package_copy(
         *(PremisEvent(EventType.CREATION, now, "success", detail=report.sentence(),
                       outcome_detail="below the confidence gate "
                       f"({confidence_gate:g}): marked for review" if report.below_gate else None,
-                      object_ids=tuple(f"data/text/{safe_component(report.label)}{ext}"
-                                       for ext in (".txt", ".hocr", ".alto.xml")),
+                      object_ids=layout.page_text_paths(safe_component(report.label)),
                       agent_ids=("qor",))
           for report in (page_report(p, confidence_gate=confidence_gate) for p in pages)),
         PremisEvent(EventType.VALIDATION, now, "success", detail=pdfa_verdict,
@@ -240,7 +239,7 @@ def store_bag(
     """
     known = _manifest_sha256(bag_dir)
     files = sorted(p for p in bag_dir.rglob("*") if p.is_file())
-    prefix = f"{BAG_PREFIX}/{bag_id}"
+    prefix = layout.bag_prefix(bag_id).rstrip("/")
     stored: list[StoredFile] = []
     for done, path in enumerate(files, start=1):
         rel = path.relative_to(bag_dir).as_posix()

@@ -31,6 +31,7 @@ from lxml import etree
 
 from integrity.algorithms import MultiHasher
 from integrity.journal import AuditJournal
+from integrity.layout import BAG_PREFIX, bag_prefix
 from integrity.problems import (
     BagProblem,
     OxumMismatch,
@@ -60,8 +61,6 @@ __all__ = [
     "run_audit",
 ]
 
-BAG_PREFIX = "bags"
-"""Bags are stored as loose objects under ``bags/<bag-id>/`` (see :mod:`flows.steps`)."""
 
 AuditMode = Literal["deep", "quick"]
 ProgressCallback = Callable[[str, int, int], None]
@@ -70,11 +69,6 @@ ProgressCallback = Callable[[str, int, int], None]
 # Findings a good copy from the replica can cure (the object's bytes are wrong or gone).
 _REPAIRABLE = frozenset({"ChecksumMismatch", "MissingFile", "UnreadableFile", "SizeMismatch",
                          "StoredChecksumMismatch"})
-
-
-def bag_prefix(bag_id: str) -> str:
-    """The key prefix of bag ``bag_id`` in its store (ends with ``/``)."""
-    return f"{BAG_PREFIX}/{bag_id}/"
 
 
 def _now() -> datetime:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from catalog_sync import register
 from catalog_sync.errors import DigitalCopyNotFound, ItemNotFound
+from integrity import layout
 from integrity.audit import bag_prefix, find_orphans
 from qor.errors import QorError
 from storage import WrappedKey, read_key_records
@@ -136,7 +137,7 @@ def read_bag_facts(store: ObjectStore, bag_id: str) -> BagFacts:
                                           namespaces=ns) or verdict
         except etree.XMLSyntaxError:
             pass
-    masters = sum(1 for o in store.list(prefix + "data/masters/"))
+    masters = sum(1 for o in store.list(prefix + layout.MASTERS_DIR))
     return BagFacts(
         bag_id=bag_id, inventory_number=inventory, version=version,
         key_id=info.get("Qor-Key-Id"), batch_fingerprint=info.get("Qor-Batch-Fingerprint"),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from integrity import layout
 from qor.cli._common import (
     cli_settings,
     console,
@@ -102,7 +103,7 @@ def check_store(settings: QorSettings) -> Check:
     for uri in uris:
         try:
             store = open_store(uri, s3=options)
-            next(iter(store.list("bags/")), None)
+            next(iter(store.list(f"{layout.BAG_PREFIX}/")), None)
         except Exception as e:
             where = f" at {settings.s3_endpoint_url}" if uri.startswith("s3://") else ""
             return Check("store", False,
