@@ -383,9 +383,13 @@ def digitise(
             ))
             futures = ocr_page.map(refs, work_dir=page_dir, options=options)
             progress.report("ocr", 0, len(refs))
+            last_update = 0.0
             for done, _ in enumerate(as_completed(futures), start=1):
                 progress.report("ocr", done, len(refs))
-                update_progress_artifact(progress_id, progress=100.0 * done / len(refs))
+                # At most one API call a second: a 500-page book would otherwise make 500.
+                if done == len(refs) or time.monotonic() - last_update >= 1.0:
+                    update_progress_artifact(progress_id, progress=100.0 * done / len(refs))
+                    last_update = time.monotonic()
             results: list[PageResult] = [f.result() for f in futures]
         needs_review = any(p.mean_confidence < options.confidence_gate for p in results)
 

@@ -54,13 +54,18 @@ def jobs(
     colours = {"COMPLETED": "green", "RUNNING": "cyan", "FAILED": "bold red",
                "CRASHED": "bold red", "CANCELLED": "yellow", "PENDING": "cyan"}
     table = Table(title=f"Jobs ({api_url})")
-    for col in ("flow", "run", "state", "progress", "started", "duration", "item / bags"):
-        table.add_column(col, overflow="fold")
+    table.add_column("flow", no_wrap=True)
+    table.add_column("run", overflow="fold")
+    for col in ("state", "progress", "started (UTC)", "duration"):
+        table.add_column(col, no_wrap=True)
     for r in runs:
         colour = "bold red" if r.state == "Crashed?" else colours.get(r.state_type, "white")
-        what = r.parameters.get("inventory_number") or r.parameters.get("bag_ids") or ""
+        started = (r.started or "—").replace("T", " ")[:16]
         table.add_row(r.flow, r.name, f"[{colour}]{r.state}[/]",
-                      "—" if r.progress is None else f"{r.progress:.0f} %",
-                      (r.started or "—").replace("+00:00", "Z"), _duration(r.duration_s),
-                      str(what))
+                      "—" if r.progress is None else f"{r.progress:.0f} %", started,
+                      _duration(r.duration_s))
     console.print(table)
+    crashed = [r for r in runs if r.state == "Crashed?"]
+    if crashed:
+        console.print(f"[bold red]{len(crashed)} run(s) marked Running whose command is gone[/]"
+                      " (killed or crashed): rerun the same command to resume")
