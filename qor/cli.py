@@ -472,6 +472,9 @@ app.add_typer(commands_elibrary.app, name="elibrary")
 from qor import commands_register  # noqa: E402
 
 commands_register.install(app, commands_fixity.register_app)  # books, stocktake, marc, verify-log
+from qor import commands_sip2  # noqa: E402
+
+commands_sip2.install(app)  # qor sip2 serve | hash-password
 
 
 def main() -> None:
