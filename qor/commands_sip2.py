@@ -54,10 +54,8 @@ def serve(
     from catalog_sync.sip2.session import Sip2Config
     from qor import wiring
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # A server's log is its record of sessions and errors: INFO and up, whatever -v says.
+    logging.getLogger("catalog_sync.sip2").setLevel(logging.INFO)
     settings = _settings()
     cert = certfile or settings.sip2_certfile
     key = keyfile or settings.sip2_keyfile
