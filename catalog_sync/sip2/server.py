@@ -42,6 +42,8 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         peer = "%s:%s" % self.client_address[:2]  # noqa: UP031 - an address tuple
         conn: socket.socket = self.request
+        # One small reply per message: send it now, not after the peer's delayed ACK.
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if isinstance(conn, ssl.SSLSocket):
             conn.settimeout(10)  # a handshake that stalls does not hold a thread for long
             try:

@@ -467,12 +467,16 @@ class Sip2Session:
                     policy=self._config.policy,
                     calendar=self._calendar.get(s),
                 )
-                item = s.get(Item, back.loan.item_id) if back.loan.item_id else None
-                title = item.record.title if item else ""
-                home = (item.location if item else None) or ""
-                ticket = s.scalar(
-                    select(Reader.ticket_number).where(Reader.id == back.loan.reader_id)
-                )
+                # What the machine shows, in one more round trip: title, shelf, the reader.
+                facts = s.execute(
+                    select(BibRecord.title, Item.location, Reader.ticket_number)
+                    .select_from(Loan)
+                    .join(Item, Item.id == Loan.item_id)
+                    .join(BibRecord, BibRecord.id == Item.record_id)
+                    .outerjoin(Reader, Reader.id == Loan.reader_id)
+                    .where(Loan.id == back.loan.id)
+                ).first()
+                title, home, ticket = facts if facts is not None else ("", None, None)
         except QorError as e:
             logger.info("sip2 %s: check-in of %s refused: %s", self.peer, code, e)
             return (
@@ -497,7 +501,7 @@ class Sip2Session:
             Response("10", "1Y" + "U" + yn(kept) + self._now())
             .add("AO", self._config.institution)
             .add("AB", code)
-            .add("AQ", home)
+            .add("AQ", home or "")
             .add("AJ", title)
             .add("CL", "HOLD" if kept else None)
             .add("AA", ticket)
