@@ -48,6 +48,7 @@ def serve(
     """Answer self-check machines until stopped (SIGTERM/Ctrl-C). Each machine logs in with
     its account from QOR_SIP2_ACCOUNTS and works at that account's service point."""
     from catalog_sync import circulation, db
+    from catalog_sync.mail import SmtpMailer
     from catalog_sync.sip2.accounts import parse_accounts
     from catalog_sync.sip2.errors import Sip2ConfigError
     from catalog_sync.sip2.server import Sip2Server, tls_context
@@ -79,6 +80,8 @@ def serve(
             library_name=settings.library_name,
             encoding=settings.sip2_encoding,
             policy=circulation.CirculationPolicy(debt_limit=settings.debt_limit),
+            mailer=SmtpMailer(settings.smtp_url) if settings.smtp_url else None,
+            mail_sender=settings.mail_sender,
         )
         server = Sip2Server(
             (host or settings.sip2_host, settings.sip2_port if port is None else port),

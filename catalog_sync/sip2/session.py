@@ -13,6 +13,7 @@ tag in the same transaction) and a check-in ``resensitize = Y`` (armed again).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog_sync import circulation, readers
 from catalog_sync.calendar_kz import KazakhCalendar, load_calendar
 from catalog_sync.circulation import CirculationPolicy
+from catalog_sync.debts import Mailer
 from catalog_sync.errors import ItemNotFound, LoanNotFound, LoanRefused, ReaderNotFound
 from catalog_sync.models import (
     BibRecord,
@@ -87,6 +89,9 @@ class Sip2Config:
     encoding: str = "utf-8"
     policy: CirculationPolicy = field(default_factory=CirculationPolicy)
     timeout_s: int = 0
+    mailer: Mailer | None = None
+    """Where "your hold is ready" notices go (``QOR_SMTP_URL``); none: nobody is mailed."""
+    mail_sender: str = "library@localhost"
 
 
 class CalendarCache:
@@ -487,6 +492,8 @@ class Sip2Session:
                 .add("AF", str(e))
             )
         kept = back.kept_for is not None
+        if back.hold_id is not None:
+            self._notify_hold_ready(back.hold_id)
         logger.info("sip2 %s: %s returned at %s%s", self.peer, code, location,
                     " (kept for a hold)" if kept else "")
         messages = []
@@ -507,6 +514,28 @@ class Sip2Session:
             .add("AA", ticket)
             .extend("AF", messages)
         )
+
+    def _notify_hold_ready(self, hold_id: int) -> None:
+        # After the commit, off the machine's thread: the kiosk's reply does not wait for SMTP.
+        mailer = self._config.mailer
+        if mailer is None:
+            return
+        with self._tx() as s:
+            message = circulation.hold_ready_message(
+                s, hold_id, sender=self._config.mail_sender, library=self._config.library_name,
+                pickup_days=self._config.policy.hold_pickup_days,
+            )
+        if message is None:
+            logger.info("sip2 %s: hold %s is ready; the reader has no e-mail", self.peer, hold_id)
+            return
+
+        def send() -> None:
+            try:
+                mailer.send(message)
+            except QorError as e:
+                logger.warning("sip2: hold %s ready, notice not sent: %s", hold_id, e)
+
+        threading.Thread(target=send, name=f"hold-notice-{hold_id}", daemon=True).start()
 
     def _item_information(self, request: Request) -> Response:
         code = request.get("AB")

@@ -16,14 +16,16 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_sync.circulation import CirculationPolicy
+from catalog_sync.mail import SmtpMailer
 from catalog_sync.models import ServicePointKind
 from catalog_sync.sip2.accounts import Sip2Account, hash_password
 from catalog_sync.sip2.server import Sip2Server
 from catalog_sync.sip2.session import Sip2Config
-from tests.circulation.helpers import make_point
+from tests.circulation.conftest import smtp_server
+from tests.circulation.helpers import Inbox, make_point
 from tests.register.conftest import register_engine, session, sessions
 
-__all__ = ["register_engine", "session", "sessions"]
+__all__ = ["register_engine", "session", "sessions", "smtp_server"]
 
 PASSWORD = "kiosk-secret-1"
 INSTITUTION = "KZ-NL"
@@ -44,11 +46,13 @@ class Kiosk:
     port: int
     login: str
     service_point: str
+    inbox: Inbox
 
 
 @pytest.fixture
-def kiosk(sessions: sessionmaker[Session]) -> Iterator[Kiosk]:
-    """A SIP2 server (plain TCP, in a thread) with one machine account at a lending desk."""
+def kiosk(sessions: sessionmaker[Session], smtp_server: tuple[str, Inbox]) -> Iterator[Kiosk]:
+    """A SIP2 server (plain TCP, in a thread) with one machine account at a lending desk; its
+    notices go to the test SMTP server."""
     with sessions.begin() as s:
         point = make_point(s, ServicePointKind.LENDING_DESK).code
     config = Sip2Config(
@@ -57,13 +61,15 @@ def kiosk(sessions: sessionmaker[Session]) -> Iterator[Kiosk]:
         library_name="Ұлттық кітапхана",
         encoding=ENCODING,
         policy=CirculationPolicy(),
+        mailer=SmtpMailer(smtp_server[0]),
+        mail_sender="library@example.kz",
     )
     server = Sip2Server(("127.0.0.1", 0), config=config, sessions=sessions, idle_timeout_s=30)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
     try:
-        yield Kiosk("127.0.0.1", server.port, "kiosk-1", point)
+        yield Kiosk("127.0.0.1", server.port, "kiosk-1", point, smtp_server[1])
     finally:
         server.shutdown()
         server.server_close()

@@ -3,6 +3,8 @@ what it changed in the register compared field by field (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import date, timedelta
 
 import pysip2
@@ -23,7 +25,7 @@ from catalog_sync.models import (
     ReaderStatus,
 )
 from catalog_sync.sip2.codec import checksum
-from tests.circulation.helpers import make_item, make_reader
+from tests.circulation.helpers import body, make_item, make_reader
 from tests.sip2.conftest import INSTITUTION, Kiosk, Wire, now_stamp
 
 
@@ -214,8 +216,9 @@ def test_hold_trapped_at_check_in(
     kiosk: Kiosk, wire: Wire, sessions: sessionmaker[Session]
 ) -> None:
     with sessions.begin() as s:
-        item = make_item(s)
-        first, second, other = make_reader(s), make_reader(s), make_reader(s)
+        item = make_item(s, title="Қан мен тер")
+        address = f"next-{uuid.uuid4().hex[:8]}@example.kz"
+        first, second, other = make_reader(s), make_reader(s, email=address), make_reader(s)
         s.flush()
         barcode = str(item.barcode)
         circulation.check_out(s, item_code=barcode, ticket_number=first.ticket_number,
@@ -228,10 +231,17 @@ def test_hold_trapped_at_check_in(
     back = checkin(wire, kiosk, barcode)
     assert (back.ok, back.alert, back.sort_bin) == ("1", "Y", "HOLD")
     assert any("hold shelf" in m for m in back.screen_message)
+    assert back.title_identifier == "Қан мен тер"
     with sessions() as s:  # trapped by the check-in's own transaction
         trapped = s.get(Hold, hold_id)
         assert trapped is not None and trapped.status == HoldStatus.READY
         assert trapped.item_id == item_id
+    deadline = time.monotonic() + 10  # the next reader is told, after the commit
+    while not kiosk.inbox.to(address) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (notice,) = kiosk.inbox.to(address)
+    assert "Қан мен тер" in body(notice) and tickets[0] in body(notice)
+    assert notice["From"] == "library@example.kz"
     info = wire.send(pysip2.ItemInformationRequest(
         transaction_date=now_stamp(), institution_id=INSTITUTION, item_identifier=barcode))
     assert isinstance(info, pysip2.ItemInformationResponse)
