@@ -675,6 +675,9 @@ class Sip2Session:
         """Qor keeps no fines; the one payment it knows is R16 compensation for a lost item:
         the fee identifier (CG) is the loan id and the amount (BV) is in tenge."""
         ticket, loan_ref = request.get("AA"), request.get("CG")
+        currency = request.fixed[22:25]
+        if currency.strip() and currency != "KZT":
+            return self._fee_refused(request, f"payments are taken in tenge (KZT), not {currency}")
         try:
             amount = Decimal(request.get("BV"))
             tiyn = int(amount * 100)

@@ -362,9 +362,9 @@ def test_end_session_and_fee_paid(
         loan_id = loan.id
     wire.login(kiosk)
 
-    def pay(fee_id: str, amount: str) -> pysip2.FeePaidResponse:
+    def pay(fee_id: str, amount: str, currency: str = "KZT") -> pysip2.FeePaidResponse:
         reply = wire.send(pysip2.FeePaidRequest(
-            transaction_date=now_stamp(), fee_type="01", payment_type="00", currency_type="KZT",
+            transaction_date=now_stamp(), fee_type="01", payment_type="00", currency_type=currency,
             fee_amount=amount, institution_id=INSTITUTION, patron_identifier=ticket,
             fee_identifier=fee_id, transaction_id="T-77"))
         assert isinstance(reply, pysip2.FeePaidResponse)
@@ -372,6 +372,7 @@ def test_end_session_and_fee_paid(
 
     assert pay("fine-1", "100.00").payment_accepted == "N"  # Qor keeps no fines
     assert pay(str(loan_id), "-5").payment_accepted == "N"
+    assert pay(str(loan_id), "10.00", currency="USD").payment_accepted == "N"
     paid = pay(str(loan_id), "2500.50")
     assert (paid.payment_accepted, paid.transaction_id) == ("Y", "T-77")
     with sessions() as s:
