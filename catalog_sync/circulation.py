@@ -91,7 +91,7 @@ from catalog_sync.models import (
     utcnow,
 )
 from catalog_sync.readers import get_reader
-from catalog_sync.register import translate_db_error
+from catalog_sync.register import item_by, translate_db_error
 
 logger = logging.getLogger(__name__)
 
@@ -243,9 +243,14 @@ def add_service_point(
     return point
 
 
+_POINT_BY_CODE: Final = select(ServicePoint).where(
+    ServicePoint.code == bindparam("code", type_=String)
+)
+
+
 def get_service_point(session: Session, code: str) -> ServicePoint:
     """The service point with this code, or :class:`ServicePointNotFound`."""
-    point = session.scalar(select(ServicePoint).where(ServicePoint.code == code))
+    point = session.scalar(_POINT_BY_CODE, {"code": code})
     if point is None:
         raise ServicePointNotFound(f"no service point with code {code!r}")
     return point
@@ -261,11 +266,8 @@ def list_service_points(session: Session) -> list[ServicePoint]:
 
 def find_item(session: Session, code: str, *, for_update: bool = False) -> Item:
     """The item with this inventory number, barcode or RFID tag id (in that order)."""
-    for column in (Item.inventory_number, Item.barcode, Item.rfid):
-        stmt = select(Item).where(column == code)
-        if for_update:
-            stmt = stmt.with_for_update()
-        item = session.scalar(stmt)
+    for column in ("inventory_number", "barcode", "rfid"):
+        item = session.scalar(item_by(column, for_update), {"code": code})
         if item is not None:
             return item
     raise ItemNotFound(code, what="inventory number, barcode or RFID tag id")
