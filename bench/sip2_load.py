@@ -71,6 +71,10 @@ def paced(
         rng = random.Random(seed0 + n)
         mine_out: list[float] = []
         mine_in: list[float] = []
+        # Before the clock: one check-out and check-in of an item of its own (from the reserved
+        # tail), so connections and statement caches are warm on both paths alike.
+        warm = f"BC{items - n:07d}"
+        assert out_op(warm, "T000001") and in_op(warm, "T000001"), f"warm-up of {warm} refused"
         ready.wait()
         next_op = start_at[0] + rng.random() * pace_s
         deadline = start_at[0] + seconds

@@ -55,8 +55,15 @@ def serve(
     from catalog_sync.sip2.session import Sip2Config
     from qor import wiring
 
-    # A server's log is its record of sessions and errors: INFO and up, whatever -v says.
-    logging.getLogger("catalog_sync.sip2").setLevel(logging.INFO)
+    # A server's log is its record of sessions and errors: INFO and up, whatever -v says, one
+    # plain line per record (journald stamps the time; the console's rich handler is too slow
+    # for a record per loan).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    server_log = logging.getLogger("catalog_sync.sip2")
+    server_log.setLevel(logging.INFO)
+    server_log.addHandler(handler)
+    server_log.propagate = False
     settings = _settings()
     cert = certfile or settings.sip2_certfile
     key = keyfile or settings.sip2_keyfile

@@ -18,6 +18,7 @@ from typing import Final
 from catalog_sync.sip2.errors import Sip2FrameError
 
 FIELD_END: Final = "|"
+_HEX: Final = frozenset(b"0123456789ABCDEFabcdef")
 CR: Final = b"\r"
 
 # The fixed part of each request the server answers, in characters (SIP2 2.00, by command id).
@@ -95,7 +96,8 @@ def decode(frame: bytes, *, encoding: str) -> Request:
     checksummed = False
     sequence: int | None = None
     tail = body.rfind(b"AZ")
-    if tail != -1 and tail >= len(body) - 6 and b"|" not in body[tail:]:
+    digits = body[tail + 2 :] if tail != -1 else b""
+    if tail >= len(body) - 6 and 1 <= len(digits) <= 4 and all(c in _HEX for c in digits):
         _verify(body)
         checksummed = True
         body = body[:tail]
