@@ -7,6 +7,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,6 +100,14 @@ def client(tmp: Path, port: int, point: str) -> Any:
     return sip
 
 
+def plain_login(password: str) -> bytes:
+    return f"9300CNkiosk-1|CO{password}|AY0AZ".encode()
+
+
+def checksum_of(body: bytes) -> str:
+    return f"{(-sum(body)) & 0xFFFF:04X}"
+
+
 def verified(raw: str) -> pysip2.SIPMessage:
     """The reply decoded by the other independent codec (its checksum checked too)."""
     return pysip2.decode_message(raw.encode("utf-8"), encoding="utf-8").message
@@ -133,6 +142,15 @@ def test_qor_sip2_serve_over_tls_with_the_sip2_client(database: str, tmp_path: P
         line = wait_for_line(proc, "listening on")
         assert "(TLS)" in line
         port = int(line.split("listening on ")[1].split(" ")[0].rsplit(":", 1)[1])
+        # TLS only: a machine speaking plain SIP2 to it is not answered, its password not read.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+            plain.sendall(f"9300CNkiosk-1|CO{PASSWORD}|AY0AZ".encode())
+            plain.sendall(checksum_of(plain_login(PASSWORD)).encode() + b"\r")
+            try:
+                answer = plain.recv(4096)
+            except ConnectionResetError:
+                answer = b""
+            assert not answer.startswith(b"94")
         sip = client(tmp_path, port, point)
         assert sip._socket.version().startswith("TLS")  # the conversation is encrypted
 
