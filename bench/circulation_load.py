@@ -24,9 +24,21 @@ Two runs on the same data:
 * **saturated**: no pause at all; the most operations per second this machine sustains, and the
   latency when every desk queues for the same two cores (by Little's law, 25 desks / throughput).
 
-Prints p50/p99 latency per operation and operations per second for each. The goal is p99 < 20 ms;
-the anchor is FOLIO's published check-in average of about 340 ms at 25 users (a published figure,
-not measured in this run). The database is dropped at the end.
+Prints p50/p99 latency per operation and operations per second for each. The goals: paced p99 <
+20 ms; saturated >= 1,000 operations/s with p99 < 50 ms. The anchor is FOLIO's published
+check-in average of about 340 ms at 25 users (a published figure, not measured in this run).
+
+Then, on the same data, one desk at a time:
+
+* **lookup**: ``register.get_item`` (the ORM, a session per lookup as a desk opens one per scan)
+  against the same ``SELECT`` by inventory number through bare psycopg (prepared, one
+  connection) — the anchor; p50/p99 and the ratio.
+* **a reader with 1,000 open loans vs one with none**: check-out + check-in of fresh items,
+  alternating between the two readers; p50/p99 and the ratio (Koha bug 30004 makes such a
+  reader's check-out take seconds).
+
+The database is dropped at the end. The last ``RESERVED`` items are kept out of the desks' draw
+for these two measurements.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
@@ -55,6 +68,8 @@ from catalog_sync.db import make_engine, session_factory, upgrade
 from catalog_sync.errors import LoanRefused
 
 FOLIO_CHECKIN_MS = 340.0
+RESERVED = 2_000  # the last items: 1,000 on the heavy reader's loans, 1,000 for the ratio runs
+HEAVY_LOANS = 1_000
 
 
 def _copy(conn: psycopg.Connection, sql: str, rows: io.StringIO) -> None:
@@ -110,7 +125,29 @@ def load(url: str, items: int, readers: int) -> None:
             "INSERT INTO service_points (code, name, kind) VALUES "
             "('desk', 'Lending desk', 'lending_desk')"
         )
-        for table in ("bib_records", "items", "readers"):
+        # Reader "HEAVY" with 1,000 open loans (not overdue), reader "LIGHT" with none.
+        conn.execute(
+            "INSERT INTO readers (id, ticket_number, name, category, status, registered_on, "
+            "created_at, updated_at) VALUES "
+            "(%s, 'HEAVY', 'Heavy reader', 'adult', 'active', '2024-01-01', now(), now()), "
+            "(%s, 'LIGHT', 'Light reader', 'adult', 'active', '2024-01-01', now(), now())",
+            (readers + 1, readers + 2),
+        )
+        first = items - RESERVED + 1
+        buf = io.StringIO()
+        for i in range(first, first + HEAVY_LOANS):
+            buf.write(f"{i}\t{readers + 1}\t1\t{now}\t2999-01-01\t0\tbench\n")
+        _copy(
+            conn,
+            "COPY loans (item_id, reader_id, service_point_id, loaned_at, due_on, renewals, "
+            "loaned_by) FROM STDIN",
+            buf,
+        )
+        conn.execute(
+            "UPDATE items SET status = 'on_loan' WHERE id BETWEEN %s AND %s",
+            (first, first + HEAVY_LOANS - 1),
+        )
+        for table in ("bib_records", "items", "readers", "loans"):
             conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
                 f"(SELECT max(id) FROM {table}))"
@@ -166,7 +203,7 @@ def desk(
             next_op += pace_s
         if time.time() >= deadline:
             break
-        code = f"BC{rng.randint(1, items):07d}"
+        code = f"BC{rng.randint(1, items - RESERVED):07d}"
         ticket = f"T{rng.randint(1, readers):06d}"
         t = time.perf_counter()
         with sessions() as s:
@@ -294,7 +331,7 @@ def run_served(url: str, args: argparse.Namespace, pace_s: float) -> tuple[float
                     next_op += pace_s
                 if time.time() >= deadline:
                     break
-                code = f"BC{rng.randint(1, args.items):07d}"
+                code = f"BC{rng.randint(1, args.items - RESERVED):07d}"
                 ticket = f"T{rng.randint(1, args.readers):06d}"
                 t = time.perf_counter()
                 if not pool.submit(_serve, "out", code, ticket, f"desk{seed}").result():
@@ -347,6 +384,118 @@ def report(label: str, elapsed: float, lat: Latencies, desks: int) -> None:
     print(f"  goal p99 < 20 ms: {'met' if pct(outs + ins, 99) < 20 else 'NOT met'}")
 
 
+Lookups = dict[str, tuple[list[float], list[float]]]
+
+
+def measure_lookups(url: str, items: int, n: int) -> Lookups:
+    """``register.get_item`` against the very SELECT SQLAlchemy sends, run by bare psycopg:
+
+    * ``in one session``: many lookups in one open session/transaction (as ``register_scale``
+      measures it) vs the same on one psycopg connection inside a transaction;
+    * ``a transaction each``: a session per lookup (pool checkout, BEGIN, SELECT, ROLLBACK — a
+      desk's scan) vs psycopg doing BEGIN, SELECT, ROLLBACK per lookup.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql
+
+    from catalog_sync import register
+    from catalog_sync.models import Item
+
+    rng = random.Random(7)
+    sample = [f"B{rng.randint(1, items):07d}" for _ in range(n)]
+    warmup = sample[:200]
+    stmt = select(Item).where(Item.inventory_number == "x")
+    sql = str(stmt.compile(dialect=postgresql.dialect())).replace("%(inventory_number_1)s", "%s")
+    engine = make_engine(url, pool_size=1)
+    sessions = session_factory(engine)
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    out: Lookups = {}
+
+    def timed(fn: Callable[[str], object]) -> list[float]:
+        for inv in warmup:
+            fn(inv)
+        xs = []
+        for inv in sample:
+            t = time.perf_counter()
+            fn(inv)
+            xs.append((time.perf_counter() - t) * 1000)
+        return xs
+
+    with sessions() as s, psycopg.connect(dsn) as conn:
+
+        def orm_in_session(inv: str) -> None:
+            register.get_item(s, inv)
+            s.expunge_all()
+
+        def raw_in_tx(inv: str) -> None:
+            conn.execute(sql, (inv,)).fetchone()
+
+        out["in one session"] = (timed(orm_in_session), timed(raw_in_tx))
+
+        def orm_per_tx(inv: str) -> None:
+            with sessions() as s2:
+                register.get_item(s2, inv)
+
+        def raw_per_tx(inv: str) -> None:
+            conn.execute(sql, (inv,)).fetchone()
+            conn.rollback()
+
+        conn.rollback()
+        out["a transaction each"] = (timed(orm_per_tx), timed(raw_per_tx))
+    engine.dispose()
+    return out
+
+
+def measure_heavy_reader(url: str, items: int, rounds: int) -> tuple[list[float], list[float]]:
+    """Check-out + check-in (each committed) for reader HEAVY (1,000 open loans) and LIGHT
+    (none), alternating, on fresh items from the reserved tail."""
+    engine = make_engine(url, pool_size=1)
+    sessions = session_factory(engine)
+    first = items - RESERVED + HEAVY_LOANS + 1
+    times: dict[str, list[float]] = {"HEAVY": [], "LIGHT": []}
+    pool = [f"BC{i:07d}" for i in range(first, items + 1)]
+    for n in range(rounds * 2 + 40):
+        ticket = "HEAVY" if n % 2 == 0 else "LIGHT"
+        code = pool[n % len(pool)]
+        t = time.perf_counter()
+        with sessions() as s:
+            circulation.check_out(
+                s, item_code=code, ticket_number=ticket, service_point="desk", actor="bench"
+            )
+            s.commit()
+        with sessions() as s:
+            circulation.check_in(s, item_code=code, actor="bench")
+            s.commit()
+        if n >= 40:  # the first rounds warm the statement caches
+            times[ticket].append((time.perf_counter() - t) * 1000)
+    engine.dispose()
+    return times["HEAVY"], times["LIGHT"]
+
+
+def load_runs(url: str, args: argparse.Namespace) -> tuple[float, float, float]:
+    """The paced and the saturated run; returns paced p99, saturated ops/s and p99."""
+    elapsed, lat = run(url, args, args.pace_ms / 1000)
+    served = f"{args.workers} worker processes" if args.workers else "one process per desk"
+    report(
+        f"paced (one operation per desk every {args.pace_ms:.0f} ms; {served})",
+        elapsed,
+        lat,
+        args.desks,
+    )
+    print(f"  load average now {os.getloadavg()[0]:.1f}")
+    paced_p99 = pct(lat[0] + lat[1], 99)
+    elapsed, lat = run(url, args, 0.0)
+    report(f"saturated (no pause; {served})", elapsed, lat, args.desks)
+    sat_ops = (len(lat[0]) + len(lat[1])) / elapsed
+    sat_p99 = pct(lat[0] + lat[1], 99)
+    print(
+        f"  goal >= 1,000 ops/s with p99 < 50 ms: "
+        f"{'met' if sat_ops >= 1000 and sat_p99 < 50 else 'NOT met'}"
+    )
+    print(f"  load average now {os.getloadavg()[0]:.1f}")
+    return paced_p99, sat_ops, sat_p99
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--items", type=int, default=1_000_000)
@@ -354,6 +503,10 @@ def main() -> int:
     ap.add_argument("--desks", type=int, default=25)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--pace-ms", type=float, default=1000.0)
+    ap.add_argument("--lookups", type=int, default=10_000)
+    ap.add_argument("--heavy-rounds", type=int, default=500)
+    ap.add_argument("--no-load", action="store_true",
+                    help="skip the paced and saturated runs (lookup and reader figures only)")
     ap.add_argument(
         "--workers",
         type=int,
@@ -385,18 +538,36 @@ def main() -> int:
             f"synchronous_commit={settings['synchronous_commit']}; "
             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
-        elapsed, lat = run(url, args, args.pace_ms / 1000)
-        served = f"{args.workers} worker processes" if args.workers else "one process per desk"
-        report(
-            f"paced (one operation per desk every {args.pace_ms:.0f} ms; {served})",
-            elapsed,
-            lat,
-            args.desks,
+        paced_p99 = sat_ops = sat_p99 = float("nan")
+        if not args.no_load:
+            paced_p99, sat_ops, sat_p99 = load_runs(url, args)
+        print(f"\nlookup by inventory number, {args.lookups:,} each (anchor: bare psycopg)")
+        ratios = {}
+        for mode, (orm, raw) in measure_lookups(url, args.items, args.lookups).items():
+            ratios[mode] = pct(orm, 99) / pct(raw, 99)
+            print(
+                f"  {mode:18s} register.get_item p50 {pct(orm, 50):.3f} / p99 "
+                f"{pct(orm, 99):.3f} ms; psycopg p50 {pct(raw, 50):.3f} / p99 "
+                f"{pct(raw, 99):.3f} ms; ratio p50 {pct(orm, 50) / pct(raw, 50):.2f}x, p99 "
+                f"{ratios[mode]:.2f}x (goal p99 <= 2x: "
+                f"{'met' if ratios[mode] <= 2 else 'NOT met'})"
+            )
+        lookup_ratio = ratios["in one session"]
+        heavy, light = measure_heavy_reader(url, args.items, args.heavy_rounds)
+        heavy_ratio = pct(heavy, 99) / pct(light, 99)
+        print(
+            f"check-out + check-in, {len(heavy):,} each: reader with {HEAVY_LOANS:,} open loans "
+            f"p50 {pct(heavy, 50):.2f} / p99 {pct(heavy, 99):.2f} ms; reader with none p50 "
+            f"{pct(light, 50):.2f} / p99 {pct(light, 99):.2f} ms; ratio p50 "
+            f"{pct(heavy, 50) / pct(light, 50):.2f}x, p99 {heavy_ratio:.2f}x "
+            f"(goal <= 1.2x: {'met' if heavy_ratio <= 1.2 else 'NOT met'})"
         )
-        print(f"  load average now {os.getloadavg()[0]:.1f}")
-        elapsed, lat = run(url, args, 0.0)
-        report(f"saturated (no pause; {served})", elapsed, lat, args.desks)
-        print(f"  load average now {os.getloadavg()[0]:.1f}")
+        print(
+            f"\nsummary: paced p99 {paced_p99:.1f} ms | saturated {sat_ops:,.0f} ops/s, p99 "
+            f"{sat_p99:.1f} ms | lookup p99 {lookup_ratio:.2f}x bare psycopg (in a session; "
+            f"{ratios['a transaction each']:.2f}x a transaction each) | 1,000-loan "
+            f"reader {heavy_ratio:.2f}x a reader with none (p99)"
+        )
     finally:
         with admin_engine.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from email.message import EmailMessage
 from functools import cache
 from typing import Final, cast
 
@@ -90,7 +91,7 @@ from catalog_sync.models import (
     utcnow,
 )
 from catalog_sync.readers import get_reader
-from catalog_sync.register import translate_db_error
+from catalog_sync.register import item_by, translate_db_error
 
 logger = logging.getLogger(__name__)
 
@@ -242,9 +243,14 @@ def add_service_point(
     return point
 
 
+_POINT_BY_CODE: Final = select(ServicePoint).where(
+    ServicePoint.code == bindparam("code", type_=String)
+)
+
+
 def get_service_point(session: Session, code: str) -> ServicePoint:
     """The service point with this code, or :class:`ServicePointNotFound`."""
-    point = session.scalar(select(ServicePoint).where(ServicePoint.code == code))
+    point = session.scalar(_POINT_BY_CODE, {"code": code})
     if point is None:
         raise ServicePointNotFound(f"no service point with code {code!r}")
     return point
@@ -260,11 +266,8 @@ def list_service_points(session: Session) -> list[ServicePoint]:
 
 def find_item(session: Session, code: str, *, for_update: bool = False) -> Item:
     """The item with this inventory number, barcode or RFID tag id (in that order)."""
-    for column in (Item.inventory_number, Item.barcode, Item.rfid):
-        stmt = select(Item).where(column == code)
-        if for_update:
-            stmt = stmt.with_for_update()
-        item = session.scalar(stmt)
+    for column in ("inventory_number", "barcode", "rfid"):
+        item = session.scalar(item_by(column, for_update), {"code": code})
         if item is not None:
             return item
     raise ItemNotFound(code, what="inventory number, barcode or RFID tag id")
@@ -941,11 +944,16 @@ def _ill_point(session: Session, code: str) -> ServicePoint:
 
 @dataclass(frozen=True)
 class CheckIn:
-    """What a check-in did: the closed loan, and the reader the item is now kept for (if any)."""
+    """What a check-in did: the closed loan, and the reader the item is now kept for (if any).
+
+    ``kept_for``/``hold_id``: the returned item was trapped for the first waiting hold in the
+    check-in's own transaction; after the commit the caller tells that reader
+    (:func:`hold_ready_message`)."""
 
     loan: Loan
     overdue_days: int
     kept_for: str | None
+    hold_id: int | None = None
 
 
 def _close(
@@ -1078,11 +1086,15 @@ def check_in(
         returned_on=returned_on,
         item_back=item_id,
     )
-    kept_for = None
+    kept_for = hold_id = None
     if anyone_waiting:
         item = session.get(Item, item_id)
         if item is not None:
             kept_for = _trap_for_hold(session, item, now)
+            if kept_for is not None:
+                hold_id = session.scalar(
+                    select(Hold.id).where(Hold.item_id == item_id, Hold.status == HoldStatus.READY)
+                )
     if (block_reason or "").startswith(DEBT_BLOCK_PREFIX):
         _lift_debt_block(
             session, loan.reader_id, actor=actor, today=now.date(), policy=policy, calendar=calendar
@@ -1091,6 +1103,7 @@ def check_in(
         loan=loan,
         overdue_days=overdue_days(loan, today=now.date(), calendar=calendar),
         kept_for=kept_for,
+        hold_id=hold_id,
     )
 
 
@@ -1340,6 +1353,44 @@ def _trap_for_hold(session: Session, item: Item, now: datetime) -> str | None:
     session.flush()
     reader = session.get(Reader, hold.reader_id)
     return None if reader is None else reader.ticket_number
+
+
+def hold_ready_message(
+    session: Session, hold_id: int, *, sender: str, library: str, pickup_days: int
+) -> EmailMessage | None:
+    """The "your hold is ready" e-mail (Kazakh and Russian, then English) for a hold an item was
+    kept for, or ``None`` when the reader has no e-mail address or the hold is no longer ready.
+    Sent by the caller after the check-in committed — never from inside the transaction."""
+    row = session.execute(
+        select(Reader.name, Reader.email, Reader.ticket_number, BibRecord.title,
+               Item.inventory_number)
+        .select_from(Hold)
+        .join(Reader, Reader.id == Hold.reader_id)
+        .join(BibRecord, BibRecord.id == Hold.record_id)
+        .join(Item, Item.id == Hold.item_id)
+        .where(Hold.id == hold_id, Hold.status == HoldStatus.READY)
+    ).first()
+    if row is None or not row.email:
+        return None
+    body = "\n".join(
+        [
+            f"Құрметті {row.name}! / Уважаемый(ая) {row.name}!",
+            "",
+            f"{library}: сіз күткен басылым сізге сақталды / отложенное для вас издание ждёт вас:",
+            f"  {row.title} (инв. № {row.inventory_number})",
+            f"{pickup_days} күн ішінде алып кетіңіз / заберите в течение {pickup_days} дн.",
+            f"Оқырман билеті / Читательский билет: {row.ticket_number}",
+            "",
+            f"Dear {row.name}, {row.title!r} is waiting for you at {library} "
+            f"for {pickup_days} days.",
+        ]
+    )
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = row.email
+    msg["Subject"] = f"{library}: сізге сақталды / отложено для вас: {row.title}"[:200]
+    msg.set_content(body)
+    return msg
 
 
 # --- queries ----------------------------------------------------------------------------------

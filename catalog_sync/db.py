@@ -3,17 +3,23 @@
 SQLite (the embedded default) is opened in WAL mode with foreign keys on and a busy timeout, and
 every transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue for the lock
 (waiting up to the busy timeout) instead of failing half-way; PostgreSQL is used as is.
+
+A PostgreSQL connection taken from the pool is pinged only when it sat unused for longer than
+:data:`PING_AFTER_IDLE_S`: a desk or a SIP2 machine working every second would otherwise pay a
+round trip per operation for a ping that can only fail after the server went away — and a
+connection the server dropped while idle is exactly the one that waited longer.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PING_AFTER_IDLE_S = 10.0
+_USED = "qor_last_used"
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -37,9 +45,9 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(
-            parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
-        )
+        engine = create_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+        _ping_when_idle(engine)
+        return engine
     if backend == "sqlite":
         engine = create_engine(
             parsed,
@@ -49,6 +57,27 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         _configure_sqlite(engine)
         return engine
     raise RegisterError(f"register URL {url!r}: only sqlite and postgresql are supported")
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only if it was idle for ``PING_AFTER_IDLE_S``; a
+    dead one is replaced (the pool retries the checkout with a fresh connection)."""
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last = record.info.get(_USED)
+        if last is not None and time.monotonic() - last < PING_AFTER_IDLE_S:
+            return
+        if last is None:
+            return  # a connection just opened needs no ping
+        try:
+            engine.dialect.do_ping(dbapi_connection)  # what pool_pre_ping would send
+        except Exception as e:  # the driver's own error: the connection is gone
+            raise exc.DisconnectionError(f"pooled connection is dead: {e}") from e
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_USED] = time.monotonic()
 
 
 def _configure_sqlite(engine: Engine) -> None:

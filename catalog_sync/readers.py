@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,12 +113,15 @@ def add_reader(
     return reader
 
 
+# Built once: composing the statement per call costs more than the lookup itself.
+_BY_TICKET: Final = select(Reader).where(Reader.ticket_number == bindparam("ticket", type_=String))
+_BY_TICKET_FOR_UPDATE: Final = _BY_TICKET.with_for_update()
+
+
 def get_reader(session: Session, ticket_number: str, *, for_update: bool = False) -> Reader:
     """The reader with this ticket number, or :class:`ReaderNotFound`."""
-    stmt = select(Reader).where(Reader.ticket_number == ticket_number)
-    if for_update:
-        stmt = stmt.with_for_update()
-    reader = session.scalar(stmt)
+    reader = session.scalar(_BY_TICKET_FOR_UPDATE if for_update else _BY_TICKET,
+                            {"ticket": ticket_number})
     if reader is None:
         raise ReaderNotFound(ticket_number)
     return reader

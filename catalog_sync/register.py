@@ -11,6 +11,7 @@ Librarians' words: item = дана · экземпляр; inventory number = и�
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -22,7 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from sqlalchemy import event, func, insert, or_, select, text
+from sqlalchemy import Select, String, bindparam, event, func, insert, or_, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -641,12 +642,19 @@ def add_item(session: Session, *, inventory_number: str, title: str, actor: str,
     )
 
 
+@functools.cache
+def item_by(column: str, for_update: bool) -> Select[Item]:
+    """``SELECT`` of an item by one of its unique codes (parameter ``code``), built once: a
+    statement composed per call costs more Python than the database takes to answer it."""
+    stmt = select(Item).where(getattr(Item, column) == bindparam("code", type_=String))
+    return stmt.with_for_update() if for_update else stmt
+
+
+
+
 def get_item(session: Session, inventory_number: str, *, for_update: bool = False) -> Item:
     """The item with this inventory number, or :class:`ItemNotFound`."""
-    stmt = select(Item).where(Item.inventory_number == inventory_number)
-    if for_update:
-        stmt = stmt.with_for_update()
-    item = session.scalar(stmt)
+    item = session.scalar(item_by("inventory_number", for_update), {"code": inventory_number})
     if item is None:
         raise ItemNotFound(inventory_number)
     return item
@@ -654,9 +662,9 @@ def get_item(session: Session, inventory_number: str, *, for_update: bool = Fals
 
 def find_item_by_code(session: Session, code: str) -> Item:
     """The item whose barcode or RFID tag id is ``code``, or :class:`ItemNotFound`."""
-    item = session.scalar(select(Item).where(Item.barcode == code))
+    item = session.scalar(item_by("barcode", False), {"code": code})
     if item is None:
-        item = session.scalar(select(Item).where(Item.rfid == code))
+        item = session.scalar(item_by("rfid", False), {"code": code})
     if item is None:
         raise ItemNotFound(code, what="barcode or RFID tag id")
     return item

@@ -178,6 +178,21 @@ class QorSettings(BaseSettings):
     deposit_move_off_days: bool = True
     """R7: a term ending on a day off ends on the next working day (Civil Code rule on terms)."""
 
+    # SIP2 server for self-check machines and RFID gates (`qor sip2 serve`, docs/circulation.md)
+    sip2_host: str = "127.0.0.1"
+    sip2_port: int = Field(default=6001, ge=1, le=65535)
+    sip2_certfile: Path | None = None
+    """TLS certificate (PEM); with ``sip2_keyfile`` the server speaks SIP2 over TLS only."""
+    sip2_keyfile: Path | None = None
+    sip2_accounts: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """One account per machine: ``{"kiosk-1": {"password_hash": "$argon2id$…",
+    "service_point": "LEND"}}`` (hash from ``qor sip2 hash-password``)."""
+    sip2_institution: str = "qor"
+    """The institution id (AO) the machines send and the server answers with."""
+    sip2_encoding: str = "utf-8"
+    sip2_idle_timeout_s: float = Field(default=3600.0, gt=0)
+    """A connection silent this long is closed."""
+
     @classmethod
     def settings_customise_sources(
         cls,

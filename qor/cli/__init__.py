@@ -31,6 +31,7 @@ from qor.cli import (
     ops,
     register,
     server,
+    sip2,
 )
 from qor.cli._common import configure_logging, err_console, fail_unexpected
 from qor.errors import QorError
@@ -74,6 +75,7 @@ app.add_typer(ops.automations_app, name="automations")
 fixity.install(app, bag.app)  # fixity, register rebuild-links, bag validate-stored
 app.add_typer(elibrary.app, name="elibrary")
 register.install(app, fixity.register_app)  # books, stocktake, marc, register verify-log
+sip2.install(app)  # qor sip2 serve | hash-password
 
 
 def main() -> None:

@@ -180,11 +180,38 @@ def loans_in(
             "overdue_days": back.overdue_days,
             "kept_for": back.kept_for,
         }
+    if back.hold_id is not None:
+        data["notice"] = _hold_notice(back.hold_id)
     if as_json:
         emit_json(data)
         return
     kept = f"; keep it for reader {back.kept_for}" if back.kept_for else ""
     console.print(f"{data['inventory_number']} returned, {back.overdue_days} day(s) overdue{kept}")
+    if back.hold_id is not None:
+        console.print(f"reader notified: {data['notice']}")
+
+
+def _hold_notice(hold_id: int) -> str:
+    """Tell the reader an item was kept for their hold (after the check-in committed)."""
+    from catalog_sync import circulation
+    from catalog_sync.mail import SmtpMailer
+    from qor.wiring import circulation_policy
+
+    settings = cli_settings()
+    if not settings.smtp_url:
+        return "no (QOR_SMTP_URL is not set)"
+    with _desk() as s:
+        message = circulation.hold_ready_message(
+            s, hold_id, sender=settings.mail_sender, library=settings.library_name,
+            pickup_days=circulation_policy(settings).hold_pickup_days,
+        )
+    if message is None:
+        return "no (the reader has no e-mail address)"
+    try:
+        SmtpMailer(settings.smtp_url).send(message)
+    except QorError as e:
+        return f"no ({e})"
+    return f"yes ({message['To']})"
 
 
 @gate_app.command("check")

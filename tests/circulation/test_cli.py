@@ -88,6 +88,7 @@ def test_a_desk_day_through_the_cli(library: Path) -> None:
 
     back = qor_json("loans", "in", inv)
     assert back["kept_for"] == "T-2" and back["overdue_days"] == 0
+    assert back["notice"] == "no (QOR_SMTP_URL is not set)"  # said, not silently skipped
     # Armed again: the item on the shelf raises the alarm, exit 1, and the alarm is logged.
     assert "ALARM" in qor("gate", "check", rfid, code=1)
     alarms = qor_json("gate", "events", "--alarms")
