@@ -212,8 +212,11 @@ def submit(sock_path: Path, job: str, args: Mapping[str, Any],
     if sock is None:
         raise RunnerUnavailable(f"cannot connect to {sock_path}")
     with contextlib.closing(sock):
+        from qor.cli._common import options
+
         request = {"job": job, "args": dict(args), "env": dict(os.environ),
-                   "cwd": str(Path.cwd())}
+                   "cwd": str(Path.cwd()), "debug": options.debug,
+                   "verbosity": options.verbosity}
         try:
             sock.sendall(json.dumps(request).encode() + b"\n")
             sock.settimeout(None)  # the job takes as long as it takes
@@ -269,7 +272,7 @@ JOBS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {"digitise": _j
 def _child(conn: socket.socket, request: Mapping[str, Any]) -> None:
     """In the forked child: become the command, run its job, report, exit."""
     from flows import progress
-    from qor.cli._common import flow_run_context, quiet_prefect
+    from qor.cli._common import configure_logging, flow_run_context, quiet_prefect
 
     send_lock = threading.Lock()
 
@@ -291,6 +294,8 @@ def _child(conn: socket.socket, request: Mapping[str, Any]) -> None:
     os.environ.update({k: v for k, v in keep.items() if k not in request["env"]})
     send({"event": "accepted", "pid": os.getpid()})
     threading.Thread(target=watch_command, daemon=True).start()
+    configure_logging(verbosity=int(request.get("verbosity") or 0),
+                      debug=bool(request.get("debug")))
     quiet_prefect()
     try:
         with progress.listening(lambda stage, done, total: send(
