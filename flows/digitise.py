@@ -45,6 +45,7 @@ from flows.capture import (
     load_pages,
     process_page,
 )
+from flows.capture.model import PdfTextPolicy
 from flows.errors import CopyAlreadyExists
 from flows.steps import (
     BAG_PREFIX,
@@ -89,6 +90,15 @@ class DigitiseSummary:
     mean_confidence: float | None
     needs_review: bool
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    text_policy: str = "skip-text"
+    """What was done with PDF pages that already had text (``skip-text``, ``redo-ocr``,
+    ``force-ocr``; see :data:`flows.capture.model.PdfTextPolicy`)."""
+    pages_text_kept: tuple[str, ...] = ()
+    """Pages whose own text layer was kept instead of recognised again."""
+    pages_born_digital: tuple[str, ...] = ()
+    """PDF pages without any image (born-digital: made on a computer, not scanned)."""
+    remarks: tuple[str, ...] = ()
+    """``"<page>: <remark>"`` for what a person should know (XFA form, empty page, …)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -363,15 +373,17 @@ def digitise(
     inventory_number: str,
     title: str | None = None,
     new_version: bool = False,
+    text_policy: PdfTextPolicy = "skip-text",
 ) -> DigitiseSummary:
     """Digitise one item: scans → OCR → PDF/A → encrypted bag → store → register.
 
     ``pages`` are image files, folders of them, multi-page TIFFs or scanner PDFs. A rerun of the
     same batch for the same item reports the existing copy; a different batch for an item that
-    already has a copy is refused unless ``new_version`` is set.
+    already has a copy is refused unless ``new_version`` is set. ``text_policy`` says what to do
+    with PDF pages that already carry text (kept by default, like OCRmyPDF's ``--skip-text``).
     """
     settings = load_settings()
-    options = capture_options(settings)
+    options = dataclasses.replace(capture_options(settings), pdf_text_policy=text_policy)
     stages = _Stages()
 
     with stages("check"):
@@ -446,6 +458,12 @@ def digitise(
         total_bytes=stored.total_bytes, pdfa_verdict=verdict,
         mean_confidence=round(sum(confidences) / len(confidences), 2) if confidences else None,
         needs_review=needs_review, stage_seconds=stages.seconds,
+        text_policy=text_policy,
+        pages_text_kept=tuple(p.page.label for p in results
+                              if p.preparation.text_source == "kept"),
+        pages_born_digital=tuple(p.page.label for p in results
+                                 if p.preparation.pdf_page == "born-digital"),
+        remarks=tuple(f"{p.page.label}: {r}" for p in results for r in p.preparation.remarks),
     )
     _publish(summary)
     return summary
@@ -458,6 +476,7 @@ def run_digitise(
     title: str | None = None,
     new_version: bool = False,
     workers: int | None = None,
+    text_policy: PdfTextPolicy = "skip-text",
 ) -> DigitiseSummary:
     """Run the flow in this process with ``workers`` pages at once (default: the setting).
 
@@ -468,7 +487,7 @@ def run_digitise(
     configured = digitise.with_options(task_runner=task_runner(settings, workers=workers))
     result: DigitiseSummary = configured(
         pages=[str(p) for p in pages], inventory_number=inventory_number, title=title,
-        new_version=new_version,
+        new_version=new_version, text_policy=text_policy,
     )
     return result
 

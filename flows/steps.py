@@ -119,6 +119,21 @@ def _format_of(bag_path: str) -> str:
     return _FORMATS.get(suffix, f"{suffix} (encrypted: {ENCRYPTION_FORMAT})")
 
 
+def _page_origins(pages: Sequence[PageResult]) -> str:
+    """What the creation event says about PDF pages: text layers kept (not recognised again),
+    born-digital pages (no image), and the remarks a person should read (XFA form, empty page).
+    """
+    parts: list[str] = []
+    kept = [p.page.label for p in pages if p.preparation.text_source == "kept"]
+    if kept:
+        parts.append(f"text layer of the source PDF kept, not recognised again: {', '.join(kept)}")
+    born = [p.page.label for p in pages if p.preparation.pdf_page == "born-digital"]
+    if born:
+        parts.append(f"born-digital page(s), no image: {', '.join(born)}")
+    parts.extend(f"{p.page.label}: {r}" for p in pages for r in p.preparation.remarks)
+    return "".join(f"; {x}" for x in parts)
+
+
 def package_copy(
     *,
     dest: Path,
@@ -152,7 +167,8 @@ def package_copy(
                         version=_qor_version())
     events = [
         PremisEvent(EventType.CREATION, now, "success",
-                    detail=f"{len(pages)} page(s) digitised, OCR languages {languages}",
+                    detail=f"{len(pages)} page(s) digitised, OCR languages {languages}"
+                           + _page_origins(pages),
                     agent_ids=("qor",)),
         PremisEvent(EventType.VALIDATION, now, "success", detail=pdfa_verdict,
                     agent_ids=("qor",)),

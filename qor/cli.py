@@ -123,6 +123,10 @@ def _print_summary(summary: DigitiseSummary) -> None:
                  conf + ("  [yellow](below the gate: marked for review)[/]"
                          if summary.needs_review else ""))
     info.add_row("bytes stored", f"{summary.total_bytes:,}")
+    if summary.pages_text_kept or summary.pages_born_digital or summary.remarks:
+        info.add_row("PDF text", f"{summary.text_policy}: text layer kept on "
+                     f"{len(summary.pages_text_kept)} page(s), born-digital "
+                     f"{len(summary.pages_born_digital)}; " + "; ".join(summary.remarks))
     console.print(info)
     if summary.files:
         files = Table(title="Files in the bag (payload encrypted)", show_lines=False)
@@ -142,7 +146,7 @@ def _print_summary(summary: DigitiseSummary) -> None:
 
 def _run_digitise(
     pages: list[Path], *, inventory: str, title: str | None, new_version: bool,
-    workers: int | None, as_json: bool,
+    workers: int | None, as_json: bool, text_policy: str = "skip-text",
 ) -> DigitiseSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -162,7 +166,8 @@ def _run_digitise(
 
         with progress.listening(on_progress):
             return run_digitise(pages, inventory_number=inventory, title=title,
-                                new_version=new_version, workers=workers)
+                                new_version=new_version, workers=workers,
+                                text_policy=text_policy)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -178,13 +183,27 @@ def digitise(
         "--new-version", help="Store a new version even though the item has a copy.")] = False,
     workers: Annotated[int | None, typer.Option(
         help="Pages OCR'd at once (default: cores).")] = None,
+    redo_ocr: Annotated[bool, typer.Option(
+        "--redo-ocr", help="PDF pages whose only text is an OCR layer are recognised again "
+                           "(born-digital text is kept).")] = False,
+    force_ocr: Annotated[bool, typer.Option(
+        "--force-ocr", help="Every PDF page is rasterised and recognised; its text is "
+                            "discarded.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Digitise one item: OCR → PDF/A → encrypted BagIt bag → store → register."""
+    """Digitise one item: OCR → PDF/A → encrypted BagIt bag → store → register.
+
+    PDF pages that already carry text keep it by default (like OCRmyPDF's --skip-text).
+    """
     _settings()
+    if redo_ocr and force_ocr:
+        err_console.print("[bold red]error:[/] --redo-ocr and --force-ocr: give one of them")
+        raise typer.Exit(2)
+    policy = "force-ocr" if force_ocr else "redo-ocr" if redo_ocr else "skip-text"
     try:
         summary = _run_digitise(pages, inventory=inventory, title=title,
-                                new_version=new_version, workers=workers, as_json=as_json)
+                                new_version=new_version, workers=workers, as_json=as_json,
+                                text_policy=policy)
     except QorError as e:
         raise _fail(e) from e
     if as_json:
