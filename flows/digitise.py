@@ -56,6 +56,7 @@ from flows.steps import (
     safe_component,
     store_bag,
 )
+from integrity.formats import identifier_name, pronom_ids
 from qor import wiring
 from qor.errors import QorError, is_retryable
 from qor.settings import QorSettings, load_settings
@@ -280,6 +281,7 @@ def register_copy(
     pages: Sequence[PageResult],
     fingerprint: str,
     needs_review: bool,
+    formats: dict[str, str] | None = None,
 ) -> None:
     settings = load_settings()
     confidences = [p.mean_confidence for p in pages]
@@ -305,6 +307,14 @@ def register_copy(
             session, copy=copy, event_type="ingestion", outcome="success",
             detail=f"{len(stored.files)} objects verified in {stored.store_uri}", agent=AGENT,
         )
+        if formats:
+            # What metadata/premis.xml records per file, so `qor copies show` needs no store.
+            register.record_copy_event(
+                session, copy=copy, event_type="format identification", outcome="success",
+                detail=json.dumps({"identifier": identifier_name(), "pronom": formats},
+                                  ensure_ascii=False, sort_keys=True),
+                agent=AGENT,
+            )
         if replica is not None:
             register.record_copy_event(
                 session, copy=copy, event_type="replication", outcome="success",
@@ -433,6 +443,7 @@ def digitise(
                 sources=sources, metadata=metadata, version=version,
                 fingerprint=fingerprint, pdfa_verdict=verdict,
             )
+        formats = pronom_ids((bag_dir / "metadata" / "premis.xml").read_bytes())
         with stages("store"):
             stored, replica = upload_bag(bag_dir, bag_id, wrapped)
         with stages("register"):
@@ -440,6 +451,7 @@ def digitise(
                 inventory_number=inventory_number, stored=stored, replica=replica,
                 version=version, wrapped=wrapped, pdfa_verdict=verdict,
                 pages=results, fingerprint=fingerprint, needs_review=needs_review,
+                formats=formats,
             )
     except BaseException as exc:
         # Kept after a transient fault (store or database away) so a re-submitted run resumes

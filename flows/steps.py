@@ -18,6 +18,7 @@ from typing import BinaryIO
 from flows.capture import DocumentMetadata, PageResult
 from flows.errors import StoreVerificationFailed
 from integrity.bag import BagInfo, BagSummary, MetadataContent, PayloadFile, build_bag
+from integrity.formats import identifier_name, identify
 from integrity.premis import (
     EventType,
     PremisAgent,
@@ -186,6 +187,10 @@ def package_copy(
         "premis.xml": premis_for_bag(
             inventory_number=metadata.identifier, bag_id=bag_id, format_of=_format_of,
             agent=agent, events=events, when=now,
+            # Identified on the plaintext: the stored bytes are ciphertext to any identifier.
+            identified={f"data/{item.bag_path}": identify(item.source) for item in payload},
+            identifier=PremisAgent(identifier="fido", name=identifier_name(),
+                                   agent_type="software"),
         ),
     }
     info = BagInfo(

@@ -112,3 +112,25 @@ def test_placeholder_secret_is_refused_at_start(tmp_path: Path) -> None:
     proc = qor("settings", env=env, check=False)
     assert proc.returncode == 3
     assert "QOR_S3_SECRET_KEY" in proc.stderr and "placeholder" in proc.stderr
+
+
+def test_every_stored_file_has_its_pronom_id_and_copies_show_lists_them(
+        cli_copy: tuple[Path, dict[str, object]]) -> None:
+    from integrity.formats import pronom_ids
+
+    data_dir, summary = cli_copy
+    bag = data_dir / "store" / "bags" / str(summary["bag_id"])
+    found = pronom_ids((bag / "metadata" / "premis.xml").read_bytes())
+    payload = {f["path"] for f in summary["files"]  # type: ignore[attr-defined]
+               if str(f["path"]).startswith("data/")}
+    assert set(found) == payload  # every payload file, none left out
+    assert found["data/text/" + next(p for p in payload if p.endswith(".alto.xml"))
+                 .rsplit("/", 1)[1]] == "fmt/101"
+    assert all(k.startswith(("fmt/", "x-fmt/")) for k in found.values())
+    env = _env(data_dir)
+    shown = json.loads(qor("copies", "show", "KZ-000123", "--json", env=env).stdout)
+    (event,) = [e for e in shown[0]["events"] if e["event_type"] == "format identification"]
+    assert json.loads(event["detail"])["pronom"] == found
+    table = qor("copies", "show", "KZ-000123", env=env).stdout
+    assert f"formats of {summary['bag_id']} (PRONOM)" in table
+    assert "fmt/101" in table
