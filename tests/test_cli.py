@@ -134,3 +134,24 @@ def test_every_stored_file_has_its_pronom_id_and_copies_show_lists_them(
     table = qor("copies", "show", "KZ-000123", env=env).stdout
     assert f"formats of {summary['bag_id']} (PRONOM)" in table
     assert "fmt/101" in table
+
+
+def test_the_copy_carries_a_valid_mets_pointing_at_its_files(
+        cli_copy: tuple[Path, dict[str, object]]) -> None:
+    from lxml import etree
+
+    from integrity.mets import validate_mets
+    from tests.integrity.test_mets import NS, xlink_schema
+
+    data_dir, summary = cli_copy
+    bag = data_dir / "store" / "bags" / str(summary["bag_id"])
+    mets = (bag / "metadata" / "mets.xml").read_bytes()
+    validate_mets(mets, xlink=xlink_schema())
+    root = etree.fromstring(mets)
+    hrefs = [loc.get(f"{{{NS['xlink']}}}href") for loc in root.iterfind(".//mets:FLocat", NS)]
+    payload = {str(f["path"]) for f in summary["files"]  # type: ignore[attr-defined]
+               if str(f["path"]).startswith("data/")}
+    assert {h.removeprefix("../") for h in hrefs if h} == payload  # every file, only those
+    pages = root.findall("mets:structMap[@TYPE='PHYSICAL']/mets:div/mets:div", NS)
+    assert len(pages) == summary["pages"]
+    assert root.findtext(".//mods:titleInfo/mods:title", namespaces=NS) == "Абай жолы"
