@@ -45,6 +45,7 @@ from flows.capture import (
     load_pages,
     process_page,
 )
+from flows.capture.model import PdfTextPolicy
 from flows.errors import CopyAlreadyExists
 from flows.reporting import DigitiseSummary, StoredFileSummary, page_report
 from flows.steps import (
@@ -56,6 +57,7 @@ from flows.steps import (
     store_bag,
 )
 from integrity import layout
+from integrity.formats import identifier_name, pronom_ids
 from qor import wiring
 from qor.errors import QorError, is_retryable
 from qor.settings import QorSettings, load_settings
@@ -244,6 +246,7 @@ def register_copy(
     pages: Sequence[PageResult],
     fingerprint: str,
     needs_review: bool,
+    formats: dict[str, str] | None = None,
 ) -> None:
     settings = load_settings()
     confidences = [p.mean_confidence for p in pages]
@@ -269,6 +272,14 @@ def register_copy(
             session, copy=copy, event_type="ingestion", outcome="success",
             detail=f"{len(stored.files)} objects verified in {stored.store_uri}", agent=AGENT,
         )
+        if formats:
+            # What metadata/premis.xml records per file, so `qor copies show` needs no store.
+            register.record_copy_event(
+                session, copy=copy, event_type="format identification", outcome="success",
+                detail=json.dumps({"identifier": identifier_name(), "pronom": formats},
+                                  ensure_ascii=False, sort_keys=True),
+                agent=AGENT,
+            )
         if replica is not None:
             register.record_copy_event(
                 session, copy=copy, event_type="replication", outcome="success",
@@ -343,15 +354,17 @@ def digitise(
     inventory_number: str,
     title: str | None = None,
     new_version: bool = False,
+    text_policy: PdfTextPolicy = "skip-text",
 ) -> DigitiseSummary:
     """Digitise one item: scans → OCR → PDF/A → encrypted bag → store → register.
 
     ``pages`` are image files, folders of them, multi-page TIFFs or scanner PDFs. A rerun of the
     same batch for the same item reports the existing copy; a different batch for an item that
-    already has a copy is refused unless ``new_version`` is set.
+    already has a copy is refused unless ``new_version`` is set. ``text_policy`` says what to do
+    with PDF pages that already carry text (kept by default, like OCRmyPDF's ``--skip-text``).
     """
     settings = load_settings()
-    options = capture_options(settings)
+    options = dataclasses.replace(capture_options(settings), pdf_text_policy=text_policy)
     stages = _Stages()
 
     with stages("check"):
@@ -406,6 +419,7 @@ def digitise(
                 fingerprint=fingerprint, pdfa_verdict=verdict,
                 confidence_gate=options.confidence_gate,
             )
+        formats = pronom_ids((bag_dir / "metadata" / "premis.xml").read_bytes())
         with stages("store"):
             stored, replica = upload_bag(bag_dir, bag_id, wrapped)
         with stages("register"):
@@ -413,6 +427,7 @@ def digitise(
                 inventory_number=inventory_number, stored=stored, replica=replica,
                 version=version, wrapped=wrapped, pdfa_verdict=verdict,
                 pages=results, fingerprint=fingerprint, needs_review=needs_review,
+                formats=formats,
             )
     except BaseException as exc:
         # Kept after a transient fault (store or database away) so a re-submitted run resumes
@@ -433,6 +448,12 @@ def digitise(
         needs_review=needs_review, stage_seconds=stages.seconds,
         page_reports=tuple(page_report(p, confidence_gate=options.confidence_gate)
                            for p in results),
+        text_policy=text_policy,
+        pages_text_kept=tuple(p.page.label for p in results
+                              if p.preparation.text_source == "kept"),
+        pages_born_digital=tuple(p.page.label for p in results
+                                 if p.preparation.pdf_page == "born-digital"),
+        remarks=tuple(f"{p.page.label}: {r}" for p in results for r in p.preparation.remarks),
     )
     _publish(summary)
     return summary
@@ -453,6 +474,7 @@ def run_digitise(
     new_version: bool = False,
     workers: int | None = None,
     run_label: str | None = None,
+    text_policy: PdfTextPolicy = "skip-text",
 ) -> DigitiseSummary:
     """Run the flow in this process with ``workers`` pages at once (default: the setting).
 
@@ -469,7 +491,7 @@ def run_digitise(
     )
     result: DigitiseSummary = configured(
         pages=[str(p) for p in pages], inventory_number=inventory_number, title=title,
-        new_version=new_version,
+        new_version=new_version, text_policy=text_policy,
     )
     return result
 

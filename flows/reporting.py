@@ -105,6 +105,15 @@ class DigitiseSummary:
     mean_confidence: float | None
     needs_review: bool
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    text_policy: str = "skip-text"
+    """What was done with PDF pages that already had text (``skip-text``, ``redo-ocr``,
+    ``force-ocr``; see :data:`flows.capture.model.PdfTextPolicy`)."""
+    pages_text_kept: tuple[str, ...] = ()
+    """Pages whose own text layer was kept instead of recognised again."""
+    pages_born_digital: tuple[str, ...] = ()
+    """PDF pages without any image (born-digital: made on a computer, not scanned)."""
+    remarks: tuple[str, ...] = ()
+    """``"<page>: <remark>"`` for what a person should know (XFA form, empty page, …)."""
     page_reports: tuple[PageReport, ...] = ()
     """What was done to each page (rotation, deskew, confidence, flagged below the gate); empty
     for an ``existing`` copy (its pages are in the bag's PREMIS events)."""
@@ -119,6 +128,8 @@ class DigitiseSummary:
             **data,
             "files": tuple(StoredFileSummary(**f) for f in data.get("files") or ()),
             "stage_seconds": dict(data.get("stage_seconds") or {}),
+            **{k: tuple(data.get(k) or ()) for k in ("pages_text_kept", "pages_born_digital",
+                                                     "remarks")},
             "page_reports": tuple(PageReport.from_dict(p) for p in data.get("page_reports")
                                   or ()),
         })

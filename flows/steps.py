@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,16 @@ from flows.capture import DocumentMetadata, PageResult
 from flows.errors import StoreVerificationFailed
 from flows.reporting import page_report
 from integrity import layout
-from integrity.bag import BagInfo, BagSummary, MetadataContent, PayloadFile, build_bag
+from integrity.bag import (
+    BagFileRecord,
+    BagInfo,
+    BagSummary,
+    MetadataContent,
+    PayloadFile,
+    build_bag,
+)
+from integrity.formats import FormatId, identifier_name, identify
+from integrity.mets import MetsFile, MetsItem, MetsPage, mets_xml
 from integrity.premis import (
     EventType,
     PremisAgent,
@@ -120,6 +129,77 @@ def _format_of(bag_path: str) -> str:
     return _FORMATS.get(suffix, f"{suffix} (encrypted: {ENCRYPTION_FORMAT})")
 
 
+def _page_origins(pages: Sequence[PageResult]) -> str:
+    """What the creation event says about PDF pages: text layers kept (not recognised again),
+    born-digital pages (no image), and the remarks a person should read (XFA form, empty page).
+    """
+    parts: list[str] = []
+    kept = [p.page.label for p in pages if p.preparation.text_source == "kept"]
+    if kept:
+        parts.append(f"text layer of the source PDF kept, not recognised again: {', '.join(kept)}")
+    born = [p.page.label for p in pages if p.preparation.pdf_page == "born-digital"]
+    if born:
+        parts.append(f"born-digital page(s), no image: {', '.join(born)}")
+    parts.extend(f"{p.page.label}: {r}" for p in pages for r in p.preparation.remarks)
+    return "".join(f"; {x}" for x in parts)
+
+
+_MIME_BY_SUFFIX = {".pdf": "application/pdf", ".txt": "text/plain", ".hocr": "text/html",
+                   ".xml": "application/xml", ".tif": "image/tiff", ".tiff": "image/tiff",
+                   ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                   ".jp2": "image/jp2"}
+
+
+def _mets_for_bag(
+    *,
+    bag_id: str,
+    pages: Sequence[PageResult],
+    sources: Sequence[Path],
+    payload: Sequence[PayloadFile],
+    metadata: DocumentMetadata,
+    identified: Mapping[str, FormatId],
+    when: datetime,
+) -> Callable[[Sequence[BagFileRecord]], bytes]:
+    """``metadata/mets.xml`` of the copy, made once the payload's stored sizes are known."""
+
+    def make(records: Sequence[BagFileRecord]) -> bytes:
+        sizes = {r.path: r.size for r in records}
+
+        def file(bag_path: str) -> MetsFile:
+            path = f"data/{bag_path}"
+            found = identified.get(path)
+            mime = (found.mime if found is not None and found.mime
+                    else _MIME_BY_SUFFIX.get(Path(bag_path).suffix.lower(),
+                                             "application/octet-stream"))
+            return MetsFile(path, mime, sizes[path])
+
+        masters = [file(p.bag_path) for p in payload if p.bag_path.startswith("masters/")]
+        access = next(file(p.bag_path) for p in payload if p.bag_path.startswith("access/"))
+        master_of = {src: masters[i].path for i, src in enumerate(sources)}
+        mets_pages: list[MetsPage] = []
+        texts: dict[str, MetsFile] = {}
+        for page in pages:
+            stem = safe_component(page.page.label)
+            named = {k: f"text/{stem}{ext}" for k, ext in
+                     (("alto", ".alto.xml"), ("hocr", ".hocr"), ("text", ".txt"))}
+            for bag_path in named.values():
+                texts[f"data/{bag_path}"] = file(bag_path)
+            mets_pages.append(MetsPage(
+                label=page.page.label, master=master_of[page.page.source],
+                alto=f"data/{named['alto']}", hocr=f"data/{named['hocr']}",
+                text=f"data/{named['text']}"))
+        return mets_xml(
+            bag_id=bag_id,
+            item=MetsItem(inventory_number=metadata.identifier, title=metadata.title,
+                          creator=metadata.creator, date=metadata.date,
+                          language=metadata.language),
+            masters=masters, access_pdf=access, pages=mets_pages, texts=texts,
+            created=when, agent=f"Qor {_qor_version()}", encryption_format=ENCRYPTION_FORMAT,
+        )
+
+    return make
+
+
 def package_copy(
     *,
     dest: Path,
@@ -154,7 +234,8 @@ def package_copy(
                         version=_qor_version())
     events = [
         PremisEvent(EventType.CREATION, now, "success",
-                    detail=f"{len(pages)} page(s) digitised, OCR languages {languages}",
+                    detail=f"{len(pages)} page(s) digitised, OCR languages {languages}"
+                           + _page_origins(pages),
                     agent_ids=("qor",)),
         # One event per page: what preparation did to it and how well it read (its access
         # image in the PDF, its text, hOCR and ALTO were made from it).
@@ -170,6 +251,8 @@ def package_copy(
                     detail=f"{ENCRYPTION_FORMAT}, key-encryption key {bag_key.wrapped.kek_id}",
                     agent_ids=("qor",)),
     ]
+    # Identified on the plaintext: the stored bytes are ciphertext to any identifier.
+    identified = {f"data/{item.bag_path}": identify(item.source) for item in payload}
     metadata_files: dict[str, MetadataContent] = {
         "dc.xml": dublin_core_xml(
             title=metadata.title, identifier=metadata.identifier,
@@ -179,8 +262,13 @@ def package_copy(
         ),
         "premis.xml": premis_for_bag(
             inventory_number=metadata.identifier, bag_id=bag_id, format_of=_format_of,
-            agent=agent, events=events, when=now,
+            agent=agent, events=events, when=now, identified=identified,
+            identifier=PremisAgent(identifier="fido", name=identifier_name(),
+                                   agent_type="software"),
         ),
+        "mets.xml": _mets_for_bag(bag_id=bag_id, pages=pages, sources=sources,
+                                  payload=payload, metadata=metadata, identified=identified,
+                                  when=now),
     }
     info = BagInfo(
         source_organization=library_name,

@@ -74,6 +74,20 @@ class PremisError(IntegrityError):
     http_status = 500
 
 
+class MetsError(IntegrityError):
+    """A METS document could not be validated, or is not valid against the METS schema."""
+
+    exit_code = 1
+    http_status = 500
+
+
+class FormatIdentificationError(IntegrityError):
+    """A payload file could not be identified (unreadable, or the identifier is not installed)."""
+
+    exit_code = 1
+    http_status = 500
+
+
 class FixityAuditFailed(IntegrityError):  # noqa: N818 - the name the flow and CLI use
     """A fixity audit found damage that could not be repaired (exit code 4).
 

@@ -21,6 +21,7 @@ from lxml import etree
 
 from integrity.bag import BagFileRecord
 from integrity.errors import PremisError
+from integrity.formats import FormatId
 
 __all__ = [
     "PREMIS_NS",
@@ -56,6 +57,26 @@ class EventType(StrEnum):
     REPLICATION = "replication"
     VALIDATION = "validation"
     INGESTION = "ingestion"
+    FORMAT_IDENTIFICATION = "format identification"
+
+    @property
+    def uri(self) -> str:
+        """The term's URI in the LoC vocabulary (``…/preservation/eventType/for``)."""
+        return f"{_EVENT_TYPE_AUTHORITY}/{_EVENT_TYPE_CODES[self.value]}"
+
+
+# Codes of the terms in http://id.loc.gov/vocabulary/preservation/eventType.
+_EVENT_TYPE_CODES = {
+    "creation": "cre",
+    "message digest calculation": "mes",
+    "encryption": "enc",
+    "fixity check": "fix",
+    "replication": "rep",
+    "validation": "val",
+    "ingestion": "ing",
+    "format identification": "for",
+}
+_PRONOM = "PRONOM"
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,10 @@ class PremisFile:
     digests: Mapping[str, str]
     format_name: str
     original_name: str | None = None
+    pronom: str | None = None
+    """PRONOM unique identifier of the file's format (of the plaintext, for encrypted files)."""
+    format_note: str | None = None
+    """How the format was identified (tool, signature release, basis, the format's PRONOM name)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,13 @@ def premis_xml(
         fmt = _el(chars, "format")
         designation = _el(fmt, "formatDesignation")
         _el(designation, "formatName", f.format_name)
+        if f.pronom:
+            registry = _el(fmt, "formatRegistry")
+            _el(registry, "formatRegistryName", _PRONOM)
+            _el(registry, "formatRegistryKey", f.pronom)
+            _el(registry, "formatRegistryRole", "specification")
+        if f.format_note:
+            _el(fmt, "formatNote", f.format_note)
         if f.original_name:
             _el(obj, "originalName", f.original_name)
         rel = _el(obj, "relationship")
@@ -173,7 +205,7 @@ def premis_xml(
         event = _el(root, "event")
         _identifier(event, "eventIdentifier", "UUID", ev.identifier)
         _el(event, "eventType", str(ev.event_type), authority="eventType",
-            authorityURI=_EVENT_TYPE_AUTHORITY)
+            authorityURI=_EVENT_TYPE_AUTHORITY, valueURI=ev.event_type.uri)
         _el(event, "eventDateTime", ev.date_time.isoformat())
         if ev.detail:
             _el(_el(event, "eventDetailInformation"), "eventDetail", ev.detail)
@@ -227,26 +259,58 @@ def premis_for_bag(
     events: Sequence[PremisEvent] = (),
     agents: Sequence[PremisAgent] = (),
     when: datetime | None = None,
+    identified: Mapping[str, FormatId] | None = None,
+    identifier: PremisAgent | None = None,
 ) -> Callable[[Sequence[BagFileRecord]], bytes]:
     """The ``metadata/premis.xml`` content for :func:`integrity.bag.build_bag`.
 
     Called with the payload records once they are written, so each file's fixity is the digest
     computed in the same pass; adds a *message digest calculation* event (by ``agent``) covering
     every file, after ``events`` (e.g. creation, encryption). ``format_of(bag_path)`` names each
-    file's format.
+    file's format. ``identified`` maps bag paths to what the format identifier (agent
+    ``identifier``, see :mod:`integrity.formats`) found: each file's PRONOM id goes into its
+    object, and a *format identification* event covers them.
     """
+    found = dict(identified or {})
+
+    def note(fid: FormatId) -> str:
+        by = identifier.name if identifier is not None else "format identifier"
+        if fid.puid is None:
+            return f"not identified by {by}"
+        return f"{fid.name} ({fid.puid}), identified by {by} by {fid.basis}"
 
     def make(records: Sequence[BagFileRecord]) -> bytes:
         at = when or datetime.now(UTC)
-        files = [PremisFile(r.path, r.size, r.digests, format_of(r.path)) for r in records]
+        files = [
+            PremisFile(r.path, r.size, r.digests, format_of(r.path),
+                       pronom=found[r.path].puid if r.path in found else None,
+                       format_note=note(found[r.path]) if r.path in found else None)
+            for r in records
+        ]
+        extra: list[PremisEvent] = []
+        all_agents = [agent, *[a for a in agents if a.identifier != agent.identifier]]
+        if found:
+            by_basis: dict[str, int] = {}
+            for fid in found.values():
+                by_basis[fid.basis] = by_basis.get(fid.basis, 0) + 1
+            counts = ", ".join(f"{n} by {b}" for b, n in sorted(by_basis.items()))
+            ident = identifier or agent
+            unknown = [p for p, fid in sorted(found.items()) if fid.puid is None]
+            extra.append(PremisEvent(
+                EventType.FORMAT_IDENTIFICATION, at, "failure" if unknown else "success",
+                detail=f"PRONOM format of each payload file before encryption: {counts}",
+                outcome_detail=(f"not identified: {', '.join(unknown)}" if unknown else None),
+                object_ids=tuple(sorted(found)), agent_ids=(ident.identifier,),
+            ))
+            if all(a.identifier != ident.identifier for a in all_agents):
+                all_agents.append(ident)
         digest_event = PremisEvent(
             EventType.MESSAGE_DIGEST_CALCULATION, at, "success",
             detail="digests of the stored bytes, computed while writing them into the bag",
             object_ids=tuple(r.path for r in records), agent_ids=(agent.identifier,),
         )
-        all_agents = [agent, *[a for a in agents if a.identifier != agent.identifier]]
         return premis_xml(inventory_number=inventory_number, bag_id=bag_id, files=files,
-                          events=[*events, digest_event], agents=all_agents)
+                          events=[*events, *extra, digest_event], agents=all_agents)
 
     return make
 

@@ -1,4 +1,7 @@
-"""Qor's own BagIt validator, following RFC 8493 (BagIt 1.0) to the letter.
+"""Qor's own BagIt validator: RFC 8493 (BagIt 1.0) to the letter, and every earlier version in
+use (0.93 to 0.97) by that version's own rules (:class:`VersionRules`; the table of rules and
+versions is in ``docs/bag-profile.md``). A depository receives bags made by others, of every
+version; Qor itself writes only 1.0.
 
 A bag is *complete* when every required element is present, every file listed in every manifest
 is present and every payload file is listed in every payload manifest; it is *valid* when it is
@@ -44,7 +47,17 @@ from integrity.source import BagEntry, BagSource, FileSystemBagSource
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BagRef", "FileCheck", "is_valid", "manifest_digests", "problems", "validate"]
+__all__ = [
+    "SUPPORTED_VERSIONS",
+    "BagRef",
+    "FileCheck",
+    "VersionRules",
+    "is_valid",
+    "manifest_digests",
+    "problems",
+    "rules_for",
+    "validate",
+]
 
 BagRef = Path | str | BagSource
 """A bag to validate: a folder (``Path`` or ``str``) or any :class:`~integrity.source.BagSource`."""
@@ -55,14 +68,82 @@ _EOL_RE = re.compile(r"\r\n|\r|\n")
 _MANIFEST_LINE_RE = re.compile(r"^(\S+)[ \t]+(.+)$", re.DOTALL)
 _HEX_RE = re.compile(r"^[0-9A-Fa-f]+$")
 _PERCENT_RE = re.compile(r"%(0[AaDd]|25)|%")
+_PERCENT_097_RE = re.compile(r"%(0[AaDd])")
 _FETCH_LINE_RE = re.compile(r"^(\S+)[ \t]+(\S+)[ \t]+(.+)$", re.DOTALL)
 _OXUM_RE = re.compile(r"^(\d+)\.(\d+)$")
 _VERSION_RE = re.compile(r"^BagIt-Version: (\d+)\.(\d+)$")
 _ENCODING_RE = re.compile(r"^Tag-File-Character-Encoding: (\S+)$")
 
-# BagIt versions whose rules this validator applies. 0.97 is what bagit-python still writes by
-# default; the only rule that differs is that a 0.97 payload file need be in just one manifest.
-_KNOWN_VERSIONS = {(1, 0), (0, 97)}
+
+@dataclass(frozen=True)
+class VersionRules:
+    """How one BagIt version reads a bag: what it allows that 1.0 refuses, and the reverse.
+
+    Derived from the drafts (draft-kunze-bagit, 0.93 to 0.97) and RFC 8493 (1.0), as read by the
+    reference implementations (bagit-java is version aware from 0.93); ``docs/bag-profile.md``
+    has the table, and ``tests/integrity/test_validate_versions.py`` one valid and one invalid
+    bag per rule and version.
+    """
+
+    version: tuple[int, int]
+    info_file: str
+    """The metadata tag file: ``package-info.txt`` in 0.93 and 0.94, ``bag-info.txt`` since 0.95."""
+    percent_codes: frozenset[str]
+    """Percent-codes decoded in manifest and fetch filepaths: CR/LF since 0.97, ``%25`` in 1.0."""
+    bare_percent_refused: bool
+    """1.0: every ``%`` in a filepath MUST be encoded as ``%25``; earlier a ``%`` is literal."""
+    backslash_separator: bool
+    """0.93–0.95: ``\\`` in a manifest filepath is a path separator (bags made on Windows)."""
+    binary_marker: bool
+    """0.96, 0.97: a ``*`` before the filepath (md5sum's binary mode) is a separator."""
+    strict_elements: bool
+    """1.0: ``Label: value`` (one whitespace character after the colon, none around the label),
+    each element terminated by LF, CR or CRLF, no blank lines. Earlier: label, colon and value
+    separated by optional whitespace; the last line need not end with a line ending."""
+    every_manifest: bool
+    """1.0: every payload file MUST be in every payload manifest; earlier: in at least one."""
+    bom_refused: bool
+    """1.0: ``bagit.txt`` MUST NOT start with a byte-order mark."""
+    tag_manifests_listed_refused: bool
+    """1.0: a tag manifest MUST NOT list tag manifests; earlier ones may (and are verified)."""
+    repeated_oxum_refused: bool
+    """1.0: ``Payload-Oxum`` once; earlier a repeat is accepted when it repeats the same value
+    (two different values are refused by every version: both cannot match)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.version[0]}.{self.version[1]}"
+
+
+def _rules(major: int, minor: int) -> VersionRules:
+    v = (major, minor)
+    one = v >= (1, 0)
+    return VersionRules(
+        version=v,
+        info_file="package-info.txt" if v <= (0, 94) else "bag-info.txt",
+        percent_codes=(frozenset({"0a", "0d", "25"}) if one
+                       else frozenset({"0a", "0d"}) if v >= (0, 97) else frozenset()),
+        bare_percent_refused=one,
+        backslash_separator=v <= (0, 95),
+        binary_marker=(0, 96) <= v <= (0, 97),
+        strict_elements=one,
+        every_manifest=one,
+        bom_refused=one,
+        tag_manifests_listed_refused=one,
+        repeated_oxum_refused=one,
+    )
+
+
+SUPPORTED_VERSIONS: dict[tuple[int, int], VersionRules] = {
+    v: _rules(*v) for v in [(0, 93), (0, 94), (0, 95), (0, 96), (0, 97), (1, 0)]
+}
+"""Every BagIt version the validator reads, each with its rules."""
+
+
+def rules_for(version: str) -> VersionRules:
+    """The rules of BagIt ``version`` (``"0.96"``); ``KeyError`` if it is not one Qor reads."""
+    major, _, minor = version.partition(".")
+    return SUPPORTED_VERSIONS[(int(major), int(minor))]
 
 
 @dataclass(frozen=True)
@@ -115,9 +196,16 @@ def _lines(text: str) -> list[_Line]:
     return out
 
 
-def _decode_path(raw: str) -> str | None:
-    """Undo the percent-encoding of CR, LF and ``%`` (RFC 8493 section 2.1.3); ``None`` if a
-    ``%`` stands alone (the spec says every ``%`` in a path MUST be encoded as ``%25``)."""
+def _decode_path(raw: str, rules: VersionRules) -> str | None:
+    """The filepath a manifest or fetch line names, by the version's rules: ``\\`` as separator
+    (0.93–0.95), percent-codes of CR and LF (0.97) and of ``%`` (1.0, RFC 8493 section 2.1.3)
+    undone. ``None`` if a ``%`` stands alone in a 1.0 bag (every ``%`` MUST be ``%25`` there)."""
+    if rules.backslash_separator:
+        raw = raw.replace("\\", "/")
+    if not rules.percent_codes:
+        return raw
+    if not rules.bare_percent_refused:
+        return _PERCENT_097_RE.sub(lambda m: {"0a": "\n", "0d": "\r"}[m.group(1).lower()], raw)
     bad = False
 
     def repl(m: re.Match[str]) -> str:
@@ -165,7 +253,7 @@ class _Validator:
         self.on_file = on_file
         self.out: list[BagProblem] = []
         self.encoding = "utf-8"
-        self.version = (1, 0)
+        self.rules = SUPPORTED_VERSIONS[(1, 0)]
         self._sizes: dict[str, int] = {}
 
     # -- reading tag files -------------------------------------------------------------------
@@ -198,10 +286,8 @@ class _Validator:
         except OSError as e:
             self.out.append(UnreadableFile("bagit.txt", str(e)))
             return False
-        if raw.startswith(codecs.BOM_UTF8):
-            self.out.append(
-                BadEncoding("bagit.txt", "the bag declaration MUST NOT contain a byte-order mark")
-            )
+        bom = raw.startswith(codecs.BOM_UTF8)
+        if bom:
             raw = raw[len(codecs.BOM_UTF8) :]
         try:
             text = raw.decode("utf-8")
@@ -225,13 +311,18 @@ class _Validator:
                 )
             else:
                 version = (int(m.group(1)), int(m.group(2)))
-                if version not in _KNOWN_VERSIONS:
+                if version not in SUPPORTED_VERSIONS:
+                    known = ", ".join(r.label for r in SUPPORTED_VERSIONS.values())
                     self.out.append(
-                        BadDeclaration(f"BagIt-Version {m.group(1)}.{m.group(2)} is not supported "
-                                       "(1.0 and 0.97 are)")
+                        BadDeclaration(f"BagIt-Version {m.group(1)}.{m.group(2)} is not a "
+                                       f"version Qor reads ({known} are)")
                     )
                 else:
-                    self.version = version
+                    self.rules = SUPPORTED_VERSIONS[version]
+        if bom and self.rules.bom_refused:
+            self.out.append(
+                BadEncoding("bagit.txt", "the bag declaration MUST NOT contain a byte-order mark")
+            )
         if len(lines) >= 2:
             m = _ENCODING_RE.match(lines[1].text)
             if not m:
@@ -270,17 +361,19 @@ class _Validator:
                 )
                 continue
             checksum, raw_path = m.group(1), m.group(2)
+            if self.rules.binary_marker and raw_path.startswith("*"):
+                raw_path = raw_path[1:]  # 0.96/0.97: md5sum's binary-mode marker
             if not _HEX_RE.match(checksum) or (width is not None and len(checksum) != width):
                 self.out.append(
                     MalformedLine(name, line.no, f"checksum {checksum!r} is not a hexadecimal "
                                   f"{algorithm} digest")
                 )
                 continue
-            decoded = _decode_path(raw_path)
+            decoded = _decode_path(raw_path, self.rules)
             if decoded is None:
                 self.out.append(
                     MalformedLine(name, line.no, "a '%' in a filepath MUST be percent-encoded "
-                                  "as %25")
+                                  "as %25 (BagIt 1.0)")
                 )
                 continue
             path = _strip_dot_slash(decoded)
@@ -302,53 +395,69 @@ class _Validator:
         return man
 
     def _bag_info(self, present: Mapping[str, BagEntry]) -> tuple[int, int] | None:
-        if "bag-info.txt" not in present:
+        name = self.rules.info_file
+        if name not in present:
             return None
-        text = self._read_text("bag-info.txt")
+        text = self._read_text(name)
         if text is None:
             return None
+        strict = self.rules.strict_elements
         oxum: list[tuple[int, str]] = []
         have_element = False
         for line in _lines(text):
-            if not line.terminated:
+            if strict and not line.terminated:
                 self.out.append(
-                    MalformedLine("bag-info.txt", line.no, "a metadata element MUST be "
+                    MalformedLine(name, line.no, "a metadata element MUST be "
                                   "terminated with an LF, a CR, or a CRLF")
                 )
+            if not strict and not line.text.strip():
+                continue  # before 1.0 a blank line is no element and breaks none
             if line.text[:1] in (" ", "\t"):
                 if not have_element:
                     self.out.append(
-                        MalformedLine("bag-info.txt", line.no, "continuation line with no "
+                        MalformedLine(name, line.no, "continuation line with no "
                                       "metadata element before it")
                     )
                 continue
             label, sep, value = line.text.partition(":")
-            if not sep or value[:1] not in (" ", "\t") or not label:
-                self.out.append(
-                    MalformedLine("bag-info.txt", line.no, "a metadata element MUST consist of a "
-                                  "label, a colon, a single linear whitespace character, and a "
-                                  "value")
-                )
-                continue
-            if label != label.strip():
-                self.out.append(
-                    MalformedLine("bag-info.txt", line.no, "a label MUST NOT start or end with "
-                                  "whitespace")
-                )
-                continue
+            if strict:
+                if not sep or value[:1] not in (" ", "\t") or not label:
+                    self.out.append(
+                        MalformedLine(name, line.no, "a metadata element MUST consist of a "
+                                      "label, a colon, a single linear whitespace character, and "
+                                      "a value")
+                    )
+                    continue
+                if label != label.strip():
+                    self.out.append(
+                        MalformedLine(name, line.no, "a label MUST NOT start or end with "
+                                      "whitespace")
+                    )
+                    continue
+                value = value[1:]
+            else:
+                # Before 1.0: "a label, a colon, and a value, each separated by optional
+                # whitespace" — 'Label:value' and 'Label : value' are both elements.
+                label, value = label.strip(), value.strip()
+                if not sep or not label:
+                    self.out.append(
+                        MalformedLine(name, line.no, "a metadata element MUST consist of a "
+                                      "label, a colon and a value")
+                    )
+                    continue
             have_element = True
             if label == "Payload-Oxum":
-                oxum.append((line.no, value[1:]))
-        if len(oxum) > 1:
-            self.out.append(DuplicateEntry("bag-info.txt", "Payload-Oxum",
-                                           tuple(n for n, _ in oxum)))
+                oxum.append((line.no, value))
+        if len(oxum) > 1 and (self.rules.repeated_oxum_refused
+                              or len({v.strip() for _, v in oxum}) > 1):
+            self.out.append(DuplicateEntry(name, "Payload-Oxum", tuple(n for n, _ in oxum)))
         if not oxum:
             return None
         no, value = oxum[0]
         m = _OXUM_RE.match(value.strip())
         if not m:
             self.out.append(
-                MalformedLine("bag-info.txt", no, "Payload-Oxum MUST be OctetCount.StreamCount")
+                MalformedLine(name, no, "Payload-Oxum MUST be OctetCount.StreamCount")
             )
             return None
         return int(m.group(1)), int(m.group(2))
@@ -375,10 +484,10 @@ class _Validator:
                 )
                 continue
             url, raw_path = m.group(1), m.group(3)
-            decoded = _decode_path(raw_path)
+            decoded = _decode_path(raw_path, self.rules)
             if decoded is None:
-                self.out.append(MalformedLine("fetch.txt", line.no,
-                                              "a '%' in a filepath MUST be percent-encoded as %25"))
+                self.out.append(MalformedLine("fetch.txt", line.no, "a '%' in a filepath MUST be "
+                                              "percent-encoded as %25 (BagIt 1.0)"))
                 continue
             path = _strip_dot_slash(decoded)
             why = _path_problem(path)
@@ -489,11 +598,11 @@ class _Validator:
                 if path not in present and path not in pending:
                     self.out.append(MissingFile(path, man.name))
         # ... and every payload file MUST be listed in every payload manifest (1.0), or in at
-        # least one of them (0.97).
+        # least one of them (0.93-0.97).
         if payload_mans:
             for path in payload_files:
                 missing_from = [m.name for m in payload_mans if path not in m.entries]
-                if self.version >= (1, 0):
+                if self.rules.every_manifest:
                     self.out.extend(UnexpectedFile(path, name) for name in missing_from)
                 elif len(missing_from) == len(payload_mans):
                     self.out.append(UnexpectedFile(path, missing_from[0]))
@@ -505,7 +614,7 @@ class _Validator:
                     self.out.append(ForbiddenEntry(man.name, path, "a tag manifest MUST NOT list "
                                                    "payload files"))
                     del man.entries[path]
-                elif path in tag_manifest_names:
+                elif path in tag_manifest_names and self.rules.tag_manifests_listed_refused:
                     self.out.append(ForbiddenEntry(man.name, path, "a tag manifest MUST NOT list "
                                                    "tag manifests"))
                     del man.entries[path]
@@ -579,7 +688,9 @@ def manifest_digests(bag: BagRef) -> dict[str, dict[str, str]]:
     rest are what :func:`problems` reports). Used to check a replica's copy of one file.
     """
     v = _Validator(_as_source(bag), 1)
-    present = {e.path for e in v.src.files()}
+    entries = {e.path: e for e in v.src.files()}
+    present = set(entries)
+    v._declaration(entries)  # the bag's version decides how its filepaths are read
     out: dict[str, dict[str, str]] = {}
     for name in sorted(p for p in present if "/" not in p):
         m = _MANIFEST_RE.match(name) or _TAGMANIFEST_RE.match(name)

@@ -112,3 +112,46 @@ def test_placeholder_secret_is_refused_at_start(tmp_path: Path) -> None:
     proc = qor("settings", env=env, check=False)
     assert proc.returncode == 3
     assert "QOR_S3_SECRET_KEY" in proc.stderr and "placeholder" in proc.stderr
+
+
+def test_every_stored_file_has_its_pronom_id_and_copies_show_lists_them(
+        cli_copy: tuple[Path, dict[str, object]]) -> None:
+    from integrity.formats import pronom_ids
+
+    data_dir, summary = cli_copy
+    bag = data_dir / "store" / "bags" / str(summary["bag_id"])
+    found = pronom_ids((bag / "metadata" / "premis.xml").read_bytes())
+    payload = {f["path"] for f in summary["files"]  # type: ignore[attr-defined]
+               if str(f["path"]).startswith("data/")}
+    assert set(found) == payload  # every payload file, none left out
+    assert found["data/text/" + next(p for p in payload if p.endswith(".alto.xml"))
+                 .rsplit("/", 1)[1]] == "fmt/101"
+    assert all(k.startswith(("fmt/", "x-fmt/")) for k in found.values())
+    env = _env(data_dir)
+    shown = json.loads(qor("copies", "show", "KZ-000123", "--json", env=env).stdout)
+    (event,) = [e for e in shown[0]["events"] if e["event_type"] == "format identification"]
+    assert json.loads(event["detail"])["pronom"] == found
+    table = qor("copies", "show", "KZ-000123", env=env).stdout
+    assert f"formats of {summary['bag_id']} (PRONOM)" in table
+    assert "fmt/101" in table
+
+
+def test_the_copy_carries_a_valid_mets_pointing_at_its_files(
+        cli_copy: tuple[Path, dict[str, object]]) -> None:
+    from lxml import etree
+
+    from integrity.mets import validate_mets
+    from tests.integrity.test_mets import NS, xlink_schema
+
+    data_dir, summary = cli_copy
+    bag = data_dir / "store" / "bags" / str(summary["bag_id"])
+    mets = (bag / "metadata" / "mets.xml").read_bytes()
+    validate_mets(mets, xlink=xlink_schema())
+    root = etree.fromstring(mets)
+    hrefs = [loc.get(f"{{{NS['xlink']}}}href") for loc in root.iterfind(".//mets:FLocat", NS)]
+    payload = {str(f["path"]) for f in summary["files"]  # type: ignore[attr-defined]
+               if str(f["path"]).startswith("data/")}
+    assert {h.removeprefix("../") for h in hrefs if h} == payload  # every file, only those
+    pages = root.findall("mets:structMap[@TYPE='PHYSICAL']/mets:div/mets:div", NS)
+    assert len(pages) == summary["pages"]
+    assert root.findtext(".//mods:titleInfo/mods:title", namespaces=NS) == "Абай жолы"

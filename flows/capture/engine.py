@@ -34,6 +34,7 @@ from flows.capture.ocr import (
     parse_hocr,
     turn_hocr,
     write_alto,
+    write_hocr,
 )
 from flows.capture.prepare import (
     clean_borders,
@@ -139,6 +140,9 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
     base = work_dir / _safe_stem(page)
     decoded: DecodedPage = decode_page(page, options=options)
     lap("decode")
+    if decoded.text_layer is not None:
+        return _page_with_kept_text(page, decoded, decoded.text_layer, base=base,
+                                    started=started, steps=steps, lap=lap)
     image = decoded.image
     dpi = decoded.dpi
     ocr_dpi = round(dpi)
@@ -246,6 +250,8 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
         deskewed_before_ocr=before_ocr,
         borders_cleaned=borders,
         conversions=decoded.conversions,
+        pdf_page=decoded.survey.kind if decoded.survey is not None else None,
+        remarks=decoded.remarks,
     )
     result = PageResult(
         page=page,
@@ -268,6 +274,60 @@ def process_page(page: PageRef, *, work_dir: Path, options: CaptureOptions) -> P
         "page %s: %d words, confidence %.1f, rotation %d, skew %s, %.2f s",
         page.label, result.word_count, result.mean_confidence, rotation, skew, result.seconds,
     )
+    return result
+
+
+def _page_with_kept_text(
+    page: PageRef,
+    decoded: DecodedPage,
+    text: PageText,
+    *,
+    base: Path,
+    started: float,
+    steps: dict[str, float],
+    lap: Callable[[str], None],
+) -> PageResult:
+    """A PDF page whose own text layer is kept (``pdf_text_policy`` ``skip-text``/``redo-ocr``):
+    no orientation, deskew or OCR — the page as the file shows it, its words where the file
+    draws them; hOCR and ALTO written from them, each word at confidence 100 (not a guess)."""
+    image = decoded.image
+    image_path = base.with_suffix(".jpg" if decoded.original_jpeg is not None else ".png")
+    if decoded.original_jpeg is not None:
+        image_path.write_bytes(decoded.original_jpeg)
+    else:
+        write_png(image, image_path, dpi=decoded.dpi)
+    icc_path: Path | None = None
+    if decoded.icc_profile is not None:
+        icc_path = base.with_suffix(".icc")
+        icc_path.write_bytes(decoded.icc_profile)
+    hocr = write_hocr(text, base.with_suffix(".hocr"), image_name=image_path.name,
+                      origin="text layer of the source PDF (kept, not recognised)")
+    plain = text.text()
+    text_path = base.with_suffix(".txt")
+    text_path.write_text(plain, encoding="utf-8")
+    alto_path = write_alto(
+        text, base.with_suffix(".alto.xml"), image_name=image_path.name,
+        page_number=page.frame + 1, software_version="text layer of the source PDF",
+        settings="pdf_text_policy: text layer kept",
+    )
+    _check_alto(alto_path)
+    lap("outputs")
+    survey = decoded.survey
+    preparation = PagePreparation(
+        orientation_checked="off", osd_confidence=None, rotation_applied=0,
+        skew_angle_deg=None, skew_corrected=False, borders_cleaned=False,
+        conversions=decoded.conversions, text_source="kept",
+        pdf_page=survey.kind if survey is not None else None, remarks=decoded.remarks,
+    )
+    result = PageResult(
+        page=page, image_path=image_path, dpi=decoded.dpi, width_px=image.width,
+        height_px=image.height, text=plain, text_path=text_path, hocr_path=hocr,
+        alto_path=alto_path, mean_confidence=100.0, word_count=len(text.words),
+        preparation=preparation, seconds=round(time.monotonic() - started, 3),
+        step_seconds=tuple(steps.items()), icc_profile_path=icc_path,
+    )
+    logger.info("page %s: text layer of the PDF kept (%d words), %.2f s", page.label,
+                result.word_count, result.seconds)
     return result
 
 

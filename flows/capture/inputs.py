@@ -7,6 +7,11 @@ been stored yet; the error names the file, the page within it and the reason.
 A scanner PDF's page that is exactly one image filling the page gives that image's pixels,
 extracted losslessly and turned as the reader shows the page; any other page (text, vector
 drawing, several images, JBIG2, masks) is rasterised by PDFium at ``pdf_raster_dpi``.
+
+Every PDF page is also surveyed (:class:`PdfPageSurvey`: text visible or invisible, fonts,
+images, drawing, XFA form): a page that already carries text keeps it by default
+(``CaptureOptions.pdf_text_policy``, like OCRmyPDF's ``--skip-text``), read by PDFium with each
+character's box, so it is not recognised again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,6 +37,7 @@ from PIL import Image, ImageChops, ImageOps
 
 from flows.capture import colour
 from flows.capture.model import CaptureOptions, PageRef
+from flows.capture.ocr import Line, PageText, Paragraph, Word
 from flows.errors import PageRejected, PagesRejected
 
 logger = logging.getLogger(__name__)
@@ -59,6 +65,48 @@ class DecodedPage:
     conversions: tuple[str, ...]
     original_jpeg: bytes | None
     icc_profile: bytes | None = None
+    survey: PdfPageSurvey | None = None
+    """What the PDF page held (``None`` for image files)."""
+    text_layer: PageText | None = None
+    """The PDF page's own text, in the pixels of ``image``, when the policy keeps it."""
+    remarks: tuple[str, ...] = ()
+    """What a person should know about the page (XFA form, empty page, text layer not kept)."""
+
+
+@dataclass(frozen=True)
+class PdfPageSurvey:
+    """What one PDF page holds, from its content stream and the forms it draws.
+
+    ``visible_text`` / ``invisible_text``: text drawn visibly, or invisibly (render mode 3 or 7,
+    the layer OCR tools lay over a scan); ``fonts`` the fonts its resources name; ``images`` the
+    images it draws (inline ones too); ``vector`` whether it paints paths; ``xfa`` whether the
+    document is an XFA form (its content lives in XFA data, not on the pages).
+    """
+
+    visible_text: bool
+    invisible_text: bool
+    fonts: int
+    images: int
+    vector: bool
+    xfa: bool = False
+
+    @property
+    def has_text(self) -> bool:
+        return self.visible_text or self.invisible_text
+
+    @property
+    def born_digital(self) -> bool:
+        """No image at all, but text or drawing: made on a computer, not scanned."""
+        return not self.images and (self.has_text or self.vector)
+
+    @property
+    def kind(self) -> str:
+        """``scan``, ``scan with text layer``, ``mixed``, ``born-digital`` or ``empty``."""
+        if self.images:
+            if self.visible_text:
+                return "mixed"
+            return "scan with text layer" if self.invisible_text else "scan"
+        return "born-digital" if self.born_digital else "empty"
 
 
 def _natural_key(path: Path) -> list[object]:
@@ -740,6 +788,179 @@ def _rasterise(
     return DecodedPage(_neutral_as_grey(image), float(dpi), tuple(conversions), None)
 
 
+_PAINT_OPS = frozenset({"f", "F", "f*", "S", "s", "B", "B*", "b", "b*", "sh"})
+_INVISIBLE_MODES = frozenset({3, 7})
+_MAX_FORM_DEPTH = 8
+
+
+def _is_xfa(pdf: pikepdf.Pdf) -> bool:
+    form = pdf.Root.get("/AcroForm")
+    return isinstance(form, pikepdf.Dictionary) and "/XFA" in form
+
+
+def survey_pdf_page(page: pikepdf.Page, *, xfa: bool = False) -> PdfPageSurvey:
+    """What ``page`` draws: text (visible or not), fonts, images, paths; forms followed.
+
+    Raises :class:`pikepdf.PdfError` when a content stream cannot be read.
+    """
+    found = {"visible": False, "invisible": False, "vector": False}
+    images = 0
+    fonts: set[tuple[int, int] | str] = set()
+
+    def walk(instructions: Sequence[Any], resources: pikepdf.Object | None, depth: int) -> None:
+        nonlocal images
+        res = resources if isinstance(resources, pikepdf.Dictionary) else pikepdf.Dictionary()
+        font_res = res.get("/Font")
+        if isinstance(font_res, pikepdf.Dictionary):
+            for name, font in font_res.items():
+                fonts.add(font.objgen if font.is_indirect else f"{depth}:{name}")
+        xobjects = res.get("/XObject")
+        mode = 0
+        stack: list[int] = []
+        for instruction in instructions:
+            if isinstance(instruction, pikepdf.ContentStreamInlineImage):
+                images += 1
+                continue
+            op = str(instruction.operator)
+            operands = list(instruction.operands)
+            if op == "q":
+                stack.append(mode)
+            elif op == "Q":
+                mode = stack.pop() if stack else 0
+            elif op == "Tr" and operands:
+                mode = int(operands[0])
+            elif op in _TEXT_SHOWING_OPS:
+                found["invisible" if mode in _INVISIBLE_MODES else "visible"] = True
+            elif op in _PAINT_OPS:
+                found["vector"] = True
+            elif op == "Do" and operands and isinstance(xobjects, pikepdf.Dictionary):
+                target = xobjects.get(operands[0])
+                if not isinstance(target, pikepdf.Stream):
+                    continue
+                if target.get("/Subtype") == pikepdf.Name.Image:
+                    images += 1
+                elif target.get("/Subtype") == pikepdf.Name.Form and depth < _MAX_FORM_DEPTH:
+                    walk(pikepdf.parse_content_stream(target), target.get("/Resources", res),
+                         depth + 1)
+
+    walk(pikepdf.parse_content_stream(page), _inherited(page.obj, "/Resources"), 0)
+    return PdfPageSurvey(found["visible"], found["invisible"], len(fonts), images,
+                         found["vector"], xfa)
+
+
+def _keeps_text(survey: PdfPageSurvey, options: CaptureOptions) -> bool:
+    policy = options.pdf_text_policy
+    if policy == "force-ocr" or not survey.has_text:
+        return False
+    if policy == "redo-ocr":
+        return survey.visible_text  # an invisible (OCR) layer only is read again
+    return True
+
+
+def _page_text_layer(
+    path: Path, frame: int, rasteriser: _Rasteriser, *, scale: float, size: tuple[int, int]
+) -> PageText:
+    """The page's own text as PDFium reads it, each word boxed in pixels at ``scale`` px/pt.
+
+    Lines are PDFium's (it ends each with CR LF), words are split at whitespace; each word is
+    boxed by the union of its characters' boxes, clipped to the ``size`` of the page image.
+    """
+    width, height = size
+    with _PDFIUM_LOCK:
+        document = rasteriser.document()
+        try:
+            page = document[frame]
+        except pdfium.PdfiumError as e:
+            raise PageRejected(path, frame, f"damaged page, cannot be loaded ({e})") from e
+        try:
+            left, _bottom, _right, top = page.get_bbox()  # the visible (crop) box
+            textpage = page.get_textpage()
+            try:
+                count = textpage.count_chars()
+                whole = textpage.get_text_range() if count else ""
+                chars: list[tuple[str, tuple[float, float, float, float]]] = []
+                for i in range(count):
+                    ch = whole[i] if len(whole) == count else textpage.get_text_range(i, 1)
+                    chars.append((ch, textpage.get_charbox(i, loose=True)))
+            finally:
+                textpage.close()
+        finally:
+            page.close()
+
+    def px(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+        x0, y0, x1, y1 = box
+        return (max(0, min(width, math.floor((x0 - left) * scale))),
+                max(0, min(height, math.floor((top - y1) * scale))),
+                max(0, min(width, math.ceil((x1 - left) * scale))),
+                max(0, min(height, math.ceil((top - y0) * scale))))
+
+    lines: list[Line] = []
+    words: list[Word] = []
+    current: list[tuple[str, tuple[int, int, int, int]]] = []
+
+    def end_word() -> None:
+        if current:
+            text = "".join(c for c, _ in current)
+            boxes = [b for _, b in current]
+            words.append(Word(text, (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                                     max(b[2] for b in boxes), max(b[3] for b in boxes)), 100.0))
+            current.clear()
+
+    def end_line() -> None:
+        end_word()
+        if words:
+            box = (min(w.bbox[0] for w in words), min(w.bbox[1] for w in words),
+                   max(w.bbox[2] for w in words), max(w.bbox[3] for w in words))
+            lines.append(Line(box, (0.0, 0.0), 0.0, tuple(words)))
+            words.clear()
+
+    for ch, box in chars:
+        if ch in "\r\n":
+            end_line()
+        elif ch.isspace() or ch == "\x00":
+            end_word()
+        else:
+            current.append((ch, px(box)))
+    end_line()
+    if not lines:
+        return PageText(width, height, ())
+    box = (min(ln.bbox[0] for ln in lines), min(ln.bbox[1] for ln in lines),
+           max(ln.bbox[2] for ln in lines), max(ln.bbox[3] for ln in lines))
+    return PageText(width, height, (Paragraph(box, None, tuple(lines)),))
+
+
+def _with_text(
+    decoded: DecodedPage,
+    survey: PdfPageSurvey,
+    path: Path,
+    frame: int,
+    rasteriser: _Rasteriser,
+    options: CaptureOptions,
+    *,
+    turned: bool,
+) -> DecodedPage:
+    """``decoded`` with the page's survey, its kept text layer (when the policy keeps it) and
+    remarks for a person."""
+    remarks: list[str] = []
+    if survey.xfa:
+        remarks.append("XFA form: its content is XFA data that the pages do not show; only what "
+                       "the pages draw was captured")
+    if survey.kind == "empty":
+        remarks.append("empty page: no text, image or drawing on it")
+    layer: PageText | None = None
+    if _keeps_text(survey, options):
+        if turned:
+            remarks.append("text layer not kept: the page is shown turned; it was recognised "
+                           "again")
+        else:
+            scale = decoded.dpi / 72.0
+            layer = _page_text_layer(path, frame, rasteriser, scale=scale,
+                                     size=decoded.image.size)
+            if not layer.words:
+                layer = None  # text operators that draw no characters: recognise the page
+    return replace(decoded, survey=survey, text_layer=layer, remarks=tuple(remarks))
+
+
 def _pdf_page(
     path: Path,
     frame: int,
@@ -748,20 +969,30 @@ def _pdf_page(
     options: CaptureOptions,
     *,
     render: bool = True,
+    xfa: bool = False,
 ) -> DecodedPage | None:
     """One page of a scanner PDF: its scan extracted losslessly when the page is exactly one
-    full-page image, otherwise the page rasterised (see :func:`_rasterise`)."""
+    full-page image, otherwise the page rasterised (see :func:`_rasterise`); surveyed, and its
+    own text layer kept when the policy says so (see :func:`_with_text`)."""
     try:
         sole, why = _sole_page_image(page)
+        survey = survey_pdf_page(page, xfa=xfa)
     except (pikepdf.PikepdfError, ValueError, TypeError) as e:
         raise PageRejected(path, frame, f"damaged page, its content cannot be read ({e})") from e
     rotate = _page_rotation(page)
     if sole is not None:
         extracted = _extract_sole_image(path, frame, sole, rotate, options)
         if extracted is not None:
-            return extracted
+            turned = bool((sole.turn_cw + rotate) % 360)
+            return _with_text(extracted, survey, path, frame, rasteriser, options,
+                              turned=turned)
         why = "image kind not extractable"
-    return _rasterise(path, frame, rasteriser, why, rotate, options, render=render)
+    if _keeps_text(survey, options) and why == "page has text":
+        why = "page has text; its text layer is kept"
+    decoded = _rasterise(path, frame, rasteriser, why, rotate, options, render=render)
+    if decoded is None:
+        return None
+    return _with_text(decoded, survey, path, frame, rasteriser, options, turned=bool(rotate))
 
 
 def _pdf_frames(path: Path, options: CaptureOptions) -> list[int]:
@@ -879,7 +1110,8 @@ def decode_page(page: PageRef, *, options: CaptureOptions) -> DecodedPage:
                 raise PageRejected(page.source, page.frame, "no such page in the PDF")
             with _rasteriser(page.source, len(pdf.pages)) as rasteriser:
                 decoded = _pdf_page(
-                    page.source, page.frame, pdf.pages[page.frame], rasteriser, options
+                    page.source, page.frame, pdf.pages[page.frame], rasteriser, options,
+                    xfa=_is_xfa(pdf),
                 )
         assert decoded is not None  # rendering was asked for
         return decoded

@@ -8,6 +8,15 @@ from typing import Literal
 
 Profile = Literal["archival", "access"]
 OsdPolicy = Literal["always", "when_unsure"]
+PdfTextPolicy = Literal["skip-text", "redo-ocr", "force-ocr"]
+"""What to do with a PDF page that already carries text (as OCRmyPDF's options of those names):
+
+* ``skip-text`` (default) — keep the page's own text layer (born-digital text, or an earlier
+  OCR) and do not recognise the page again; the choice is recorded per page;
+* ``redo-ocr`` — recognise again pages whose only text is an invisible OCR layer; pages with
+  visible (born-digital) text keep it;
+* ``force-ocr`` — rasterise and recognise every page, discarding any text it had.
+"""
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class CaptureOptions:
       ``"access"`` re-encodes grey/colour pages as JPEG at ``access_jpeg_quality``, downsampled to
       ``access_max_dpi`` if finer.
     * ``load_workers`` — threads decoding pages in :func:`load_pages` (default: CPU count).
+    * ``pdf_text_policy`` — PDF pages that already carry text: see :data:`PdfTextPolicy`.
     * ``confidence_gate`` — a page whose mean word confidence (0–100) is below this marks the copy
       for review by a person (it is not silently accepted).
     """
@@ -61,6 +71,7 @@ class CaptureOptions:
     access_max_dpi: int = 200
     confidence_gate: float = 70.0
     load_workers: int | None = None
+    pdf_text_policy: PdfTextPolicy = "skip-text"
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,13 @@ class PagePreparation:
     ``conversions`` lists colour/bit-depth changes (e.g. ``"CMYK→RGB"`` without a profile,
     ``"CMYK→sRGB (ICC: <profile description>)"`` with one) and profiles ignored (``"ICC profile
     unreadable, ignored"``).
+
+    ``text_source`` is ``"ocr"`` (Tesseract read the page) or ``"kept"`` (the PDF page's own text
+    layer was kept, see :data:`PdfTextPolicy`). ``pdf_page`` is what a PDF page held (see
+    :class:`flows.capture.inputs.PdfPageSurvey`: ``"scan"``, ``"scan with text layer"``,
+    ``"born-digital"`` (text, no image — туған цифрлық / изначально цифровой), ``"mixed"``,
+    ``"drawing"``, ``"empty"``); ``None`` for image files. ``remarks`` says what a person should
+    know (an XFA form whose content is not on its pages, an empty page, a text layer not kept).
     """
 
     orientation_checked: Literal["osd", "ocr", "off"]
@@ -98,6 +116,9 @@ class PagePreparation:
     borders_cleaned: bool
     conversions: tuple[str, ...] = ()
     deskewed_before_ocr: bool = False
+    text_source: Literal["ocr", "kept"] = "ocr"
+    pdf_page: str | None = None
+    remarks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

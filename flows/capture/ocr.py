@@ -262,6 +262,53 @@ def turn_hocr(
     return _page_text(root)
 
 
+def write_hocr(text: PageText, path: Path, *, image_name: str, origin: str) -> Path:
+    """Write ``text`` as an hOCR page (as :func:`parse_hocr` reads it back) and return ``path``.
+
+    Used for a page whose text was not recognised but kept from its PDF (``origin`` says so in
+    the page's ``ocr-system`` meta, e.g. ``"text layer of the source PDF"``); each word carries
+    ``x_wconf 100`` (the text is the file's own, not a guess).
+    """
+    ns = "http://www.w3.org/1999/xhtml"
+    html = etree.Element(f"{{{ns}}}html", nsmap={None: ns})
+    head = etree.SubElement(html, f"{{{ns}}}head")
+    etree.SubElement(head, f"{{{ns}}}title").text = "hOCR"
+    etree.SubElement(head, f"{{{ns}}}meta", name="ocr-system", content=origin)
+    etree.SubElement(head, f"{{{ns}}}meta", name="ocr-capabilities",
+                     content="ocr_page ocr_par ocr_line ocrx_word")
+    body = etree.SubElement(html, f"{{{ns}}}body")
+    quoted = image_name.replace('"', "").replace("'", "")
+    page = etree.SubElement(body, f"{{{ns}}}div", id="page_1")
+    page.set("class", "ocr_page")
+    page.set("title", f'image "{quoted}"; bbox 0 0 {text.width} {text.height}; ppageno 0')
+
+    def box(b: BBox) -> str:
+        return f"bbox {b[0]} {b[1]} {b[2]} {b[3]}"
+
+    n = 0
+    for pi, par in enumerate(text.paragraphs, start=1):
+        p_el = etree.SubElement(page, f"{{{ns}}}p", id=f"par_1_{pi}", title=box(par.bbox))
+        p_el.set("class", "ocr_par")
+        if par.language:
+            p_el.set("lang", par.language)
+        for line in par.lines:
+            n += 1
+            l_el = etree.SubElement(
+                p_el, f"{{{ns}}}span", id=f"line_1_{n}",
+                title=f"{box(line.bbox)}; baseline {line.baseline[0]:.6g} "
+                      f"{round(line.baseline[1])}; x_size {line.x_size:.2f}",
+            )
+            l_el.set("class", "ocr_line")
+            for wi, word in enumerate(line.words, start=1):
+                w_el = etree.SubElement(l_el, f"{{{ns}}}span", id=f"word_1_{n}_{wi}",
+                                        title=f"{box(word.bbox)}; x_wconf {round(word.confidence)}")
+                w_el.set("class", "ocrx_word")
+                w_el.text = word.text
+                w_el.tail = " "
+    etree.ElementTree(html).write(str(path), xml_declaration=True, encoding="UTF-8")
+    return path
+
+
 _ISO639_2_TO_1 = {"kaz": "kk", "rus": "ru", "eng": "en"}
 
 

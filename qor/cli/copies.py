@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -52,6 +53,13 @@ def copies_show(
                       "n/a" if r.ocr_confidence is None else f"{r.ocr_confidence:.1f}",
                       r.created_at.isoformat(timespec="seconds"))
     console.print(table)
+    for r in rows:  # the PRONOM format of each stored file, as its PREMIS object records it
+        for ev in events[r.bag_id]:
+            if ev.event_type == "format identification":
+                found = json.loads(ev.detail).get("pronom", {})
+                console.print(f"formats of {r.bag_id} (PRONOM): " + ", ".join(
+                    f"{p.removeprefix('data/')} {k}" for p, k in sorted(found.items())),
+                    highlight=False)
 
 
 @app.command("export")

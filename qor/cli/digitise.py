@@ -28,6 +28,7 @@ from qor.cli._common import (
 from qor.errors import QorError
 
 if TYPE_CHECKING:
+    from flows.capture.model import PdfTextPolicy
     from flows.reporting import DigitiseSummary
     from qor.orchestration import Orchestration
     from qor.settings import QorSettings
@@ -56,6 +57,10 @@ def print_summary(summary: DigitiseSummary) -> None:
                  conf + ("  [yellow](below the gate: marked for review)[/]"
                          if summary.needs_review else ""))
     info.add_row("bytes stored", f"{summary.total_bytes:,}")
+    if summary.pages_text_kept or summary.pages_born_digital or summary.remarks:
+        info.add_row("PDF text", f"{summary.text_policy}: text layer kept on "
+                     f"{len(summary.pages_text_kept)} page(s), born-digital "
+                     f"{len(summary.pages_born_digital)}; " + "; ".join(summary.remarks))
     console.print(info)
     if summary.page_reports:
         pages = Table(title="Pages (what was done to each)")
@@ -88,6 +93,7 @@ def print_summary(summary: DigitiseSummary) -> None:
 def run_digitise_with_progress(
     pages: list[Path], *, inventory: str, title: str | None, new_version: bool,
     workers: int | None, as_json: bool, settings: QorSettings, orchestration: Orchestration,
+    text_policy: PdfTextPolicy = "skip-text",
 ) -> DigitiseSummary:
     """Run the digitise flow with a Rich progress bar on stderr (none with ``--json``): in the
     resident runner on the embedded defaults (warm: no second of imports), else here."""
@@ -109,7 +115,8 @@ def run_digitise_with_progress(
         absolute = [str(p.absolute()) for p in pages]
         label = run_label()
         args = {"pages": absolute, "inventory": inventory, "title": title,
-                "new_version": new_version, "workers": workers, "run_label": label}
+                "new_version": new_version, "workers": workers, "run_label": label,
+                "text_policy": text_policy}
         if orchestration.mode == "local":
             sock = runner.ensure_runner(settings, orchestration.api_url)
             if sock is not None:
@@ -125,7 +132,7 @@ def run_digitise_with_progress(
         with progress.listening(on_progress), flow_run_context():
             return run_digitise([Path(p) for p in absolute], inventory_number=inventory,
                                 title=title, new_version=new_version, workers=workers,
-                                run_label=label)
+                                run_label=label, text_policy=text_policy)
 
 
 def digitise(
@@ -140,15 +147,28 @@ def digitise(
         "--new-version", help="Store a new version even though the item has a copy.")] = False,
     workers: Annotated[int | None, typer.Option(
         help="Pages OCR'd at once (default: cores).")] = None,
+    redo_ocr: Annotated[bool, typer.Option(
+        "--redo-ocr", help="PDF pages whose only text is an OCR layer are recognised again "
+                           "(born-digital text is kept).")] = False,
+    force_ocr: Annotated[bool, typer.Option(
+        "--force-ocr", help="Every PDF page is rasterised and recognised; its text is "
+                            "discarded.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Digitise one item: OCR → PDF/A → encrypted BagIt bag → store → register."""
+    """Digitise one item: OCR → PDF/A → encrypted BagIt bag → store → register.
+
+    PDF pages that already carry text keep it by default (like OCRmyPDF's --skip-text).
+    """
+    if redo_ocr and force_ocr:
+        err_console.print("[bold red]error:[/] --redo-ocr and --force-ocr: give one of them")
+        raise typer.Exit(2)
+    policy: PdfTextPolicy = "force-ocr" if force_ocr else "redo-ocr" if redo_ocr else "skip-text"
     settings, orch = flow_settings(quiet=as_json)
     try:
         summary = run_digitise_with_progress(pages, inventory=inventory, title=title,
                                              new_version=new_version, workers=workers,
                                              as_json=as_json, settings=settings,
-                                             orchestration=orch)
+                                             orchestration=orch, text_policy=policy)
     except QorError as e:
         raise fail(e) from e
     if as_json:

@@ -263,7 +263,8 @@ def _job_digitise(args: Mapping[str, Any]) -> dict[str, Any]:
 
     return run_digitise([Path(p) for p in args["pages"]], inventory_number=args["inventory"],
                         title=args.get("title"), new_version=bool(args.get("new_version")),
-                        workers=args.get("workers"), run_label=args.get("run_label")).as_dict()
+                        workers=args.get("workers"), run_label=args.get("run_label"),
+                        text_policy=args.get("text_policy") or "skip-text").as_dict()
 
 
 JOBS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {"digitise": _job_digitise}
