@@ -45,6 +45,7 @@ from flows.capture import (
     load_pages,
     process_page,
 )
+from flows.capture.languages import batch_languages
 from flows.errors import CopyAlreadyExists
 from flows.steps import (
     BAG_PREFIX,
@@ -89,6 +90,9 @@ class DigitiseSummary:
     mean_confidence: float | None
     needs_review: bool
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    page_choices: tuple[dict[str, Any], ...] = ()
+    """Per page (``label`` plus :meth:`flows.capture.PageChoices.as_dict`): OCR languages,
+    segmentation, image preparation, script corrections. Empty for an ``existing`` copy."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -192,6 +196,7 @@ def make_bag(
     version: int,
     fingerprint: str,
     pdfa_verdict: str,
+    languages: str | None = None,
 ) -> tuple[Path, WrappedKey]:
     settings = load_settings()
     checkpoint = bag_checkpoint(dest)
@@ -208,7 +213,8 @@ def make_bag(
     package_copy(
         dest=dest, bag_id=bag_id, pages=pages, pdf=pdf, sources=sources, metadata=metadata,
         version=version, bag_key=bag_key, library_name=settings.library_name,
-        fingerprint=fingerprint, pdfa_verdict=pdfa_verdict, languages=settings.ocr_languages,
+        fingerprint=fingerprint, pdfa_verdict=pdfa_verdict,
+        languages=languages or settings.ocr_languages,
     )
     # Written last and renamed into place: its presence means the bag beside it is whole. It
     # holds only the wrapped (encrypted) data key, like the task result Prefect may persist;
@@ -363,12 +369,15 @@ def digitise(
     inventory_number: str,
     title: str | None = None,
     new_version: bool = False,
+    languages: str | None = None,
 ) -> DigitiseSummary:
     """Digitise one item: scans → OCR → PDF/A → encrypted bag → store → register.
 
     ``pages`` are image files, folders of them, multi-page TIFFs or scanner PDFs. A rerun of the
     same batch for the same item reports the existing copy; a different batch for an item that
-    already has a copy is refused unless ``new_version`` is set.
+    already has a copy is refused unless ``new_version`` is set. ``languages`` (Tesseract
+    models, e.g. ``rus``) sets the OCR languages for this batch; by default they follow the
+    item's language in the register (:func:`flows.capture.languages.batch_languages`).
     """
     settings = load_settings()
     options = capture_options(settings)
@@ -390,6 +399,10 @@ def digitise(
                                     version=facts.existing.version,
                                     bag_id=facts.existing.bag_id)
 
+    options = dataclasses.replace(options, languages=batch_languages(
+        languages, item_language=facts.language, from_item=settings.ocr_languages_from_item,
+        configured=settings.ocr_languages,
+    ))
     version = facts.next_version
     bag_id = copy_bag_id(inventory_number, version, fingerprint)
     # Not emptied: a resumed attempt at this copy finds the earlier attempt's finished bag here.
@@ -419,7 +432,7 @@ def digitise(
             bag_dir, wrapped = make_bag(
                 dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf,
                 sources=sources, metadata=metadata, version=version,
-                fingerprint=fingerprint, pdfa_verdict=verdict,
+                fingerprint=fingerprint, pdfa_verdict=verdict, languages=options.languages,
             )
         with stages("store"):
             stored, replica = upload_bag(bag_dir, bag_id, wrapped)
@@ -446,6 +459,9 @@ def digitise(
         total_bytes=stored.total_bytes, pdfa_verdict=verdict,
         mean_confidence=round(sum(confidences) / len(confidences), 2) if confidences else None,
         needs_review=needs_review, stage_seconds=stages.seconds,
+        page_choices=tuple(
+            {"label": p.page.label, **p.choices.as_dict()} for p in results if p.choices
+        ),
     )
     _publish(summary)
     return summary
@@ -458,6 +474,7 @@ def run_digitise(
     title: str | None = None,
     new_version: bool = False,
     workers: int | None = None,
+    languages: str | None = None,
 ) -> DigitiseSummary:
     """Run the flow in this process with ``workers`` pages at once (default: the setting).
 
@@ -468,7 +485,7 @@ def run_digitise(
     configured = digitise.with_options(task_runner=task_runner(settings, workers=workers))
     result: DigitiseSummary = configured(
         pages=[str(p) for p in pages], inventory_number=inventory_number, title=title,
-        new_version=new_version,
+        new_version=new_version, languages=languages,
     )
     return result
 

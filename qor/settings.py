@@ -131,6 +131,11 @@ class QorSettings(BaseSettings):
 
     # capture
     ocr_languages: str = "kaz+rus+eng"
+    """Tesseract models for items whose language the register does not know (and for every item
+    when ``ocr_languages_from_item`` is false)."""
+    ocr_languages_from_item: bool = True
+    """The item's language in the register chooses the OCR models (kk → ``kaz+rus``, ru →
+    ``rus``; ``eng`` only when the item or a page's script says so)."""
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     """Pages processed at once (each Tesseract runs single-threaded)."""
     max_image_pixels: int = Field(default=400_000_000, ge=1_000_000)
