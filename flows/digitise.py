@@ -46,6 +46,7 @@ from flows.capture import (
     process_page,
 )
 from flows.capture.languages import batch_languages
+from flows.capture.model import Layout
 from flows.errors import CopyAlreadyExists
 from flows.steps import (
     BAG_PREFIX,
@@ -123,6 +124,8 @@ def capture_options(settings: QorSettings) -> CaptureOptions:
         confidence_gate=settings.confidence_gate,
         access_jpeg_quality=settings.access_jpeg_quality,
         pdf_raster_dpi=settings.pdf_raster_dpi,
+        layout=settings.ocr_layout,
+        prepare_old_print=settings.ocr_prepare_old_print,
     )
 
 
@@ -370,6 +373,7 @@ def digitise(
     title: str | None = None,
     new_version: bool = False,
     languages: str | None = None,
+    layout: Layout | None = None,
 ) -> DigitiseSummary:
     """Digitise one item: scans → OCR → PDF/A → encrypted bag → store → register.
 
@@ -378,9 +382,13 @@ def digitise(
     already has a copy is refused unless ``new_version`` is set. ``languages`` (Tesseract
     models, e.g. ``rus``) sets the OCR languages for this batch; by default they follow the
     item's language in the register (:func:`flows.capture.languages.batch_languages`).
+    ``layout="line"`` reads every input as one text line (line or region crops); default: the
+    ``ocr_layout`` setting.
     """
     settings = load_settings()
     options = capture_options(settings)
+    if layout is not None:
+        options = dataclasses.replace(options, layout=layout)
     stages = _Stages()
 
     with stages("check"):
@@ -475,6 +483,7 @@ def run_digitise(
     new_version: bool = False,
     workers: int | None = None,
     languages: str | None = None,
+    layout: Layout | None = None,
 ) -> DigitiseSummary:
     """Run the flow in this process with ``workers`` pages at once (default: the setting).
 
@@ -485,7 +494,7 @@ def run_digitise(
     configured = digitise.with_options(task_runner=task_runner(settings, workers=workers))
     result: DigitiseSummary = configured(
         pages=[str(p) for p in pages], inventory_number=inventory_number, title=title,
-        new_version=new_version, languages=languages,
+        new_version=new_version, languages=languages, layout=layout,
     )
     return result
 
