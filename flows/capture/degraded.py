@@ -18,7 +18,10 @@ Each :class:`DegradedSample` belongs to one *degradation class* (:data:`CLASSES`
 * ``low_dpi`` — 9 pt type scanned at 150 dpi;
 * ``jpeg`` — heavy JPEG compression (quality 6–10, 200 dpi);
 * ``columns2`` / ``columns3`` — newspaper pages in two or three columns with rules between
-  them (light wear), whose truth is in reading order: column by column.
+  them (light wear), whose truth is in reading order: column by column;
+* ``old_newspaper`` — everything at once, moderately, as on a 1930s newspaper: two columns of
+  9 pt type at 300 dpi, spread and worn ink, the reverse showing through, yellowed uneven
+  paper, sensor noise, JPEG (quality 30).
 
 Pages (``level="page"``) are small sheets of several paragraphs; lines (``level="line"``) are
 single text lines cut out with a few pixels of margin, as for ground-truth work. Typefaces are
@@ -56,6 +59,7 @@ CLASSES: tuple[str, ...] = (
     "jpeg",
     "columns2",
     "columns3",
+    "old_newspaper",
 )
 """Degradation classes, ``clean`` first (the control)."""
 
@@ -232,7 +236,7 @@ def _degrade(
     """Turn a black-on-white rendering ``ink`` into a scan with ``degradation``."""
     scale = dpi / 300.0
     # Ink shape first (type and press), then paper, then the scanner.
-    if degradation in ("ink_spread", "columns2", "columns3"):
+    if degradation in ("ink_spread", "columns2", "columns3", "old_newspaper"):
         if degradation == "ink_spread":
             # Thickened strokes, then the spread's soft, blotchy edge (thresholded blur).
             ink = ink.filter(ImageFilter.MinFilter(3))
@@ -240,7 +244,7 @@ def _degrade(
                 lambda v: 0 if v < 170 else 255
             )
         ink = ink.filter(ImageFilter.GaussianBlur(0.8 * scale))
-    if degradation in ("ink_dropout", "columns3"):
+    if degradation in ("ink_dropout", "columns3", "old_newspaper"):
         worn = _low_frequency((ink.height, ink.width), rng, max(4, round(12 * scale)))
         specks = rng.random((ink.height, ink.width)).astype(np.float32)
         a = _to_array(ink)
@@ -252,7 +256,7 @@ def _degrade(
     paper = 0.9 + 0.04 * float(rng.random())
     tone = 0.1 + 0.06 * float(rng.random())
     page = tone + a * (paper - tone)
-    if degradation == "bleed_through" and reverse is not None:
+    if degradation in ("bleed_through", "old_newspaper") and reverse is not None:
         back = _to_array(
             reverse.transpose(Image.Transpose.FLIP_LEFT_RIGHT).filter(
                 ImageFilter.GaussianBlur(1.5 * scale)
@@ -260,13 +264,14 @@ def _degrade(
         )
         # The reverse print shows as a lighter, blurred, mirrored image under the text.
         page = np.minimum(page, paper - (1.0 - back) * 0.32)
-    if degradation == "stain":
+    if degradation in ("stain", "old_newspaper"):
+        strength = 1.0 if degradation == "stain" else 0.4
         field = _low_frequency(page.shape, rng, max(20, round(90 * scale)))
         gradient = np.linspace(0.0, 0.25, page.shape[1], dtype=np.float32)[None, :]
-        page = page * (1.0 - 0.35 * field - gradient)
+        page = page * (1.0 - strength * (0.35 * field + gradient))
     if degradation == "blur":
         page = _to_array(_from_array(page).filter(ImageFilter.GaussianBlur(2.6 * scale)))
-    sigma = {"noise": 0.2, "clean": 0.02}.get(degradation, 0.04)
+    sigma = {"noise": 0.2, "clean": 0.02, "old_newspaper": 0.08}.get(degradation, 0.04)
     page = page + rng.normal(0.0, sigma, page.shape).astype(np.float32)
     if degradation == "noise":
         salt = rng.random(page.shape)
@@ -286,10 +291,11 @@ def _fonts_for(language: Language) -> list[str]:
 
 def _save(image: Image.Image, path_base: Path, degradation: str, dpi: int,
           rng: random.Random) -> Path:
-    if degradation == "jpeg":
+    if degradation in ("jpeg", "old_newspaper"):
         path = path_base.with_suffix(".jpg")
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=rng.randint(6, 10), dpi=(dpi, dpi))
+        quality = rng.randint(6, 10) if degradation == "jpeg" else 30
+        image.save(buffer, format="JPEG", quality=quality, dpi=(dpi, dpi))
         path.write_bytes(buffer.getvalue())
     else:
         path = path_base.with_suffix(".png")
@@ -302,6 +308,8 @@ def _dpi_for(degradation: str, rng: random.Random) -> int:
         return 150
     if degradation == "jpeg":
         return 200
+    if degradation == "old_newspaper":
+        return 300
     return rng.choice((300, 300, 400))
 
 
@@ -343,7 +351,7 @@ def write_degraded_set(
                 np_rng = np.random.default_rng(sample_rng.getrandbits(32))
                 dpi = _dpi_for(degradation, sample_rng)
                 pool = _paragraph_pool(language, sample_rng)
-                columns = {"columns2": 2, "columns3": 3}.get(degradation, 1)
+                columns = {"columns2": 2, "columns3": 3, "old_newspaper": 2}.get(degradation, 1)
                 if level == "page":
                     font_pt = 9.0 if columns > 1 or degradation == "low_dpi" else 11.0
                     sheet = (size_mm[0] * (1.0 + 0.3 * (columns - 1)), size_mm[1])
@@ -355,7 +363,7 @@ def write_degraded_set(
                     ink, truth = _render_line(pool[0], font_name=font_name, dpi=dpi,
                                               rng=sample_rng)
                 reverse = None
-                if degradation == "bleed_through":
+                if degradation in ("bleed_through", "old_newspaper"):
                     reverse, _ = (
                         _render_page(
                             _paragraph_pool(language, sample_rng), font_name=font_name,

@@ -193,6 +193,8 @@ _LINE_PLAN = (("line", 7), ("block", 6))
 _LATIN_SHARE = 0.3
 # A prepared page read with less confidence than this is read as scanned too (see _read_best).
 _PREPARED_CONFIDENCE = 80.0
+# A reading with eng added must beat the page's own models by this much to be kept.
+_ENGLISH_GAIN = 10.0
 
 
 def stage_prepare(work: PageWork) -> None:
@@ -320,6 +322,30 @@ def _latin(work: PageWork) -> bool:
     return found is not None and found.script == "Latin"
 
 
+def _read_with_english(work: PageWork) -> None:
+    """Read the page again with ``eng`` added; keep that reading only if it reads Latin and
+    clearly better (OSD's script guess on worn Cyrillic can say Latin too, and ``eng`` must not
+    then win)."""
+    hocr, text = work.reading()
+    kept = hocr.with_name(hocr.name + ".kept")
+    hocr.replace(kept)
+    before = (work.languages, list(work.tried), work.segmentation, work.preparation,
+              work.preparation_tried, work.ocr_image)
+    work.languages = with_english(work.languages)
+    hocr2, text2 = _read_best(work)
+    if (
+        latin_share([w.text for w in text2.words]) > _LATIN_SHARE
+        and text2.mean_confidence() >= text.mean_confidence() + _ENGLISH_GAIN
+    ):
+        kept.unlink()
+        work.hocr, work.text = hocr2, text2
+        return
+    kept.replace(hocr)
+    (work.languages, work.tried, work.segmentation, work.preparation,
+     work.preparation_tried, work.ocr_image) = before
+    work.hocr, work.text = hocr, text
+
+
 def stage_recognise(work: PageWork) -> None:
     """Read the OCR input (see :func:`_read_best`); re-read with ``eng`` when Latin script
     shows; with ``osd_policy="when_unsure"`` check the reading is upright, else turn the page
@@ -327,8 +353,7 @@ def stage_recognise(work: PageWork) -> None:
     options = work.options
     work.hocr, work.text = _read_best(work)
     if options.latin_detection and "eng" not in work.languages.split("+") and _latin(work):
-        work.languages = with_english(work.languages)
-        work.hocr, work.text = _read_best(work)
+        _read_with_english(work)
     work.lap("ocr")
     if options.orientation and options.osd_policy == "when_unsure" and options.layout == "page":
         work.checked = "ocr"

@@ -84,6 +84,18 @@ def test_latin_on_a_page_adds_english(tmp_path: Path) -> None:
     assert character_error_rate(text, result.text) < 0.03
 
 
+def test_worn_cyrillic_page_is_not_read_with_english(tmp_path: Path) -> None:
+    # On this worn Kazakh newspaper page Tesseract OSD says "Script: Latin"; the eng reading
+    # is tried, is not clearly better, and the page stays with its own models.
+    sample = write_degraded_set(tmp_path / "set", per_class=1, classes=["old_newspaper"])[0]
+    assert sample.language == "kk"
+    result = process_page(PageRef(sample.path, 0, "old"), work_dir=tmp_path / "w",
+                          options=CaptureOptions(languages=models_for(sample.language)))
+    assert result.choices is not None
+    assert result.choices.languages == "kaz+rus"
+    assert not any(ch.isascii() and ch.isalpha() for ch in result.text)
+
+
 # --- script consistency -------------------------------------------------------------------------
 
 
