@@ -147,6 +147,22 @@ class PageChoices:
     noise: float | None = None
     script_corrections: int = 0
 
+    def describe(self) -> str:
+        """One line for people and PREMIS event details, e.g. ``languages kaz+rus;
+        segmentation block (tried page, block); preparation background+sauvola+despeckle;
+        script corrections 3``."""
+        segmentation = self.segmentation
+        if tuple(self.segmentation_tried) != (self.segmentation,):
+            segmentation += f" (tried {', '.join(self.segmentation_tried)})"
+        preparation = self.preparation
+        rejected = [p for p in self.preparation_tried if p != self.preparation]
+        if rejected:
+            preparation += f" ({', '.join(rejected)} tried, read worse)"
+        return (
+            f"languages {self.languages}; segmentation {segmentation}; "
+            f"preparation {preparation}; script corrections {self.script_corrections}"
+        )
+
     def as_dict(self) -> dict[str, object]:
         """Plain JSON-ready values (tuples as lists)."""
         return {

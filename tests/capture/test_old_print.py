@@ -221,6 +221,7 @@ def test_line_empty_at_page_level_is_read_by_the_fallback(tmp_path: Path) -> Non
     assert result.choices.segmentation_tried[0] == "page"
     assert result.choices.segmentation in ("block", "line")
     assert character_error_rate(truth, result.text) < 0.1
+    assert f"segmentation {result.choices.segmentation} (tried page" in result.choices.describe()
 
 
 def test_line_layout_reads_a_line_crop_as_one_line(tmp_path: Path) -> None:
@@ -304,3 +305,6 @@ def test_worn_ink_keeps_the_scan_when_the_prepared_input_reads_worse(tmp_path: P
     assert result.choices.preparation_tried == ("background+sauvola+despeckle",)
     assert result.choices.preparation == "none"
     assert character_error_rate(sample.text, result.text) < 0.05
+    assert "preparation none (background+sauvola+despeckle tried, read worse)" in (
+        result.choices.describe()
+    )
