@@ -224,6 +224,15 @@ def test_line_empty_at_page_level_is_read_by_the_fallback(tmp_path: Path) -> Non
     assert f"segmentation {result.choices.segmentation} (tried page" in result.choices.describe()
 
 
+def test_blank_page_is_not_read_again(tmp_path: Path) -> None:
+    # No ink, no fallback: a blank sheet (or the back of a leaf) costs one reading, not three.
+    Image.new("L", (1200, 1600), 235).save(tmp_path / "blank.png", dpi=(300, 300))
+    result = process_page(PageRef(tmp_path / "blank.png", 0, "blank"), work_dir=tmp_path / "w",
+                          options=CaptureOptions(languages="rus", orientation=False))
+    assert result.word_count == 0
+    assert result.choices is not None and result.choices.segmentation_tried == ("page",)
+
+
 def test_line_layout_reads_a_line_crop_as_one_line(tmp_path: Path) -> None:
     truth = _line_crop_with_border(tmp_path / "line.png")
     result = process_page(PageRef(tmp_path / "line.png", 0, "line"), work_dir=tmp_path / "w",
