@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from flows._exec import tesseract
 from flows.capture import oldprint
@@ -47,6 +47,7 @@ from flows.capture.prepare import (
     turn_clockwise,
     write_png,
 )
+from flows.capture.regions import merge_region_hocr, missed_regions
 from flows.capture.script import Correction, correct_hocr, describe, latin_share
 from flows.errors import AltoInvalid
 
@@ -168,6 +169,7 @@ class PageWork:
     corrections: tuple[Correction, ...] = ()
     osd: tesseract.Orientation | None = None
     osd_ran: bool = False
+    regions: int = 0
 
     @property
     def ocr_dpi(self) -> int:
@@ -360,6 +362,59 @@ def stage_recognise(work: PageWork) -> None:
         if not _reads_upright(work.text):
             _turn_when_unsure(work)
             work.lap("orientation")
+    if options.segmentation_fallback and options.layout == "page" and work.text.words:
+        _read_missed_regions(work)
+        work.lap("ocr")
+
+
+def _region_crops(
+    image: Image.Image, box: tuple[int, int, int, int], *, pad: int, dpi: float
+) -> Iterator[tuple[Image.Image, tuple[int, int]]]:
+    """Two ways to show a missed band to Tesseract, each with its offset on the page: the band
+    alone, flattened against its own background (a shaded box becomes paper) and binarised; then
+    the band with the paper around it, as scanned (a faded line on plain paper)."""
+    x0, y0, x1, y1 = box
+    tight = image.crop(box).convert("L")
+    prepared, _ = oldprint.prepare_for_ocr(tight, dpi=dpi)
+    yield ImageOps.expand(prepared.convert("L"), pad, fill=255), (x0 - pad, y0 - pad)
+    wx0, wy0 = max(0, x0 - pad), max(0, y0 - pad)
+    wide = image.crop((wx0, wy0, min(image.width, x1 + pad), min(image.height, y1 + pad)))
+    yield wide.convert("L"), (wx0, wy0)
+
+
+def _read_region(work: PageWork, crop: Image.Image, base: Path) -> tuple[Path, PageText]:
+    """A band read as one block, then as one line."""
+    for psm in (6, 7):
+        hocr, text = _ocr(crop, base, dpi=work.ocr_dpi, options=work.options,
+                          languages=work.languages, psm=psm)
+        if text.words:
+            break
+    return hocr, text
+
+
+def _read_missed_regions(work: PageWork) -> None:
+    """Read inked bands the page's segmentation left without words (text on a shaded box, a
+    faded line) alone, as a block, then as a line, and merge what reads into the page."""
+    hocr, text = work.reading()
+    image = work.ocr_image
+    assert image is not None
+    covered = [w.bbox for w in text.words] + [ln.bbox for ln in text.lines]
+    found = missed_regions(image, dpi=work.dpi, covered=covered)
+    pad = max(4, round(work.dpi / 20))
+    for index, box in enumerate(found, 1):
+        base = work.base.with_name(f"{work.base.name}.region{index}")
+        for crop, offset in _region_crops(image, box, pad=pad, dpi=work.dpi):
+            region_hocr, region_text = _read_region(work, crop, base)
+            if region_text.words and merge_region_hocr(
+                hocr, region_hocr, offset=offset, tag=f"region{index}",
+                avoid=[ln.bbox for ln in text.lines],
+            ):
+                work.regions += 1
+                region_hocr.unlink(missing_ok=True)
+                break
+            region_hocr.unlink(missing_ok=True)
+    if work.regions:
+        work.text = parse_hocr(hocr)
 
 
 def _turn_when_unsure(work: PageWork) -> None:
@@ -454,6 +509,7 @@ def stage_write(work: PageWork) -> PageResult:
         ghost=work.measures.ghost if work.measures else None,
         noise=work.measures.noise if work.measures else None,
         script_corrections=len(work.corrections),
+        regions_read=work.regions,
     )
     settings = (
         f"languages={work.languages}; segmentation={work.segmentation}; "

@@ -135,6 +135,8 @@ class PageChoices:
       ``contrast`` (ink/paper separation, 0–1) and ``noise`` (share of isolated specks).
     * ``script_corrections`` — words whose Latin look-alikes were made Cyrillic (or the
       reverse), see :mod:`flows.capture.script`.
+    * ``regions_read`` — inked bands the page's segmentation left without words, read alone
+      and merged into the page (see :mod:`flows.capture.regions`).
     """
 
     languages: str
@@ -146,6 +148,7 @@ class PageChoices:
     ghost: float | None = None
     noise: float | None = None
     script_corrections: int = 0
+    regions_read: int = 0
 
     def describe(self) -> str:
         """One line for people and PREMIS event details, e.g. ``languages kaz+rus;
@@ -161,6 +164,7 @@ class PageChoices:
         return (
             f"languages {self.languages}; segmentation {segmentation}; "
             f"preparation {preparation}; script corrections {self.script_corrections}"
+            + (f"; regions read alone {self.regions_read}" if self.regions_read else "")
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -175,6 +179,7 @@ class PageChoices:
             "ghost": self.ghost,
             "noise": self.noise,
             "script_corrections": self.script_corrections,
+            "regions_read": self.regions_read,
         }
 
 

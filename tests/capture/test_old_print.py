@@ -224,6 +224,43 @@ def test_line_empty_at_page_level_is_read_by_the_fallback(tmp_path: Path) -> Non
     assert f"segmentation {result.choices.segmentation} (tried page" in result.choices.describe()
 
 
+def _page_with_a_shaded_notice(path: Path) -> tuple[str, str, str]:
+    """Two paragraphs with a notice printed on a grey box between them: Tesseract's page
+    segmentation reads the paragraphs and drops the notice (measured with Tesseract 5.3, rus)."""
+    font = ImageFont.truetype(_FONTS["DejaVuSerif"][0], 40)
+    page = Image.new("L", (1600, 600), 250)
+    draw = ImageDraw.Draw(page)
+    before = "Колхозники артели имени Кирова досрочно закончили уборку урожая."
+    notice = "Объявление правления колхоза"
+    after = "Сельская школа получила новые учебники и наглядные пособия."
+    draw.text((60, 40), before, font=font, fill=20)
+    draw.rectangle((40, 130, 1560, 200), fill=110)
+    draw.text((60, 142), notice, font=font, fill=10)
+    draw.text((60, 260), after, font=font, fill=20)
+    page.save(path, dpi=(300, 300))
+    return before, notice, after
+
+
+def test_text_the_page_segmentation_drops_is_read_alone_in_reading_order(tmp_path: Path) -> None:
+    before, notice, after = _page_with_a_shaded_notice(tmp_path / "notice.png")
+    ref = PageRef(tmp_path / "notice.png", 0, "notice")
+    bare = process_page(ref, work_dir=tmp_path / "bare", options=CaptureOptions(
+        languages="rus", segmentation_fallback=False))
+    assert "Объявление" not in bare.text  # what the fallback is for
+    result = process_page(ref, work_dir=tmp_path / "w", options=CaptureOptions(languages="rus"))
+    assert result.choices is not None and result.choices.regions_read == 1
+    alto = etree.parse(str(result.alto_path))
+    alto_text = " ".join(s.get("CONTENT") or "" for s in alto.iter(f"{{{ALTO_NS}}}String"))
+    pdf = assemble_pdfa([result], out=tmp_path / "n.pdf",
+                        metadata=DocumentMetadata(title="t", identifier="KZ-3"),
+                        options=CaptureOptions())
+    layer = pypdf.PdfReader(pdf).pages[0].extract_text()
+    for name, text in (("text", result.text), ("ALTO", alto_text), ("PDF", layer)):
+        flat = normalise_text(text)
+        assert character_error_rate(" ".join((before, notice, after)), flat) < 0.03, name
+        assert flat.index("Колхозники") < flat.index("Объявление") < flat.index("Сельская"), name
+
+
 def test_blank_page_is_not_read_again(tmp_path: Path) -> None:
     # No ink, no fallback: a blank sheet (or the back of a leaf) costs one reading, not three.
     Image.new("L", (1200, 1600), 235).save(tmp_path / "blank.png", dpi=(300, 300))
@@ -299,6 +336,7 @@ def test_clean_page_is_not_prepared(tmp_path: Path) -> None:
                           options=CaptureOptions(languages=models_for(sample.language)))
     assert result.choices is not None
     assert result.choices.preparation == "none" and result.choices.preparation_tried == ()
+    assert result.choices.regions_read == 0
     assert result.choices.as_dict()["languages"] == models_for(sample.language)
 
 
