@@ -194,7 +194,9 @@ _PAGE_PLAN = (("page", 3), ("block", 6), ("line", 7))
 _LINE_PLAN = (("line", 7), ("block", 6))
 _LATIN_SHARE = 0.3
 # A prepared page read with less confidence than this is read as scanned too (see _read_best).
-_PREPARED_CONFIDENCE = 80.0
+_PREPARED_CONFIDENCE = 60.0
+# A reading below this confidence asks OSD whether the page is in Latin script.
+_LATIN_CHECK_CONFIDENCE = 80.0
 # A reading with eng added must beat the page's own models by this much to be kept.
 _ENGLISH_GAIN = 10.0
 
@@ -318,7 +320,11 @@ def _latin(work: PageWork) -> bool:
     _, text = work.reading()
     if latin_share([w.text for w in text.words]) > _LATIN_SHARE:
         return True
-    if not text.words or text.mean_confidence() >= _PREPARED_CONFIDENCE:
+    if (
+        not text.words
+        or text.mean_confidence() >= _LATIN_CHECK_CONFIDENCE
+        or work.options.layout == "line"  # OSD cannot tell the script of a single line
+    ):
         return False
     found = _page_osd(work)
     return found is not None and found.script == "Latin"
@@ -334,7 +340,9 @@ def _read_with_english(work: PageWork) -> None:
     before = (work.languages, list(work.tried), work.segmentation, work.preparation,
               work.preparation_tried, work.ocr_image)
     work.languages = with_english(work.languages)
-    hocr2, text2 = _read_best(work)
+    # The OCR input stays as chosen (prepared or as scanned): one more reading, not two.
+    assert work.ocr_image is not None
+    hocr2, text2 = _read(work, work.ocr_image, work.base)
     if (
         latin_share([w.text for w in text2.words]) > _LATIN_SHARE
         and text2.mean_confidence() >= text.mean_confidence() + _ENGLISH_GAIN
