@@ -45,7 +45,8 @@ from flows.capture import (
     load_pages,
     process_page,
 )
-from flows.capture.model import PdfTextPolicy
+from flows.capture.languages import batch_languages
+from flows.capture.model import Layout, PdfTextPolicy
 from flows.errors import CopyAlreadyExists
 from flows.reporting import DigitiseSummary, StoredFileSummary, page_report
 from flows.steps import (
@@ -93,6 +94,8 @@ def capture_options(settings: QorSettings) -> CaptureOptions:
         confidence_gate=settings.confidence_gate,
         access_jpeg_quality=settings.access_jpeg_quality,
         pdf_raster_dpi=settings.pdf_raster_dpi,
+        layout=settings.ocr_layout,
+        prepare_old_print=settings.ocr_prepare_old_print,
     )
 
 
@@ -167,6 +170,7 @@ def make_bag(
     fingerprint: str,
     pdfa_verdict: str,
     confidence_gate: float,
+    languages: str | None = None,
 ) -> tuple[Path, WrappedKey]:
     settings = load_settings()
     checkpoint = bag_checkpoint(dest)
@@ -183,8 +187,8 @@ def make_bag(
     package_copy(
         dest=dest, bag_id=bag_id, pages=pages, pdf=pdf, sources=sources, metadata=metadata,
         version=version, bag_key=bag_key, library_name=settings.library_name,
-        fingerprint=fingerprint, pdfa_verdict=pdfa_verdict, languages=settings.ocr_languages,
-        confidence_gate=confidence_gate,
+        fingerprint=fingerprint, pdfa_verdict=pdfa_verdict,
+        languages=languages or settings.ocr_languages, confidence_gate=confidence_gate,
     )
     # Written last and renamed into place: its presence means the bag beside it is whole. It
     # holds only the wrapped (encrypted) data key, like the task result Prefect may persist;
@@ -355,6 +359,8 @@ def digitise(
     title: str | None = None,
     new_version: bool = False,
     text_policy: PdfTextPolicy = "skip-text",
+    languages: str | None = None,
+    layout: Layout | None = None,
 ) -> DigitiseSummary:
     """Digitise one item: scans → OCR → PDF/A → encrypted bag → store → register.
 
@@ -362,9 +368,15 @@ def digitise(
     same batch for the same item reports the existing copy; a different batch for an item that
     already has a copy is refused unless ``new_version`` is set. ``text_policy`` says what to do
     with PDF pages that already carry text (kept by default, like OCRmyPDF's ``--skip-text``).
+    ``languages`` (Tesseract models, e.g. ``rus``) sets the OCR languages for this batch; by
+    default they follow the item's language in the register
+    (:func:`flows.capture.languages.batch_languages`). ``layout="line"`` reads every input as
+    one text line (line or region crops); default: the ``ocr_layout`` setting.
     """
     settings = load_settings()
     options = dataclasses.replace(capture_options(settings), pdf_text_policy=text_policy)
+    if layout is not None:
+        options = dataclasses.replace(options, layout=layout)
     stages = _Stages()
 
     with stages("check"):
@@ -383,6 +395,10 @@ def digitise(
                                     version=facts.existing.version,
                                     bag_id=facts.existing.bag_id)
 
+    options = dataclasses.replace(options, languages=batch_languages(
+        languages, item_language=facts.language, from_item=settings.ocr_languages_from_item,
+        configured=settings.ocr_languages,
+    ))
     version = facts.next_version
     bag_id = copy_bag_id(inventory_number, version, fingerprint)
     # Not emptied: a resumed attempt at this copy finds the earlier attempt's finished bag here.
@@ -416,7 +432,7 @@ def digitise(
             bag_dir, wrapped = make_bag(
                 dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf,
                 sources=sources, metadata=metadata, version=version,
-                fingerprint=fingerprint, pdfa_verdict=verdict,
+                fingerprint=fingerprint, pdfa_verdict=verdict, languages=options.languages,
                 confidence_gate=options.confidence_gate,
             )
         formats = pronom_ids((bag_dir / "metadata" / "premis.xml").read_bytes())
@@ -454,6 +470,9 @@ def digitise(
         pages_born_digital=tuple(p.page.label for p in results
                                  if p.preparation.pdf_page == "born-digital"),
         remarks=tuple(f"{p.page.label}: {r}" for p in results for r in p.preparation.remarks),
+        page_choices=tuple(
+            {"label": p.page.label, **p.choices.as_dict()} for p in results if p.choices
+        ),
     )
     _publish(summary)
     return summary
@@ -475,6 +494,8 @@ def run_digitise(
     workers: int | None = None,
     run_label: str | None = None,
     text_policy: PdfTextPolicy = "skip-text",
+    languages: str | None = None,
+    layout: Layout | None = None,
 ) -> DigitiseSummary:
     """Run the flow in this process with ``workers`` pages at once (default: the setting).
 
@@ -491,7 +512,7 @@ def run_digitise(
     )
     result: DigitiseSummary = configured(
         pages=[str(p) for p in pages], inventory_number=inventory_number, title=title,
-        new_version=new_version, text_policy=text_policy,
+        new_version=new_version, text_policy=text_policy, languages=languages, layout=layout,
     )
     return result
 

@@ -65,6 +65,14 @@ class FontMissing(CaptureError):
     http_status = 500
 
 
+class LanguagesUnavailable(CaptureError):
+    """OCR languages asked for a batch are not a Tesseract language list or not installed."""
+
+    exit_code = 2
+    http_status = 422
+    retryable = False
+
+
 class ToolMissing(CaptureError):
     """An external program (Tesseract, veraPDF) is not installed or cannot be started."""
 

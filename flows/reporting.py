@@ -35,6 +35,9 @@ class PageReport:
     words: int
     below_gate: bool
     remarks: tuple[str, ...]
+    ocr_choices: str | None = None
+    """How the page was read: languages, segmentation, preparation of the OCR input, script
+    corrections (:meth:`flows.capture.PageChoices.describe`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,8 +56,9 @@ class PageReport:
             done.append(f"straightened by {self.deskew_deg:+.2f}°")
         done.extend(self.remarks)
         prepared = "; ".join(done) if done else "used as scanned"
+        how = f" ({self.ocr_choices})" if self.ocr_choices else ""
         return (f"page {self.label} ({self.source}): {prepared}; OCR mean word confidence "
-                f"{self.mean_confidence:.1f} over {self.words} word(s)"
+                f"{self.mean_confidence:.1f} over {self.words} word(s){how}"
                 + (" — below the confidence gate, marked for review" if self.below_gate else ""))
 
 
@@ -76,6 +80,7 @@ def page_report(page: PageResult, *, confidence_gate: float) -> PageReport:
         deskew_deg=round(deskew, 3), mean_confidence=round(page.mean_confidence, 2),
         words=page.word_count, below_gate=page.mean_confidence < confidence_gate,
         remarks=tuple(remarks),
+        ocr_choices=page.choices.describe() if page.choices is not None else None,
     )
 
 
@@ -114,6 +119,9 @@ class DigitiseSummary:
     """PDF pages without any image (born-digital: made on a computer, not scanned)."""
     remarks: tuple[str, ...] = ()
     """``"<page>: <remark>"`` for what a person should know (XFA form, empty page, …)."""
+    page_choices: tuple[dict[str, Any], ...] = ()
+    """Per page (``label`` plus :meth:`flows.capture.PageChoices.as_dict`): OCR languages,
+    segmentation, image preparation, script corrections. Empty for an ``existing`` copy."""
     page_reports: tuple[PageReport, ...] = ()
     """What was done to each page (rotation, deskew, confidence, flagged below the gate); empty
     for an ``existing`` copy (its pages are in the bag's PREMIS events)."""
@@ -129,7 +137,7 @@ class DigitiseSummary:
             "files": tuple(StoredFileSummary(**f) for f in data.get("files") or ()),
             "stage_seconds": dict(data.get("stage_seconds") or {}),
             **{k: tuple(data.get(k) or ()) for k in ("pages_text_kept", "pages_born_digital",
-                                                     "remarks")},
+                                                     "remarks", "page_choices")},
             "page_reports": tuple(PageReport.from_dict(p) for p in data.get("page_reports")
                                   or ()),
         })

@@ -137,6 +137,17 @@ class QorSettings(BaseSettings):
 
     # capture
     ocr_languages: str = "kaz+rus+eng"
+    """Tesseract models for items whose language the register does not know (and for every item
+    when ``ocr_languages_from_item`` is false)."""
+    ocr_languages_from_item: bool = True
+    """The item's language in the register chooses the OCR models (kk → ``kaz+rus``, ru →
+    ``rus``; ``eng`` only when the item or a page's script says so)."""
+    ocr_layout: Literal["page", "line"] = "page"
+    """``line``: every input is one text line or region crop (ground-truth work), read as one
+    line; ``page``: whole pages, segmented into columns, blocks and lines."""
+    ocr_prepare_old_print: Literal["auto", "always", "off"] = "auto"
+    """Adaptive binarisation, background and bleed-through suppression, despeckle of the OCR
+    input (never of the archival image): ``auto`` on pages whose measures call for it."""
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     """Pages processed at once (each Tesseract runs single-threaded)."""
     max_image_pixels: int = Field(default=400_000_000, ge=1_000_000)

@@ -21,7 +21,7 @@ from catalog_sync.errors import ItemNotFound
 from flows._exec import verapdf
 from flows.capture.samples import KAZAKH_SENTENCE, RUSSIAN_SENTENCE, SamplePage, normalise_text
 from flows.digitise import run_digitise
-from flows.errors import CopyAlreadyExists, PageRejected
+from flows.errors import CopyAlreadyExists, LanguagesUnavailable, PageRejected
 from flows.export import export_copy
 from flows.reporting import DigitiseSummary
 from qor import wiring
@@ -318,3 +318,24 @@ def test_a_configured_replica_receives_a_verified_copy_of_the_bag(
     replications = [e for e in events if e.event_type == "replication"]
     assert len(replications) == 1 and replications[0].outcome == "success"
     assert f"s3://{s3_bucket}/replica" in replications[0].detail
+
+
+def test_item_language_chooses_the_ocr_models_and_the_summary_shows_each_page(
+    prefect_server: None, sample_pages: list[SamplePage], tmp_path: Path
+) -> None:
+    # A Russian item is read with the Russian model alone (no eng look-alikes); a batch may
+    # still say otherwise. Each page's choices reach the summary (and so --json).
+    with qor_environment(tmp_path / "qor"):
+        with wiring.register_session(load_settings()) as session:
+            register.add_item(session, inventory_number="KZ-000999", title="Акт", actor="tests",
+                              language="ru")
+        summary = _digitise([sample_pages[1].path], inventory="KZ-000999")
+        with pytest.raises(LanguagesUnavailable, match="no model xyz"):
+            _digitise([sample_pages[1].path], inventory="KZ-000999", new_version=True,
+                      languages="rus+xyz")
+    choices = summary.as_dict()["page_choices"]
+    assert [c["label"] for c in choices] == [sample_pages[1].path.stem]
+    assert choices[0]["languages"] == "rus"
+    assert choices[0]["segmentation"] == "page"
+    assert choices[0]["preparation"] == "none"
+    assert choices[0]["script_corrections"] >= 0

@@ -17,6 +17,8 @@ PdfTextPolicy = Literal["skip-text", "redo-ocr", "force-ocr"]
   visible (born-digital) text keep it;
 * ``force-ocr`` — rasterise and recognise every page, discarding any text it had.
 """
+Layout = Literal["page", "line"]
+PreparationPolicy = Literal["auto", "always", "off"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,20 @@ class CaptureOptions:
     * ``pdf_text_policy`` — PDF pages that already carry text: see :data:`PdfTextPolicy`.
     * ``confidence_gate`` — a page whose mean word confidence (0–100) is below this marks the copy
       for review by a person (it is not silently accepted).
+    * ``layout`` — ``"page"`` (default) segments whole pages (columns, blocks, lines);
+      ``"line"`` treats every input as one text line (line or region crops, for ground-truth
+      work: Tesseract ``--psm 7``).
+    * ``latin_detection`` — when ``languages`` has no ``eng``, a page whose reading holds Latin
+      words (see :func:`flows.capture.script.latin_share`) is read again with ``eng`` added.
+    * ``script_consistency`` — Latin look-alike letters inside Cyrillic words become Cyrillic
+      and the reverse (:mod:`flows.capture.script`), recorded per page.
+    * ``segmentation_fallback`` — when whole-page segmentation finds no text on a page that
+      has ink, read it again as one block (``--psm 6``), then as one line (``--psm 7``).
+    * ``prepare_old_print`` — image preparation of the OCR input for old print (adaptive
+      binarisation, background and bleed-through suppression, despeckle; the archival image is
+      never altered): ``"auto"`` applies it to pages whose measured contrast or noise says so
+      (:func:`flows.capture.oldprint.needs_preparation`), ``"always"`` to every page,
+      ``"off"`` never.
     """
 
     languages: str = "kaz+rus+eng"
@@ -72,6 +88,11 @@ class CaptureOptions:
     confidence_gate: float = 70.0
     load_workers: int | None = None
     pdf_text_policy: PdfTextPolicy = "skip-text"
+    layout: Layout = "page"
+    latin_detection: bool = True
+    script_consistency: bool = True
+    segmentation_fallback: bool = True
+    prepare_old_print: PreparationPolicy = "auto"
 
 
 @dataclass(frozen=True)
@@ -122,6 +143,68 @@ class PagePreparation:
 
 
 @dataclass(frozen=True)
+class PageChoices:
+    """What the OCR chose for one page, for the digitise summary, ``--json`` and PREMIS.
+
+    * ``languages`` — the Tesseract models the page's text was read with (e.g. ``kaz+rus``;
+      ``+eng`` when Latin was detected on the page).
+    * ``segmentation`` — the page segmentation the text came from: ``"page"`` (automatic,
+      ``--psm 3``), ``"block"`` (``--psm 6``) or ``"line"`` (``--psm 7``);
+      ``segmentation_tried`` every one tried, in order.
+    * ``preparation`` — the image preparation of the OCR input: ``"none"`` or the steps applied
+      (e.g. ``"background+sauvola+despeckle"``), with the measures that decided it:
+      ``contrast`` (ink/paper separation, 0–1) and ``noise`` (share of isolated specks).
+    * ``script_corrections`` — words whose Latin look-alikes were made Cyrillic (or the
+      reverse), see :mod:`flows.capture.script`.
+    * ``regions_read`` — inked bands the page's segmentation left without words, read alone
+      and merged into the page (see :mod:`flows.capture.regions`).
+    """
+
+    languages: str
+    segmentation: str = "page"
+    segmentation_tried: tuple[str, ...] = ("page",)
+    preparation: str = "none"
+    preparation_tried: tuple[str, ...] = ()
+    contrast: float | None = None
+    ghost: float | None = None
+    noise: float | None = None
+    script_corrections: int = 0
+    regions_read: int = 0
+
+    def describe(self) -> str:
+        """One line for people and PREMIS event details, e.g. ``languages kaz+rus;
+        segmentation block (tried page, block); preparation background+sauvola+despeckle;
+        script corrections 3``."""
+        segmentation = self.segmentation
+        if tuple(self.segmentation_tried) != (self.segmentation,):
+            segmentation += f" (tried {', '.join(self.segmentation_tried)})"
+        preparation = self.preparation
+        rejected = [p for p in self.preparation_tried if p != self.preparation]
+        if rejected:
+            preparation += f" ({', '.join(rejected)} tried, read worse)"
+        return (
+            f"languages {self.languages}; segmentation {segmentation}; "
+            f"preparation {preparation}; script corrections {self.script_corrections}"
+            + (f"; regions read alone {self.regions_read}" if self.regions_read else "")
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain JSON-ready values (tuples as lists)."""
+        return {
+            "languages": self.languages,
+            "segmentation": self.segmentation,
+            "segmentation_tried": list(self.segmentation_tried),
+            "preparation": self.preparation,
+            "preparation_tried": list(self.preparation_tried),
+            "contrast": self.contrast,
+            "ghost": self.ghost,
+            "noise": self.noise,
+            "script_corrections": self.script_corrections,
+            "regions_read": self.regions_read,
+        }
+
+
+@dataclass(frozen=True)
 class PageResult:
     """One prepared and recognised page; every path is inside the ``work_dir`` given.
 
@@ -133,7 +216,9 @@ class PageResult:
     outputs). ``icc_profile_path`` is the ICC profile (цветовой профиль / түс профілі) the page
     image's colours are in, written beside it as ``<stem>.icc``, when the scan carried one that
     is not sRGB; ``None`` means sRGB (or plain grey, or bitonal). The PDF embeds it as the image's
-    ``/ICCBased`` colour space (see :mod:`flows.capture.colour`).
+    ``/ICCBased`` colour space (see :mod:`flows.capture.colour`). ``choices`` records the
+    languages, segmentation, image preparation and script corrections of the OCR
+    (:class:`PageChoices`).
     """
 
     page: PageRef
@@ -151,6 +236,7 @@ class PageResult:
     seconds: float = 0.0
     step_seconds: tuple[tuple[str, float], ...] = ()
     icc_profile_path: Path | None = None
+    choices: PageChoices | None = None
 
     def below_gate(self, gate: float) -> bool:
         """Whether this page needs a person's review under confidence gate ``gate``."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -28,7 +28,7 @@ from qor.cli._common import (
 from qor.errors import QorError
 
 if TYPE_CHECKING:
-    from flows.capture.model import PdfTextPolicy
+    from flows.capture.model import Layout, PdfTextPolicy
     from flows.reporting import DigitiseSummary
     from qor.orchestration import Orchestration
     from qor.settings import QorSettings
@@ -72,7 +72,9 @@ def print_summary(summary: DigitiseSummary) -> None:
                 conf_cell = f"[yellow]{conf_cell} (below gate)[/]"
             pages.add_row(p.label, p.source, f"{p.rotation}°" if p.rotation else "—",
                           f"{p.deskew_deg:+.2f}°" if p.deskew_deg else "—", conf_cell,
-                          str(p.words), "; ".join(p.remarks) or "—")
+                          str(p.words),
+                          "; ".join([*p.remarks, *([p.ocr_choices] if p.ocr_choices else [])])
+                          or "—")
         console.print(pages)
     if summary.files:
         files = Table(title="Files in the bag (payload encrypted)", show_lines=False)
@@ -93,7 +95,8 @@ def print_summary(summary: DigitiseSummary) -> None:
 def run_digitise_with_progress(
     pages: list[Path], *, inventory: str, title: str | None, new_version: bool,
     workers: int | None, as_json: bool, settings: QorSettings, orchestration: Orchestration,
-    text_policy: PdfTextPolicy = "skip-text",
+    text_policy: PdfTextPolicy = "skip-text", languages: str | None = None,
+    layout: Layout | None = None,
 ) -> DigitiseSummary:
     """Run the digitise flow with a Rich progress bar on stderr (none with ``--json``): in the
     resident runner on the embedded defaults (warm: no second of imports), else here."""
@@ -116,7 +119,7 @@ def run_digitise_with_progress(
         label = run_label()
         args = {"pages": absolute, "inventory": inventory, "title": title,
                 "new_version": new_version, "workers": workers, "run_label": label,
-                "text_policy": text_policy}
+                "text_policy": text_policy, "languages": languages, "layout": layout}
         if orchestration.mode == "local":
             sock = runner.ensure_runner(settings, orchestration.api_url)
             if sock is not None:
@@ -132,7 +135,8 @@ def run_digitise_with_progress(
         with progress.listening(on_progress), flow_run_context():
             return run_digitise([Path(p) for p in absolute], inventory_number=inventory,
                                 title=title, new_version=new_version, workers=workers,
-                                run_label=label, text_policy=text_policy)
+                                run_label=label, text_policy=text_policy,
+                                languages=languages, layout=layout)
 
 
 def digitise(
@@ -153,6 +157,12 @@ def digitise(
     force_ocr: Annotated[bool, typer.Option(
         "--force-ocr", help="Every PDF page is rasterised and recognised; its text is "
                             "discarded.")] = False,
+    languages: Annotated[str | None, typer.Option(
+        help="Tesseract models for this batch, e.g. rus or kaz+rus (default: from the item's "
+             "language in the register).")] = None,
+    layout: Annotated[str | None, typer.Option(
+        help="line: every input is one text line or region crop (ground-truth work); "
+             "default: whole pages.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Digitise one item: OCR → PDF/A → encrypted BagIt bag → store → register.
@@ -163,12 +173,17 @@ def digitise(
         err_console.print("[bold red]error:[/] --redo-ocr and --force-ocr: give one of them")
         raise typer.Exit(2)
     policy: PdfTextPolicy = "force-ocr" if force_ocr else "redo-ocr" if redo_ocr else "skip-text"
+    if layout not in (None, "page", "line"):
+        err_console.print(f"[bold red]error:[/] --layout must be page or line, not {layout!r}")
+        raise typer.Exit(2)
     settings, orch = flow_settings(quiet=as_json)
     try:
         summary = run_digitise_with_progress(pages, inventory=inventory, title=title,
                                              new_version=new_version, workers=workers,
                                              as_json=as_json, settings=settings,
-                                             orchestration=orch, text_policy=policy)
+                                             orchestration=orch, text_policy=policy,
+                                             languages=languages,
+                                             layout=cast("Layout | None", layout))
     except QorError as e:
         raise fail(e) from e
     if as_json:

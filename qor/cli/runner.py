@@ -264,7 +264,8 @@ def _job_digitise(args: Mapping[str, Any]) -> dict[str, Any]:
     return run_digitise([Path(p) for p in args["pages"]], inventory_number=args["inventory"],
                         title=args.get("title"), new_version=bool(args.get("new_version")),
                         workers=args.get("workers"), run_label=args.get("run_label"),
-                        text_policy=args.get("text_policy") or "skip-text").as_dict()
+                        text_policy=args.get("text_policy") or "skip-text",
+                        languages=args.get("languages"), layout=args.get("layout")).as_dict()
 
 
 JOBS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {"digitise": _job_digitise}
