@@ -18,7 +18,7 @@ from typing import Literal
 
 from PIL import Image, ImageOps
 
-from flows._exec import tesseract
+from flows._exec.tesseract import Orientation
 from flows.capture import oldprint
 from flows.capture.inputs import DecodedPage, decode_page
 from flows.capture.languages import with_english
@@ -40,6 +40,7 @@ from flows.capture.ocr import (
     write_alto,
     write_hocr,
 )
+from flows.capture.ocr_engine import ocr_engine
 from flows.capture.oldprint import PageMeasures
 from flows.capture.prepare import (
     clean_borders,
@@ -85,7 +86,7 @@ def _ocr(
 ) -> tuple[Path, PageText]:
     source = _write_ocr_input(image, base)
     try:
-        hocr = tesseract.recognise(
+        hocr = ocr_engine().recognise(
             source, base, languages=languages or options.languages, dpi=dpi,
             timeout=options.page_timeout_s, psm=psm,
         )
@@ -104,10 +105,11 @@ def _reads_upright(text: PageText) -> bool:
 
 def _osd(
     image: Image.Image, base: Path, *, dpi: int, options: CaptureOptions
-) -> tesseract.Orientation | None:
+) -> Orientation | None:
     source = _write_ocr_input(image, base.with_name(base.name + ".osd"))
     try:
-        return tesseract.detect_orientation(source, dpi=dpi, timeout=options.page_timeout_s)
+        return ocr_engine().detect_orientation(source, dpi=dpi,
+                                               timeout=options.page_timeout_s)
     finally:
         source.unlink(missing_ok=True)
 
@@ -168,7 +170,7 @@ class PageWork:
     hocr: Path | None = None
     text: PageText | None = None
     corrections: tuple[Correction, ...] = ()
-    osd: tesseract.Orientation | None = None
+    osd: Orientation | None = None
     osd_ran: bool = False
     regions: int = 0
 
@@ -304,7 +306,7 @@ def _read_best(work: PageWork) -> tuple[Path, PageText]:
     return hocr, text
 
 
-def _page_osd(work: PageWork) -> tesseract.Orientation | None:
+def _page_osd(work: PageWork) -> Orientation | None:
     """Tesseract OSD of the page, run at most once a page (script and orientation)."""
     if not work.osd_ran:
         work.osd = _osd(work.pixels(), work.base, dpi=work.ocr_dpi, options=work.options)
@@ -534,7 +536,7 @@ def stage_write(work: PageWork) -> PageResult:
         base.with_suffix(".alto.xml"),
         image_name=image_path.name,
         page_number=page.frame + 1,
-        software_version=tesseract.version(),
+        software_version=ocr_engine().version(),
         settings=settings,
     )
     _check_alto(alto_path)

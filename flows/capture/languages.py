@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from flows._exec import tesseract
+from flows.capture.ocr_engine import ocr_engine
 from flows.errors import LanguagesUnavailable
 
 # The register keeps BCP 47 / ISO 639-1 codes (``kk``) but MARC records bring ISO 639-2 (``kaz``).
@@ -68,7 +68,7 @@ def batch_languages(
             raise LanguagesUnavailable(
                 f"OCR languages {requested!r}: not a Tesseract language list like 'kaz+rus'"
             )
-        installed = tesseract.languages()
+        installed = ocr_engine().languages()
         missing = [m for m in requested.split("+") if m not in installed]
         if missing:
             raise LanguagesUnavailable(
