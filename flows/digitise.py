@@ -83,6 +83,7 @@ def capture_options(settings: QorSettings) -> CaptureOptions:
     return CaptureOptions(
         languages=settings.ocr_languages,
         dpi_fallback=settings.dpi_fallback,
+        min_dpi=settings.min_dpi or None,
         max_image_pixels=settings.max_image_pixels,
         page_timeout_s=settings.page_timeout_s,
         orientation=settings.orientation,

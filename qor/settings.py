@@ -154,6 +154,9 @@ class QorSettings(BaseSettings):
     """Decompression-bomb guard: a page with more pixels is refused."""
     dpi_fallback: int | None = Field(default=None, ge=50, le=2400)
     """Resolution assumed when a scan does not record one; unset = refuse such scans."""
+    min_dpi: float | None = Field(default=200.0, ge=0, le=2400)
+    """The capture profile's minimum resolution: image pages below it are refused by name (text
+    scanned at less is read badly and cannot be rescanned from the copy); 0 or unset: none."""
     page_timeout_s: float = Field(default=300.0, gt=0)
     """Limit for each Tesseract run on one page, seconds."""
     orientation: bool = True

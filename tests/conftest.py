@@ -55,11 +55,16 @@ def prefect_results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def prefect_server(prefect_results_dir: Path) -> Iterator[None]:
     """A real, temporary Prefect server (its own SQLite database) for flows run in tests."""
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.settings import (
+        PREFECT_LOCAL_STORAGE_PATH,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        temporary_settings,
+    )
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120), \
-            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: prefect_results_dir}):
+            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: prefect_results_dir,
+                                PREFECT_SERVER_ANALYTICS_ENABLED: False}):
         yield
 
 

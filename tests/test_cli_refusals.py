@@ -145,3 +145,16 @@ def test_damaged_bag_in_an_audit_is_one_line_per_damaged_file(
     (bag,) = audit["bags"]
     assert [(f["path"], f["algorithms"]) for f in bag["failures"]] == [
         ("data/text/0001.txt", ["sha256", "sha512"])]
+
+
+def test_a_scan_below_the_minimum_resolution_is_one_line(
+    operator_env: dict[str, str], tmp_path: Path,
+) -> None:
+    add_item(operator_env, "KZ-R-5")
+    low = tmp_path / "0001.png"
+    render_page(KAZAKH_SENTENCE, dpi=100, size_mm=(90.0, 40.0), seed=7).save(low, dpi=(50, 50))
+    run = qor("digitise", str(low), "--inventory", "KZ-R-5", env=operator_env)
+    assert run.returncode == 1
+    (line,) = problem_lines(run)
+    assert line == ("error: page 0001.png: resolution 50 dpi is below the capture profile's "
+                    "minimum of 200 dpi (text needs it to be read; QOR_MIN_DPI sets the minimum)")

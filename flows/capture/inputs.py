@@ -114,18 +114,45 @@ def _natural_key(path: Path) -> list[object]:
 
 
 def _expand(inputs: Sequence[Path]) -> list[Path]:
+    """The page files of ``inputs`` in order: a named file as given, a folder's files sorted
+    naturally. Inside a folder every entry is a page or refused by name, none skipped: a
+    symbolic link (it could point anywhere: links are not followed, and the target is never
+    opened), a hidden file, a sub-folder, anything that is not a regular file. All refusals of
+    the batch are raised together (:class:`PagesRejected`)."""
     files: list[Path] = []
+    refused: list[PageRejected] = []
     for item in inputs:
         if item.is_dir():
-            children = [p for p in item.iterdir() if p.is_file() and not p.name.startswith(".")]
-            if not children:
+            entries = sorted(item.iterdir(), key=_natural_key)
+            if not entries:
                 raise PageRejected(item, 0, "folder holds no page files")
-            files.extend(sorted(children, key=_natural_key))
+            for entry in entries:
+                reason = _not_a_page_entry(entry)
+                if reason is None:
+                    files.append(entry)
+                else:
+                    refused.append(PageRejected(entry, 0, reason))
         elif item.is_file():
             files.append(item)
         else:
             raise PageRejected(item, 0, "no such file or folder")
+    if refused:
+        raise refused[0] if len(refused) == 1 else PagesRejected(tuple(refused))
     return files
+
+
+def _not_a_page_entry(entry: Path) -> str | None:
+    """Why a folder entry cannot be a page (without following it), or None for a regular file."""
+    if entry.is_symlink():
+        return ("a symbolic link: links in an input folder are not followed (copy the scan "
+                "into the folder)")
+    if entry.is_dir():
+        return "a folder inside the input folder: give it as an input of its own"
+    if not entry.is_file():
+        return "not a regular file"
+    if entry.name.startswith("."):
+        return "a hidden file (its name starts with '.'): rename it if it is a page, else remove it"
+    return None
 
 
 def _is_pdf(path: Path) -> bool:
@@ -176,6 +203,12 @@ def _dpi_of(info: Mapping[Any, Any], path: Path, frame: int, options: CaptureOpt
                 "(dpi fallback setting)",
             )
         dpi = float(options.dpi_fallback)
+    if options.min_dpi is not None and dpi < options.min_dpi:
+        raise PageRejected(
+            path, frame,
+            f"resolution {dpi:.0f} dpi is below the capture profile's minimum of "
+            f"{options.min_dpi:g} dpi (text needs it to be read; QOR_MIN_DPI sets the minimum)",
+        )
     return dpi
 
 

@@ -51,6 +51,8 @@ class CaptureOptions:
       ``"access"`` re-encodes grey/colour pages as JPEG at ``access_jpeg_quality``, downsampled to
       ``access_max_dpi`` if finer.
     * ``load_workers`` — threads decoding pages in :func:`load_pages` (default: CPU count).
+    * ``min_dpi`` — image pages below this resolution (recorded or fallback) are refused by name;
+      None: no minimum (the digitise flow sets the capture profile's, 200 dpi by default).
     * ``pdf_text_policy`` — PDF pages that already carry text: see :data:`PdfTextPolicy`.
     * ``confidence_gate`` — a page whose mean word confidence (0–100) is below this marks the copy
       for review by a person (it is not silently accepted).
@@ -87,6 +89,7 @@ class CaptureOptions:
     access_max_dpi: int = 200
     confidence_gate: float = 70.0
     load_workers: int | None = None
+    min_dpi: float | None = None
     pdf_text_policy: PdfTextPolicy = "skip-text"
     layout: Layout = "page"
     latin_detection: bool = True
