@@ -71,6 +71,25 @@ class MalformedLine(BagProblem):
 
 
 @dataclass(frozen=True)
+class OversizedTagFile(BagProblem):
+    """A tag file, or one of its lines, is beyond what the validator reads: it is refused unread
+    past that point, so a hostile bag cannot make validation hang or exhaust memory."""
+
+    file: str
+    line_no: int
+    """The line that is too long, or 0 when the whole file is too large."""
+    limit: int
+    """The limit in bytes (of one line, or of the file)."""
+
+    @property
+    def message(self) -> str:
+        if self.line_no:
+            return (f"{self.file} line {self.line_no}: longer than {self.limit:,} bytes (a line "
+                    "holds a checksum or a label and a file path or value); refused unread")
+        return f"{self.file}: larger than {self.limit:,} bytes; refused unread"
+
+
+@dataclass(frozen=True)
 class UnsupportedAlgorithm(BagProblem):
     """A (tag) manifest uses an algorithm this validator cannot compute: it cannot be verified."""
 

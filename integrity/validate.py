@@ -37,6 +37,7 @@ from integrity.problems import (
     MalformedLine,
     MissingElement,
     MissingFile,
+    OversizedTagFile,
     OxumMismatch,
     UnexpectedFile,
     UnreadableFile,
@@ -65,6 +66,13 @@ BagRef = Path | str | BagSource
 _MANIFEST_RE = re.compile(r"^manifest-([^/]+)\.txt$")
 _TAGMANIFEST_RE = re.compile(r"^tagmanifest-([^/]+)\.txt$")
 _EOL_RE = re.compile(r"\r\n|\r|\n")
+_EOL_BYTES_RE = re.compile(rb"\r\n|\r|\n")
+
+MAX_TAG_LINE = 64 * 1024
+"""The longest tag-file line read (64 KiB): a manifest line is a checksum and a file path (at most
+a few kilobytes), a bag-info line a label and a value. Longer lines are refused unread."""
+MAX_BAG_INFO = 16 * 1024 * 1024
+"""The largest ``bag-info.txt`` read (16 MiB): metadata about the bag, not content."""
 _MANIFEST_LINE_RE = re.compile(r"^(\S+)[ \t]+(.+)$", re.DOTALL)
 _HEX_RE = re.compile(r"^[0-9A-Fa-f]+$")
 _PERCENT_RE = re.compile(r"%(0[AaDd]|25)|%")
@@ -258,13 +266,38 @@ class _Validator:
 
     # -- reading tag files -------------------------------------------------------------------
 
-    def _read_text(self, path: str) -> str | None:
+    def _read_text(self, path: str, *, max_bytes: int | None = None) -> str | None:
+        """The tag file decoded, read in chunks and refused (:class:`OversizedTagFile`) as soon
+        as one line passes :data:`MAX_TAG_LINE` bytes or the file ``max_bytes``: memory and
+        time stay bounded whatever a bag holds."""
+        chunks: list[bytes] = []
+        total = 0
+        line_no, line_len = 1, 0
         try:
             with self.src.open(path) as f:
-                raw = f.read()
+                while chunk := f.read(CHUNK_SIZE):
+                    total += len(chunk)
+                    if max_bytes is not None and total > max_bytes:
+                        self.out.append(OversizedTagFile(path, 0, max_bytes))
+                        return None
+                    # Line lengths across chunk boundaries; CR, LF and CRLF all end a line.
+                    start = 0
+                    for m in _EOL_BYTES_RE.finditer(chunk):
+                        line_len += m.start() - start
+                        if line_len > MAX_TAG_LINE:
+                            self.out.append(OversizedTagFile(path, line_no, MAX_TAG_LINE))
+                            return None
+                        line_no += 1
+                        line_len, start = 0, m.end()
+                    line_len += len(chunk) - start
+                    if line_len > MAX_TAG_LINE:
+                        self.out.append(OversizedTagFile(path, line_no, MAX_TAG_LINE))
+                        return None
+                    chunks.append(chunk)
         except OSError as e:
             self.out.append(UnreadableFile(path, str(e)))
             return None
+        raw = b"".join(chunks)
         try:
             return raw.decode(self.encoding)
         except UnicodeDecodeError as e:
@@ -282,9 +315,12 @@ class _Validator:
             return False
         try:
             with self.src.open("bagit.txt") as f:
-                raw = f.read()
+                raw = f.read(MAX_TAG_LINE * 2 + 1)
         except OSError as e:
             self.out.append(UnreadableFile("bagit.txt", str(e)))
+            return False
+        if len(raw) > MAX_TAG_LINE * 2:  # two short lines, by definition
+            self.out.append(OversizedTagFile("bagit.txt", 0, MAX_TAG_LINE * 2))
             return False
         bom = raw.startswith(codecs.BOM_UTF8)
         if bom:
@@ -398,7 +434,7 @@ class _Validator:
         name = self.rules.info_file
         if name not in present:
             return None
-        text = self._read_text(name)
+        text = self._read_text(name, max_bytes=MAX_BAG_INFO)
         if text is None:
             return None
         strict = self.rules.strict_elements
