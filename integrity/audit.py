@@ -38,6 +38,7 @@ from integrity.problems import (
 )
 from integrity.store_source import StoreBagSource
 from integrity.validate import FileCheck, manifest_digests, problems
+from qor.errors import QorError
 from storage.errors import ObjectNotFound, StorageError, StoreUnavailable
 from storage.store import ObjectStore
 
@@ -439,7 +440,9 @@ def _repair_file(
             how = "as a new object (it was missing)"
     except StoreUnavailable:
         raise
-    except StorageError as e:
+    except (StorageError, OSError) as e:
+        # Issue 15: one file that cannot be written back is this file's outcome, reported;
+        # it never stops the repair of the others (or of the next bag).
         return Repair(bag_id, path, False, f"the store refused the restored copy: {e}",
                       replica.uri)
     logger.warning("repaired %s of bag %s from %s", path, bag_id, replica.uri)
@@ -614,9 +617,25 @@ def run_audit(
             on_progress("bags", done_count, total)
         for bag_id, uri in pending:
             store = stores.get(uri) or stores.setdefault(uri, open_store(uri))
-            result = audit_bag(store, bag_id, mode=mode, replica=replica, repair=repair,
-                               workers=workers, journal=journal,
-                               inventory_number=inventory.get(bag_id), on_progress=on_progress)
+            started = _now()
+            try:
+                result = audit_bag(store, bag_id, mode=mode, replica=replica, repair=repair,
+                                   workers=workers, journal=journal,
+                                   inventory_number=inventory.get(bag_id),
+                                   on_progress=on_progress)
+            except StoreUnavailable:
+                raise  # not about this bag: the run stops and can be resumed
+            except (QorError, OSError) as e:
+                # Issue 15: a bag that cannot be checked or repaired is this bag's outcome,
+                # reported as a failure; the run goes on with the next bag.
+                logger.exception("bag %s in %s could not be audited", bag_id, uri)
+                failure = FixityFailure(bag_id, "", "AuditError",
+                                        f"bag {bag_id}: the audit stopped: "
+                                        f"{type(e).__name__}: {e}")
+                result = BagAudit(bag_id=bag_id, store_uri=uri, mode=mode, started_at=started,
+                                  finished_at=_now(), files_checked=0, bytes_checked=0,
+                                  failures=(failure,), remaining=(failure,),
+                                  inventory_number=inventory.get(bag_id))
             if on_bag is not None:
                 on_bag(result, journal.state.run_id)
             journal.bag_done(bag_id, result.as_dict())
