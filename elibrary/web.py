@@ -64,6 +64,7 @@ from elibrary.library import (
     check_bag_id,
     may_read,
     parse_rights,
+    readable_rights,
     set_rights,
     visible_copies_by_id,
     visible_copy,
@@ -357,18 +358,20 @@ def create_app(
             results: list[dict[str, Any]] = []
             total = 0
             if q:
-                found = search(session, q, offset=offset, limit=RESULTS_PER_PAGE)
+                # R6/R10 (issue 15): only copies this visitor may read are searched at all,
+                # so restricted copies are neither listed nor counted.
+                rights = readable_rights(visitor.reader,
+                                         in_reading_room=visitor.in_reading_room)
+                found = search(session, q, readable=rights, offset=offset,
+                               limit=RESULTS_PER_PAGE)
                 total = found.total
                 views = visible_copies_by_id(session, [h.copy_id for h in found.hits])
                 readable = [h for h in found.hits if h.copy_id in views and may_read(
                     views[h.copy_id].rights, visitor.reader,
                     in_reading_room=visitor.in_reading_room)]
                 bodies = page_bodies(session, [h.text_id for h in readable])
-                for h in found.hits:
-                    if h.copy_id not in views:
-                        continue
+                for h in readable:
                     text = bodies.get(h.text_id)
-                    # Catalogue fields are public; page text only for those who may read.
                     if h.page == 0:
                         shown: Markup | None = None
                     else:
