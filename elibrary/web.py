@@ -50,7 +50,6 @@ from elibrary.config import ElibraryConfig
 from elibrary.delivery import CopyFiles, ReadLog, parse_range
 from elibrary.errors import (
     AccessDenied,
-    AccountLocked,
     BadCredentials,
     CopyNotAvailable,
     CsrfRejected,
@@ -265,6 +264,8 @@ def create_app(
     copies' data keys. Reads are written to the read log every ``flush_seconds``.
     """
     lib = Elibrary(config, sessions=sessions, open_store=open_store, keyring=keyring)
+    throttle = accounts.SignInThrottle(max_failed=config.max_failed_logins,
+                                       cap=timedelta(minutes=config.lockout_minutes))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -526,29 +527,29 @@ def create_app(
         name = str(form.get("name", ""))[:64].strip()
         password = str(form.get("password", ""))
         next_path = _safe_next(str(form.get("next", "/"))) if not staff else "/staff"
+        source = accounts.source_key(lib.client_ip(request))
         with lib.sessions() as session:
             visitor = lib.visitor(request, session)
             lib.check_csrf(request, visitor, form.get("csrf_token"))
             _ = lib.gettext(visitor.lang)
             try:
-                account_id = accounts.authenticate(
-                    session, kind=kind, name=name, password=password,
-                    max_failed=config.max_failed_logins,
-                    lockout=timedelta(minutes=config.lockout_minutes))
+                # Issue 15: throttled per account and source; a throttled attempt gets the
+                # same answer, after the same hashing work, as a wrong password.
+                if throttle.blocked(kind, name, source):
+                    raise accounts.refuse_like_a_wrong_password(password)
+                account_id = accounts.authenticate(session, kind=kind, name=name,
+                                                   password=password)
                 token = accounts.start_session(
                     session, kind=kind, account_id=account_id,
                     lifetime=timedelta(hours=config.session_hours))
                 session.commit()
             except BadCredentials:
                 session.commit()  # keep the failure count
+                throttle.failed(kind, name, source)
                 return login_form(request, visitor, staff=staff, name=name, status=401,
                                   error=_("Wrong ticket number (or user name) or password."),
                                   next_path=next_path)
-            except AccountLocked as e:
-                return login_form(request, visitor, staff=staff, name=name, status=423,
-                                  error=_("Too many wrong passwords: this account is locked "
-                                          "until %(until)s.") % {"until": e.until},
-                                  next_path=next_path)
+            throttle.succeeded(kind, name, source)
         response = RedirectResponse(next_path, status_code=303)
         cookie = STAFF_COOKIE if staff else READER_COOKIE
         response.set_cookie(cookie, token, secure=True, httponly=True,
