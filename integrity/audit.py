@@ -19,6 +19,8 @@ are the callers' business (:mod:`integrity.records`, :mod:`flows.fixity`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -40,6 +42,7 @@ from integrity.store_source import StoreBagSource
 from integrity.validate import FileCheck, manifest_digests, problems
 from qor.errors import QorError
 from storage.errors import ObjectNotFound, StorageError, StoreUnavailable
+from storage.keys import KEY_RECORD_PREFIX, WrappedKey, key_record_key
 from storage.store import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ __all__ = [
     "bag_prefix",
     "deep_check",
     "find_orphans",
+    "key_record_check",
     "plan_deep_checks",
     "quick_check",
     "repair_bag",
@@ -398,6 +402,76 @@ def quick_check(store: ObjectStore, bag_id: str) -> tuple[list[FixityFailure], i
     return _dedupe(failures), checked, nbytes
 
 
+# -- key records -------------------------------------------------------------------------------
+
+KEY_RECORD_PROBLEM = "KeyRecordDamaged"
+_MAX_KEY_RECORD = 64 * 1024
+
+
+def _key_record_fault(store: ObjectStore, bag_id: str, key: str) -> str | None:
+    """Why the key record ``key`` of ``bag_id`` cannot be trusted, or None if it is sound."""
+    try:
+        info = store.head(key)
+        with store.open_read(key, length=_MAX_KEY_RECORD + 1) as f:
+            body = f.read()
+    except StoreUnavailable:
+        raise
+    except StorageError as e:
+        return f"cannot be read: {e}"
+    if len(body) > _MAX_KEY_RECORD:
+        return f"is larger than {_MAX_KEY_RECORD} bytes"
+    found = hashlib.sha256(body).hexdigest()
+    if info.sha256 is not None and info.sha256 != found:
+        return f"its bytes (sha256 {found}) differ from what was stored (sha256 {info.sha256})"
+    try:
+        obj = json.loads(body)
+        wrapped = WrappedKey.from_json(obj)
+    except (ValueError, QorError) as e:
+        return f"is not a wrapped-key record ({type(e).__name__})"
+    if obj.get("bag_id") != bag_id or key_record_key(bag_id, wrapped.kek_id) != key:
+        return "names another bag or key-encryption key than its place in the store"
+    return None
+
+
+def key_record_check(store: ObjectStore, bag_id: str) -> list[FixityFailure]:
+    """Each of the bag's key records (``_qor/keys/<bag>/<kek>.json``, the wrapped data key that
+    ``qor register rebuild-links`` depends on) read back (they are tiny) and checked: its bytes
+    against the store's recorded SHA-256, its content as a record of this bag (issue 15)."""
+    out: list[FixityFailure] = []
+    for info in store.list_actual(f"{KEY_RECORD_PREFIX}{bag_id}/"):
+        fault = _key_record_fault(store, bag_id, info.key)
+        if fault is not None:
+            out.append(FixityFailure(bag_id, info.key, KEY_RECORD_PROBLEM,
+                                     f"key record {info.key} {fault}"))
+    return out
+
+
+def _repair_key_record(primary: ObjectStore, replica: ObjectStore | None, bag_id: str,
+                       key: str) -> Repair:
+    if replica is None:
+        return Repair(bag_id, key, False, "no replica store is configured")
+    fault = _key_record_fault(replica, bag_id, key)
+    if fault is not None:
+        return Repair(bag_id, key, False, f"the replica's copy in {replica.uri} {fault}",
+                      replica.uri)
+    with replica.open_read(key, length=_MAX_KEY_RECORD) as f:
+        body = f.read()
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        if primary.exists(key):
+            info = primary.put_new_version(key, [body], sha256=digest)
+        else:
+            info = primary.put_chunks(key, [body], sha256=digest)
+    except StoreUnavailable:
+        raise
+    except (StorageError, OSError) as e:
+        return Repair(bag_id, key, False, f"the store refused the restored copy: {e}",
+                      replica.uri)
+    logger.warning("repaired key record %s of bag %s from %s", key, bag_id, replica.uri)
+    return Repair(bag_id, key, True, f"restored from {replica.uri} as a new version",
+                  replica.uri, info.version_id)
+
+
 # -- repair ------------------------------------------------------------------------------------
 
 
@@ -460,6 +534,8 @@ def repair_bag(
     so the caller checks again before repairing payload. A file is restored only if the replica's
     copy matches every checksum the manifests give for it, and only as a new object version.
     """
+    keys = [f.path for f in failures if f.problem == KEY_RECORD_PROBLEM]
+    key_repairs = [_repair_key_record(primary, replica, bag_id, k) for k in dict.fromkeys(keys)]
     paths: list[str] = []
     for f in failures:
         if f.problem in _REPAIRABLE and f.path and f.path not in paths:
@@ -468,9 +544,10 @@ def repair_bag(
     if tag_paths:
         paths = tag_paths
     if not paths:
-        return []
+        return key_repairs
     digests = manifest_digests(StoreBagSource(primary, bag_prefix(bag_id)))
-    return [_repair_file(primary, replica, bag_id, p, digests.get(p)) for p in paths]
+    return [*key_repairs,
+            *(_repair_file(primary, replica, bag_id, p, digests.get(p)) for p in paths)]
 
 
 def audit_bag(
@@ -516,6 +593,7 @@ def audit_bag(
         nbytes += resumed_bytes
     else:
         failures, files, nbytes = quick_check(store, bag_id)
+    failures = [*failures, *key_record_check(store, bag_id)]
 
     repairs: list[Repair] = []
     remaining = failures
@@ -530,6 +608,7 @@ def audit_bag(
                 remaining, _, _ = deep_check(store, bag_id, workers=workers, skip=ok_paths)
             else:
                 remaining, _, _ = quick_check(store, bag_id)
+            remaining = [*remaining, *key_record_check(store, bag_id)]
             if not remaining:
                 break
     if remaining:

@@ -139,3 +139,42 @@ def test_both_modes_find_an_extra_file(tmp_path: Path, mode: str) -> None:
     found = {f.key() for f in result.failures}
     assert ("data/access/planted.pdf", "UnexpectedFile") in found
     assert ("data/access/through-store.pdf", "UnexpectedFile") in found
+
+
+# -- issue 15 item 9: bag-info.txt and key records ----------------------------------------------
+
+
+def _two_stores(tmp_path: Path, bag_id: str) -> tuple[FileStore, FileStore]:
+    from storage import LocalKeyring
+
+    store = FileStore(tmp_path / "s", fsync=False)
+    replica = FileStore(tmp_path / "r", fsync=False)
+    make_stored_bag([store, replica], bag_id=bag_id, inventory="KZ-8", work=tmp_path / "w",
+                    keyring=LocalKeyring(tmp_path / "k"), files={"access/doc.pdf": b"z" * 4000})
+    return store, replica
+
+
+@pytest.mark.parametrize("mode", ["quick", "deep"])
+def test_a_bit_flip_in_bag_info_is_found_and_repaired(tmp_path: Path, mode: str) -> None:
+    store, replica = _two_stores(tmp_path, "KZ-8-v1-i")
+    _flip_on_disk(store.root / bag_prefix("KZ-8-v1-i") / "bag-info.txt")
+    found = audit_bag(store, "KZ-8-v1-i", mode=mode, repair=False)  # type: ignore[arg-type]
+    assert ("bag-info.txt", "ChecksumMismatch") in {f.key() for f in found.failures}
+    fixed = audit_bag(store, "KZ-8-v1-i", mode=mode, replica=replica)  # type: ignore[arg-type]
+    assert fixed.outcome == "repaired", fixed.remaining
+    assert audit_bag(store, "KZ-8-v1-i", mode="deep", repair=False).failures == ()
+
+
+@pytest.mark.parametrize("mode", ["quick", "deep"])
+def test_a_bit_flip_in_a_key_record_is_found_and_repaired(tmp_path: Path, mode: str) -> None:
+    from storage.keys import KEY_RECORD_PREFIX, read_key_records
+
+    store, replica = _two_stores(tmp_path, "KZ-8-v1-k")
+    (record,) = (store.root / KEY_RECORD_PREFIX / "KZ-8-v1-k").iterdir()
+    _flip_on_disk(record, at=len(record.read_bytes()) - 12)  # inside the wrapped key's base64
+    key = record.relative_to(store.root).as_posix()
+    found = audit_bag(store, "KZ-8-v1-k", mode=mode, repair=False)  # type: ignore[arg-type]
+    assert [(f.path, f.problem) for f in found.failures] == [(key, "KeyRecordDamaged")]
+    fixed = audit_bag(store, "KZ-8-v1-k", mode=mode, replica=replica)  # type: ignore[arg-type]
+    assert fixed.outcome == "repaired", fixed.remaining
+    assert read_key_records(store, "KZ-8-v1-k") == read_key_records(replica, "KZ-8-v1-k")
