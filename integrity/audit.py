@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -73,7 +74,7 @@ ProgressCallback = Callable[[str, int, int], None]
 
 # Findings a good copy from the replica can cure (the object's bytes are wrong or gone).
 _REPAIRABLE = frozenset({"ChecksumMismatch", "MissingFile", "UnreadableFile", "SizeMismatch",
-                         "StoredChecksumMismatch"})
+                         "StoredChecksumMismatch", "WrittenAfterStoring"})
 
 
 def _now() -> datetime:
@@ -87,7 +88,8 @@ class FixityFailure:
     ``problem`` is the kind — a :mod:`integrity.problems` class name (``ChecksumMismatch``,
     ``MissingFile``, ``UnexpectedFile``, ``OxumMismatch``…) or one of quick mode's own:
     ``SizeMismatch`` (the object's size differs from the size PREMIS recorded) and
-    ``StoredChecksumMismatch`` (the store's recorded SHA-256 differs from the manifest).
+    ``StoredChecksumMismatch`` (the store's recorded SHA-256 differs from the manifest) and
+    ``WrittenAfterStoring`` (the store can tell the bytes were written behind its back).
     ``path`` is the file's path in the bag (``""`` for the bag as a whole).
     """
 
@@ -393,6 +395,11 @@ def quick_check(store: ObjectStore, bag_id: str) -> tuple[list[FixityFailure], i
                 bag_id, e.path, "StoredChecksumMismatch",
                 f"{e.path}: the store records sha256 {info.sha256}, the manifest {want}",
                 "sha256", want, info.sha256))
+        if store.written_since_stored(prefix + e.path):
+            failures.append(FixityFailure(
+                bag_id, e.path, "WrittenAfterStoring",
+                f"{e.path}: the object's bytes were written after the store committed them "
+                "(behind its back)"))
         recorded = sizes.get(e.path)
         if recorded is not None and info.size != recorded:
             failures.append(FixityFailure(
@@ -524,6 +531,72 @@ def _repair_file(
                   info.version_id)
 
 
+_MAX_TAG_FILE = 8 * 1024 * 1024
+_TAGMANIFEST = re.compile(r"^tagmanifest-([a-z0-9]+)\.txt$")
+
+
+def _small(store: ObjectStore, key: str) -> bytes | None:
+    try:
+        with store.open_read(key, length=_MAX_TAG_FILE + 1) as f:
+            body = f.read()
+    except StoreUnavailable:
+        raise
+    except StorageError:
+        return None
+    return body if len(body) <= _MAX_TAG_FILE else None
+
+
+def _repair_tag_manifests(primary: ObjectStore, replica: ObjectStore, bag_id: str) -> list[Repair]:
+    """Restore a damaged tag manifest from the replica.
+
+    No manifest covers a tag manifest, so the replica's copy is taken only if it differs from
+    the primary's and every entry in it verifies the primary's own current tag file: then the
+    tag files are sound and the tag manifest was what changed (issue 15: tamper matrix).
+    """
+    prefix = bag_prefix(bag_id)
+    out: list[Repair] = []
+    for info in replica.list(prefix):
+        name = info.key[len(prefix):]
+        m = _TAGMANIFEST.match(name)
+        if m is None:
+            continue
+        theirs = _small(replica, info.key)
+        ours = _small(primary, info.key)
+        if theirs is None or theirs == ours:
+            continue
+        try:
+            algorithm = m.group(1)
+            entries = [ln.split(None, 1) for ln in theirs.decode("utf-8").splitlines()
+                       if ln.strip()]
+            sound = bool(entries)
+            for digest, path in entries:
+                body = _small(primary, prefix + path.strip())
+                if body is None or hashlib.new(algorithm, body).hexdigest() != digest.lower():
+                    sound = False
+                    break
+        except (ValueError, UnicodeDecodeError):
+            sound = False
+        if not sound:
+            continue
+        digest = hashlib.sha256(theirs).hexdigest()
+        try:
+            if ours is not None and primary.exists(info.key):
+                put = primary.put_new_version(info.key, [theirs], sha256=digest)
+            else:
+                put = primary.put_chunks(info.key, [theirs], sha256=digest)
+        except StoreUnavailable:
+            raise
+        except (StorageError, OSError) as e:
+            out.append(Repair(bag_id, name, False, f"the store refused the restored copy: {e}",
+                              replica.uri))
+            continue
+        logger.warning("repaired %s of bag %s from %s", name, bag_id, replica.uri)
+        out.append(Repair(bag_id, name, True,
+                          f"restored from {replica.uri} (its entries verify this bag's tag files)",
+                          replica.uri, put.version_id))
+    return out
+
+
 def repair_bag(
     primary: ObjectStore, replica: ObjectStore | None, bag_id: str,
     failures: Sequence[FixityFailure],
@@ -534,6 +607,12 @@ def repair_bag(
     so the caller checks again before repairing payload. A file is restored only if the replica's
     copy matches every checksum the manifests give for it, and only as a new object version.
     """
+    if replica is not None and any(
+            f.path and not f.path.startswith("data/") and f.problem != KEY_RECORD_PROBLEM
+            for f in failures):
+        restored = [r for r in _repair_tag_manifests(primary, replica, bag_id)]
+        if any(r.restored for r in restored):
+            return restored  # the caller checks again against the restored tag manifest
     keys = [f.path for f in failures if f.problem == KEY_RECORD_PROBLEM]
     key_repairs = [_repair_key_record(primary, replica, bag_id, k) for k in dict.fromkeys(keys)]
     paths: list[str] = []

@@ -452,6 +452,23 @@ class FileStore(ObjectStore):
         yield from self._walk_data(self.root / base if base else self.root,
                                    f"{base}/" if base else "", prefix)
 
+    def written_since_stored(self, key: str) -> bool:
+        """The file's modification time is later than its commit record's (the bytes are
+        written and fsync-ed before the record is made, so a stored file's mtime is never
+        later; 10 ms of slack). Copy a file store with its times kept (``rsync -a``,
+        ``cp -a``), or a quick audit reports every file; a store on a network filesystem needs
+        the server's clock to agree with this host's."""
+        key = self._key(key)
+        meta = self._read_meta(key)
+        created = _parse_dt(meta.get("created")) if meta else None
+        if created is None:
+            return False
+        try:
+            mtime = self._data_path(key).stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            return False
+        return mtime > created.timestamp() + 0.01
+
     def _walk_data(self, folder: Path, rel: str, prefix: str) -> Iterator[ObjectInfo]:
         try:
             entries = builtins.list(os.scandir(folder))

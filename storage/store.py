@@ -187,6 +187,12 @@ class ObjectStore(ABC):
         """
         return self.list(prefix)
 
+    def written_since_stored(self, key: str) -> bool:
+        """Whether the object's bytes were written after the store committed them — behind its
+        back (a quick audit's cheap clue; only a deep audit proves bytes). Stores that cannot
+        tell (S3: an overwrite is a new version with its own checksum) answer False."""
+        return False
+
     @abstractmethod
     def list_versions(self, key: str) -> builtins.list[ObjectInfo]:
         """Every stored version of ``key``, newest first (deleted ones included if kept)."""
