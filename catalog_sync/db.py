@@ -12,7 +12,9 @@ connection the server dropped while idle is exactly the one that waited longer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import time
 from functools import cache
@@ -49,6 +51,8 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         _ping_when_idle(engine)
         return engine
     if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            create_private_file(Path(parsed.database))
         engine = create_engine(
             parsed,
             echo=echo,
@@ -57,6 +61,25 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         _configure_sqlite(engine)
         return engine
     raise RegisterError(f"register URL {url!r}: only sqlite and postgresql are supported")
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty, readable by this user only (0600), in a folder created 0700 if
+    missing — the register holds readers' personal data and password and session hashes
+    (issue 15). An existing file is left as it is (``qor doctor`` names a wrong mode). SQLite
+    gives its ``-wal``/``-shm``/``-journal`` files the database file's mode."""
+    if path.exists():
+        return
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise RegisterError(f"register file {path}: cannot be created ({e.strerror})") from e
 
 
 def _ping_when_idle(engine: Engine) -> None:

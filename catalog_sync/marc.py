@@ -17,8 +17,8 @@ reported with why (its import is rolled back alone, in a savepoint); the others 
 
 from __future__ import annotations
 
-import io
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 import pymarc
+from lxml import etree
 from pymarc import Field, Indicators, Record, Subfield
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -196,28 +197,121 @@ def export_marc(
 # --- import -----------------------------------------------------------------------------------
 
 
+MARCXML_NS = "http://www.loc.gov/MARC21/slim"
+MAX_XML_TEXT = 1_000_000
+"""Longest text of one MARCXML element, in characters (far above any real field; 99 999 bytes
+is a whole ISO 2709 record). A longer one refuses the file by name."""
+
+
 def _read(path: Path, fmt: MarcFormat | None) -> Iterator[tuple[int, Record | None, str | None]]:
-    data = path.read_bytes()
+    """The file's records, streamed: ``(position, record or None, why not)``.
+
+    Hostile input is refused with a named reason in bounded time and memory (issue 15):
+    ISO 2709 is read record by record (each at most 99 999 bytes, its own length says so);
+    MARCXML is parsed by lxml with entities left unresolved, no network, lxml's own limits on
+    tree depth and text size (``huge_tree=False``), and a document that declares a DOCTYPE
+    (the carrier of entity expansion and external entities, which MARCXML never needs) is
+    refused outright.
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(512)
+    except OSError as e:
+        raise MarcError(f"{path}: cannot be read ({e.strerror})") from e
     if fmt is None:
-        fmt = "marcxml" if data.lstrip()[:1] == b"<" else "iso2709"
+        fmt = "marcxml" if head.lstrip()[:1] == b"<" else "iso2709"
     if fmt == "marcxml":
-        try:
-            records = pymarc.parse_xml_to_array(io.BytesIO(data), strict=False)  # type: ignore[no-untyped-call]
-        except Exception as e:  # the XML itself is broken: nothing can be taken from it
-            raise MarcError(f"{path}: not readable as MARCXML: {e}") from e
-        for n, rec in enumerate(records, 1):
-            yield n, rec, None
+        yield from _read_marcxml(path)
         return
-    reader = pymarc.MARCReader(data, to_unicode=True, force_utf8=True, permissive=True)
-    for n, rec in enumerate(reader, 1):
-        if rec is None:
-            exc = reader.current_exception
-            yield n, None, f"not a readable MARC record ({type(exc).__name__}: {exc})"
-            if isinstance(exc, pymarc.exceptions.FatalReaderError):
-                yield n + 1, None, "the rest of the file cannot be read after this point"
-                return
-        else:
-            yield n, rec, None
+    with path.open("rb") as fh:  # streamed: one record (≤ 99 999 bytes) at a time
+        reader = pymarc.MARCReader(fh, to_unicode=True, force_utf8=True, permissive=True)
+        for n, rec in enumerate(reader, 1):
+            if rec is None:
+                exc = reader.current_exception
+                yield n, None, f"not a readable MARC record ({type(exc).__name__}: {exc})"
+                if isinstance(exc, pymarc.exceptions.FatalReaderError):
+                    yield n + 1, None, "the rest of the file cannot be read after this point"
+                    return
+            else:
+                yield n, rec, None
+
+
+def _local(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _text(el: etree._Element) -> str:
+    value = el.text or ""
+    if len(value) > MAX_XML_TEXT:
+        raise MarcError(f"an element's text is longer than {MAX_XML_TEXT} characters")
+    return value
+
+
+def _record_from_xml(el: etree._Element) -> Record:
+    rec = Record(force_utf8=True)
+    for child in el:
+        name = _local(child.tag)
+        if name == "leader":
+            rec.leader = pymarc.Leader(_text(child).ljust(24)[:24])
+        elif name == "controlfield":
+            _add(rec, Field(tag=str(child.get("tag", "")), data=_text(child)))
+        elif name == "datafield":
+            subs = [Subfield(str(sf.get("code", "")), _text(sf))
+                    for sf in child if _local(sf.tag) == "subfield"]
+            _add(rec, Field(tag=str(child.get("tag", "")),
+                            indicators=Indicators(str(child.get("ind1", " "))[:1] or " ",
+                                                  str(child.get("ind2", " "))[:1] or " "),
+                            subfields=subs))
+    return rec
+
+
+def _refuse_doctype(path: Path) -> None:
+    """Refuse before parsing a document whose prolog declares a DOCTYPE: lxml would otherwise
+    read the DTD first (and may fail on its amplification guard with a less plain reason)."""
+    with path.open("rb") as fh:
+        head = fh.read(1024 * 1024)
+    root = re.search(rb"<[A-Za-z_]", head)
+    doctype = head.find(b"<!DOCTYPE")
+    if doctype >= 0 and (root is None or doctype < root.start()):
+        raise MarcError(f"{path}: refused: the MARCXML declares a DOCTYPE (entity declarations "
+                        "and external entities are not accepted)")
+
+
+def _read_marcxml(path: Path) -> Iterator[tuple[int, Record | None, str | None]]:
+    _refuse_doctype(path)
+    context = etree.iterparse(
+        str(path), events=("start", "end"), resolve_entities=False, no_network=True,
+        huge_tree=False, load_dtd=False, dtd_validation=False, remove_comments=True,
+        remove_pis=True)
+    n = 0
+    checked = False
+    try:
+        for event, el in context:
+            if not checked:
+                checked = True
+                if el.getroottree().docinfo.doctype:
+                    raise MarcError(f"{path}: refused: the MARCXML declares a DOCTYPE (entity "
+                                    "declarations and external entities are not accepted)")
+            if event != "end" or _local(el.tag) != "record":
+                continue
+            n += 1
+            try:
+                yield n, _record_from_xml(el), None
+            except (MarcError, ValueError) as e:
+                yield n, None, f"not a readable MARCXML record ({e})"
+            # Streamed: what has been read is dropped, whatever the file's size.
+            el.clear()
+            parent = el.getparent()
+            while parent is not None and el.getprevious() is not None:
+                del parent[0]
+    except etree.XMLSyntaxError as e:
+        if n == 0:
+            raise MarcError(f"{path}: not readable as MARCXML: {e}") from e
+        yield n + 1, None, f"not readable as MARCXML after record {n}: {e}"
+    except MarcError as e:
+        if n == 0 and str(e).startswith(str(path)):
+            raise
+        yield n + 1, None, f"refused after record {n}: {e}"
 
 
 def _sub(field: Field, code: str) -> str | None:

@@ -6,16 +6,26 @@
   session can never act as a reader nor a reader's as staff (R10).
 * Passwords are hashed with argon2id (``argon2-cffi``'s RFC 9106 low-memory profile); a hash
   made with weaker parameters is upgraded at the next sign-in.
-* After ``max_failed`` wrong passwords in a row the account is locked for ``lockout`` — even the
-  right password is refused meanwhile. Unknown names cost the same hashing time as known ones.
+* Failed sign-ins are throttled per account name **and** source address
+  (:class:`SignInThrottle`): after ``max_failed`` wrong passwords from one source, that source
+  waits, doubling each time up to ``lockout`` — even the right password is refused from there
+  meanwhile — while the reader signs in from anywhere else: nobody can lock a reader out.
+* Every refusal — unknown name, wrong password, throttled, disabled or blocked — is the same
+  :class:`BadCredentials` after the same argon2 work, so neither the answer nor its time tells
+  whether an account exists or is throttled (issue 15).
 * A session is a random 256-bit token in the cookie; the database keeps only its SHA-256.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from catalog_sync.errors import ReaderNotFound
 from catalog_sync.models import Reader, ReaderStatus, utcnow
-from elibrary.errors import AccountError, AccountLocked, BadCredentials
+from elibrary.errors import AccountError, BadCredentials
 from elibrary.models import ReaderAccount, StaffAccount, StaffRole, WebSession
 
 logger = logging.getLogger(__name__)
@@ -138,26 +148,25 @@ def authenticate(
     kind: str,
     name: str,
     password: str,
-    max_failed: int,
-    lockout: timedelta,
     now: datetime | None = None,
 ) -> int:
-    """The account id if ``password`` is right; else :class:`BadCredentials` or
-    :class:`AccountLocked`. Counts failures and locks after ``max_failed`` in a row; the
-    caller commits either way (a failure must be remembered)."""
+    """The account id if ``password`` is right; else :class:`BadCredentials`, whatever the
+    reason (throttling is the caller's, with :class:`SignInThrottle`). The caller commits
+    either way (a failure is counted)."""
     when = now or utcnow()
     account = _find(session, kind, name[:64])
     if account is None or len(password) > MAX_PASSWORD_LENGTH:
         _verify(_DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
         raise BadCredentials()
-    if account.locked_until is not None and account.locked_until > when:
-        raise AccountLocked(name, account.locked_until.strftime("%Y-%m-%d %H:%M UTC"))
-    if account.disabled or not _verify(account.password_hash, password):
-        account.failed_logins += 1
-        if account.failed_logins >= max_failed:
-            account.locked_until = when + lockout
-            account.failed_logins = 0
-            logger.warning("%s account %s locked after %d wrong passwords", kind, name, max_failed)
+    # Issue 15: a lock set by a librarian (or by an older Qor) is refused exactly like a wrong
+    # password, after the same hashing work: the answer never tells that the account exists.
+    locked = account.locked_until is not None and account.locked_until > when
+    right = _verify(account.password_hash, password)
+    if locked or account.disabled or not right:
+        if not right:
+            # Counted for the statistics only: a whole-account lock is what let anyone lock any
+            # reader out; throttling is per account and source (SignInThrottle).
+            account.failed_logins += 1
         session.flush()
         raise BadCredentials()
     if kind == READER:
@@ -173,6 +182,71 @@ def authenticate(
         account.password_hash = _HASHER.hash(password)
     session.flush()
     return account.id
+
+
+def refuse_like_a_wrong_password(password: str) -> BadCredentials:
+    """The refusal for a throttled attempt, after the argon2 work a real check costs (so the
+    time does not tell it from a wrong password)."""
+    _verify(_DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+    return BadCredentials()
+
+
+def source_key(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str:
+    """The source a sign-in is throttled by: the IPv4 address, or the IPv6 /64 (one host
+    picks freely inside its /64), or ``"unknown"``."""
+    if address is None:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    v4 = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else address
+    return str(v4)
+
+
+class SignInThrottle:
+    """Failed sign-ins per (kind, account name, source), with exponential backoff.
+
+    After ``max_failed`` failures from one source for one name, that source is refused for
+    ``base``, then twice as long after each further failure, up to ``cap``; a success from that
+    source clears its count. Other sources are not affected, so a third party can slow down only
+    its own guesses. Kept in the e-library process's memory (bounded to ``max_entries``; the
+    oldest entries are dropped first) — a restart forgets it, which only gives an attacker a
+    fresh ``max_failed`` guesses.
+    """
+
+    def __init__(self, *, max_failed: int, cap: timedelta, base: timedelta | None = None,
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 100_000) -> None:
+        self.max_failed = max_failed
+        self.cap = cap.total_seconds()
+        self.base = min(self.cap, (base or timedelta(seconds=30)).total_seconds())
+        self._clock = clock
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str, str], tuple[int, float]] = OrderedDict()
+
+    def blocked(self, kind: str, name: str, source: str) -> bool:
+        """Whether this source must wait before trying this name again."""
+        with self._lock:
+            entry = self._entries.get((kind, name.casefold(), source))
+        return entry is not None and entry[1] > self._clock()
+
+    def failed(self, kind: str, name: str, source: str) -> None:
+        key = (kind, name.casefold(), source)
+        with self._lock:
+            count = self._entries.pop(key, (0, 0.0))[0] + 1
+            until = 0.0
+            if count >= self.max_failed:
+                wait = min(self.cap, self.base * 2 ** min(count - self.max_failed, 32))
+                until = self._clock() + wait
+            self._entries[key] = (count, until)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        if until:
+            logger.warning("%s sign-in %r from %s throttled after %d failures", kind, name,
+                           source, count)
+
+    def succeeded(self, kind: str, name: str, source: str) -> None:
+        with self._lock:
+            self._entries.pop((kind, name.casefold(), source), None)
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
         return elib.elibrary_secret_key.get_secret_value().encode("utf-8")
     path = settings.data_dir / "elibrary-secret"
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         if path.stat().st_mode & 0o077:

@@ -32,10 +32,20 @@ logger = logging.getLogger(__name__)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
+def _position(digits: str, size: int) -> int:
+    """A byte position of any length, without converting thousands of digits: anything past
+    the file's end is ``size`` (which the caller clamps to, or refuses as a first position)."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(size)) + 1:
+        return size
+    return min(int(digits), size)
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(start, end_exclusive)`` for a single satisfiable byte range; None to send the whole
     file (no header, a malformed one, or several ranges — RFC 9110 lets a server ignore those).
-    Raises :class:`RangeNotSatisfiable` (416) for a range outside the file."""
+    Raises :class:`RangeNotSatisfiable` (416) for a range starting past the file's end; a
+    range *ending* past it, with however many digits, is clamped to the end (RFC 9110)."""
     if header is None:
         return None
     value = header.strip().replace(" ", "")
@@ -45,15 +55,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if m is None or (not m.group(1) and not m.group(2)):
         return None
     first, last = m.group(1), m.group(2)
-    if len(first) > 19 or len(last) > 19:
-        raise RangeNotSatisfiable(header, size)
-    if not first:  # suffix range: the last N bytes
-        n = int(last)
+    if not first:  # suffix range: the last N bytes (more than the file: the whole file)
+        n = _position(last, size)
         if n == 0 or size == 0:
             raise RangeNotSatisfiable(header, size)
         return max(0, size - n), size
-    start = int(first)
-    end = size if not last else int(last) + 1
+    start = _position(first, size)
+    # RFC 9110 §14.1.2: a last-pos at or past the end (however many digits) means the end.
+    end = size if not last else _position(last, size) + 1
     if last and end <= start:
         return None  # last < first: syntactically invalid, ignored
     if start >= size:

@@ -57,6 +57,13 @@ def may_read(rights: Rights | str, principal: Principal | None, *, in_reading_ro
     return False
 
 
+def readable_rights(principal: Principal | None, *, in_reading_room: bool) -> frozenset[Rights]:
+    """The rights of the copies this visitor may read (never ``dark``): what search may show
+    them (issue 15: a copy they may not read is not listed, counted or quoted)."""
+    return frozenset(r for r in Rights
+                     if may_read(r, principal, in_reading_room=in_reading_room))
+
+
 @dataclass(frozen=True)
 class CopyView:
     """What the e-library shows and serves of one copy (plain values)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -233,25 +233,35 @@ def _ts_query(terms: Sequence[str]) -> str:
     return " & ".join(f"'{t}':*" for t in terms)
 
 
-def search(session: Session, query: str, *, offset: int = 0, limit: int = 10) -> HitPage:
-    """Pages (and catalogue entries) of non-dark copies matching every word of ``query``,
-    best first. Callers decide which snippets a visitor may see (rights)."""
+def search(session: Session, query: str, *, readable: Collection[Rights], offset: int = 0,
+           limit: int = 10) -> HitPage:
+    """Pages (and catalogue entries) matching every word of ``query``, best first, of the
+    copies whose rights are in ``readable`` — the rights the visitor may read
+    (:func:`elibrary.library.readable_rights`); ``dark`` copies are never found.
+
+    R6/R10 (issue 15): the filter is in the query itself, so a copy the visitor may not read is
+    neither listed nor counted — the total, page numbers and paging reveal nothing of its text,
+    and a prefix probe on its words answers exactly as a word found nowhere.
+    """
     terms = query_terms(query)
-    if not terms or limit <= 0:
+    allowed = sorted(r.value for r in readable if Rights(r) is not Rights.DARK)
+    if not terms or limit <= 0 or not allowed:
         return HitPage((), 0, tuple(terms))
     dialect = session.get_bind().dialect.name
-    visible = "c.rights <> 'dark'"
+    marks = ", ".join(f":right{i}" for i in range(len(allowed)))
+    visible = f"c.rights IN ({marks})"
+    rights_params = {f"right{i}": v for i, v in enumerate(allowed)}
     if dialect == "sqlite":
         match = ("FROM elibrary_page_fts f JOIN elibrary_page_texts t ON t.id = f.rowid "
                  "JOIN elibrary_copies c ON c.copy_id = t.copy_id "
                  f"WHERE elibrary_page_fts MATCH :q AND {visible}")
-        params: dict[str, object] = {"q": _fts5_query(terms)}
+        params: dict[str, object] = {"q": _fts5_query(terms), **rights_params}
         order = "bm25(elibrary_page_fts), t.copy_id, t.page"
     elif dialect == "postgresql":
         match = ("FROM elibrary_page_texts t JOIN elibrary_copies c ON c.copy_id = t.copy_id "
                  "WHERE to_tsvector('simple', t.folded) @@ to_tsquery('simple', :q) "
                  f"AND {visible}")
-        params = {"q": _ts_query(terms)}
+        params = {"q": _ts_query(terms), **rights_params}
         order = ("ts_rank(to_tsvector('simple', t.folded), to_tsquery('simple', :q)) DESC, "
                  "t.copy_id, t.page")
     else:  # pragma: no cover - make_engine allows only these two

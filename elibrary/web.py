@@ -50,7 +50,6 @@ from elibrary.config import ElibraryConfig
 from elibrary.delivery import CopyFiles, ReadLog, parse_range
 from elibrary.errors import (
     AccessDenied,
-    AccountLocked,
     BadCredentials,
     CopyNotAvailable,
     CsrfRejected,
@@ -64,6 +63,7 @@ from elibrary.library import (
     check_bag_id,
     may_read,
     parse_rights,
+    readable_rights,
     set_rights,
     visible_copies_by_id,
     visible_copy,
@@ -264,6 +264,8 @@ def create_app(
     copies' data keys. Reads are written to the read log every ``flush_seconds``.
     """
     lib = Elibrary(config, sessions=sessions, open_store=open_store, keyring=keyring)
+    throttle = accounts.SignInThrottle(max_failed=config.max_failed_logins,
+                                       cap=timedelta(minutes=config.lockout_minutes))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -357,18 +359,20 @@ def create_app(
             results: list[dict[str, Any]] = []
             total = 0
             if q:
-                found = search(session, q, offset=offset, limit=RESULTS_PER_PAGE)
+                # R6/R10 (issue 15): only copies this visitor may read are searched at all,
+                # so restricted copies are neither listed nor counted.
+                rights = readable_rights(visitor.reader,
+                                         in_reading_room=visitor.in_reading_room)
+                found = search(session, q, readable=rights, offset=offset,
+                               limit=RESULTS_PER_PAGE)
                 total = found.total
                 views = visible_copies_by_id(session, [h.copy_id for h in found.hits])
                 readable = [h for h in found.hits if h.copy_id in views and may_read(
                     views[h.copy_id].rights, visitor.reader,
                     in_reading_room=visitor.in_reading_room)]
                 bodies = page_bodies(session, [h.text_id for h in readable])
-                for h in found.hits:
-                    if h.copy_id not in views:
-                        continue
+                for h in readable:
                     text = bodies.get(h.text_id)
-                    # Catalogue fields are public; page text only for those who may read.
                     if h.page == 0:
                         shown: Markup | None = None
                     else:
@@ -523,29 +527,29 @@ def create_app(
         name = str(form.get("name", ""))[:64].strip()
         password = str(form.get("password", ""))
         next_path = _safe_next(str(form.get("next", "/"))) if not staff else "/staff"
+        source = accounts.source_key(lib.client_ip(request))
         with lib.sessions() as session:
             visitor = lib.visitor(request, session)
             lib.check_csrf(request, visitor, form.get("csrf_token"))
             _ = lib.gettext(visitor.lang)
             try:
-                account_id = accounts.authenticate(
-                    session, kind=kind, name=name, password=password,
-                    max_failed=config.max_failed_logins,
-                    lockout=timedelta(minutes=config.lockout_minutes))
+                # Issue 15: throttled per account and source; a throttled attempt gets the
+                # same answer, after the same hashing work, as a wrong password.
+                if throttle.blocked(kind, name, source):
+                    raise accounts.refuse_like_a_wrong_password(password)
+                account_id = accounts.authenticate(session, kind=kind, name=name,
+                                                   password=password)
                 token = accounts.start_session(
                     session, kind=kind, account_id=account_id,
                     lifetime=timedelta(hours=config.session_hours))
                 session.commit()
             except BadCredentials:
                 session.commit()  # keep the failure count
+                throttle.failed(kind, name, source)
                 return login_form(request, visitor, staff=staff, name=name, status=401,
                                   error=_("Wrong ticket number (or user name) or password."),
                                   next_path=next_path)
-            except AccountLocked as e:
-                return login_form(request, visitor, staff=staff, name=name, status=423,
-                                  error=_("Too many wrong passwords: this account is locked "
-                                          "until %(until)s.") % {"until": e.until},
-                                  next_path=next_path)
+            throttle.succeeded(kind, name, source)
         response = RedirectResponse(next_path, status_code=303)
         cookie = STAFF_COOKIE if staff else READER_COOKIE
         response.set_cookie(cookie, token, secure=True, httponly=True,

@@ -19,8 +19,11 @@ are the callers' business (:mod:`integrity.records`, :mod:`flows.fixity`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,7 +41,9 @@ from integrity.problems import (
 )
 from integrity.store_source import StoreBagSource
 from integrity.validate import FileCheck, manifest_digests, problems
+from qor.errors import QorError
 from storage.errors import ObjectNotFound, StorageError, StoreUnavailable
+from storage.keys import KEY_RECORD_PREFIX, WrappedKey, key_record_key
 from storage.store import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -55,6 +60,7 @@ __all__ = [
     "bag_prefix",
     "deep_check",
     "find_orphans",
+    "key_record_check",
     "plan_deep_checks",
     "quick_check",
     "repair_bag",
@@ -68,7 +74,7 @@ ProgressCallback = Callable[[str, int, int], None]
 
 # Findings a good copy from the replica can cure (the object's bytes are wrong or gone).
 _REPAIRABLE = frozenset({"ChecksumMismatch", "MissingFile", "UnreadableFile", "SizeMismatch",
-                         "StoredChecksumMismatch"})
+                         "StoredChecksumMismatch", "WrittenAfterStoring"})
 
 
 def _now() -> datetime:
@@ -82,7 +88,8 @@ class FixityFailure:
     ``problem`` is the kind — a :mod:`integrity.problems` class name (``ChecksumMismatch``,
     ``MissingFile``, ``UnexpectedFile``, ``OxumMismatch``…) or one of quick mode's own:
     ``SizeMismatch`` (the object's size differs from the size PREMIS recorded) and
-    ``StoredChecksumMismatch`` (the store's recorded SHA-256 differs from the manifest).
+    ``StoredChecksumMismatch`` (the store's recorded SHA-256 differs from the manifest) and
+    ``WrittenAfterStoring`` (the store can tell the bytes were written behind its back).
     ``path`` is the file's path in the bag (``""`` for the bag as a whole).
     """
 
@@ -388,6 +395,11 @@ def quick_check(store: ObjectStore, bag_id: str) -> tuple[list[FixityFailure], i
                 bag_id, e.path, "StoredChecksumMismatch",
                 f"{e.path}: the store records sha256 {info.sha256}, the manifest {want}",
                 "sha256", want, info.sha256))
+        if store.written_since_stored(prefix + e.path):
+            failures.append(FixityFailure(
+                bag_id, e.path, "WrittenAfterStoring",
+                f"{e.path}: the object's bytes were written after the store committed them "
+                "(behind its back)"))
         recorded = sizes.get(e.path)
         if recorded is not None and info.size != recorded:
             failures.append(FixityFailure(
@@ -395,6 +407,76 @@ def quick_check(store: ObjectStore, bag_id: str) -> tuple[list[FixityFailure], i
                 f"{e.path}: the stored object has {info.size} bytes, PREMIS recorded {recorded}",
                 None, str(recorded), str(info.size)))
     return _dedupe(failures), checked, nbytes
+
+
+# -- key records -------------------------------------------------------------------------------
+
+KEY_RECORD_PROBLEM = "KeyRecordDamaged"
+_MAX_KEY_RECORD = 64 * 1024
+
+
+def _key_record_fault(store: ObjectStore, bag_id: str, key: str) -> str | None:
+    """Why the key record ``key`` of ``bag_id`` cannot be trusted, or None if it is sound."""
+    try:
+        info = store.head(key)
+        with store.open_read(key, length=_MAX_KEY_RECORD + 1) as f:
+            body = f.read()
+    except StoreUnavailable:
+        raise
+    except StorageError as e:
+        return f"cannot be read: {e}"
+    if len(body) > _MAX_KEY_RECORD:
+        return f"is larger than {_MAX_KEY_RECORD} bytes"
+    found = hashlib.sha256(body).hexdigest()
+    if info.sha256 is not None and info.sha256 != found:
+        return f"its bytes (sha256 {found}) differ from what was stored (sha256 {info.sha256})"
+    try:
+        obj = json.loads(body)
+        wrapped = WrappedKey.from_json(obj)
+    except (ValueError, QorError) as e:
+        return f"is not a wrapped-key record ({type(e).__name__})"
+    if obj.get("bag_id") != bag_id or key_record_key(bag_id, wrapped.kek_id) != key:
+        return "names another bag or key-encryption key than its place in the store"
+    return None
+
+
+def key_record_check(store: ObjectStore, bag_id: str) -> list[FixityFailure]:
+    """Each of the bag's key records (``_qor/keys/<bag>/<kek>.json``, the wrapped data key that
+    ``qor register rebuild-links`` depends on) read back (they are tiny) and checked: its bytes
+    against the store's recorded SHA-256, its content as a record of this bag (issue 15)."""
+    out: list[FixityFailure] = []
+    for info in store.list_actual(f"{KEY_RECORD_PREFIX}{bag_id}/"):
+        fault = _key_record_fault(store, bag_id, info.key)
+        if fault is not None:
+            out.append(FixityFailure(bag_id, info.key, KEY_RECORD_PROBLEM,
+                                     f"key record {info.key} {fault}"))
+    return out
+
+
+def _repair_key_record(primary: ObjectStore, replica: ObjectStore | None, bag_id: str,
+                       key: str) -> Repair:
+    if replica is None:
+        return Repair(bag_id, key, False, "no replica store is configured")
+    fault = _key_record_fault(replica, bag_id, key)
+    if fault is not None:
+        return Repair(bag_id, key, False, f"the replica's copy in {replica.uri} {fault}",
+                      replica.uri)
+    with replica.open_read(key, length=_MAX_KEY_RECORD) as f:
+        body = f.read()
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        if primary.exists(key):
+            info = primary.put_new_version(key, [body], sha256=digest)
+        else:
+            info = primary.put_chunks(key, [body], sha256=digest)
+    except StoreUnavailable:
+        raise
+    except (StorageError, OSError) as e:
+        return Repair(bag_id, key, False, f"the store refused the restored copy: {e}",
+                      replica.uri)
+    logger.warning("repaired key record %s of bag %s from %s", key, bag_id, replica.uri)
+    return Repair(bag_id, key, True, f"restored from {replica.uri} as a new version",
+                  replica.uri, info.version_id)
 
 
 # -- repair ------------------------------------------------------------------------------------
@@ -439,12 +521,80 @@ def _repair_file(
             how = "as a new object (it was missing)"
     except StoreUnavailable:
         raise
-    except StorageError as e:
+    except (StorageError, OSError) as e:
+        # Issue 15: one file that cannot be written back is this file's outcome, reported;
+        # it never stops the repair of the others (or of the next bag).
         return Repair(bag_id, path, False, f"the store refused the restored copy: {e}",
                       replica.uri)
     logger.warning("repaired %s of bag %s from %s", path, bag_id, replica.uri)
     return Repair(bag_id, path, True, f"restored from {replica.uri} {how}", replica.uri,
                   info.version_id)
+
+
+_MAX_TAG_FILE = 8 * 1024 * 1024
+_TAGMANIFEST = re.compile(r"^tagmanifest-([a-z0-9]+)\.txt$")
+
+
+def _small(store: ObjectStore, key: str) -> bytes | None:
+    try:
+        with store.open_read(key, length=_MAX_TAG_FILE + 1) as f:
+            body = f.read()
+    except StoreUnavailable:
+        raise
+    except StorageError:
+        return None
+    return body if len(body) <= _MAX_TAG_FILE else None
+
+
+def _repair_tag_manifests(primary: ObjectStore, replica: ObjectStore, bag_id: str) -> list[Repair]:
+    """Restore a damaged tag manifest from the replica.
+
+    No manifest covers a tag manifest, so the replica's copy is taken only if it differs from
+    the primary's and every entry in it verifies the primary's own current tag file: then the
+    tag files are sound and the tag manifest was what changed (issue 15: tamper matrix).
+    """
+    prefix = bag_prefix(bag_id)
+    out: list[Repair] = []
+    for info in replica.list(prefix):
+        name = info.key[len(prefix):]
+        m = _TAGMANIFEST.match(name)
+        if m is None:
+            continue
+        theirs = _small(replica, info.key)
+        ours = _small(primary, info.key)
+        if theirs is None or theirs == ours:
+            continue
+        try:
+            algorithm = m.group(1)
+            entries = [ln.split(None, 1) for ln in theirs.decode("utf-8").splitlines()
+                       if ln.strip()]
+            sound = bool(entries)
+            for digest, path in entries:
+                body = _small(primary, prefix + path.strip())
+                if body is None or hashlib.new(algorithm, body).hexdigest() != digest.lower():
+                    sound = False
+                    break
+        except (ValueError, UnicodeDecodeError):
+            sound = False
+        if not sound:
+            continue
+        digest = hashlib.sha256(theirs).hexdigest()
+        try:
+            if ours is not None and primary.exists(info.key):
+                put = primary.put_new_version(info.key, [theirs], sha256=digest)
+            else:
+                put = primary.put_chunks(info.key, [theirs], sha256=digest)
+        except StoreUnavailable:
+            raise
+        except (StorageError, OSError) as e:
+            out.append(Repair(bag_id, name, False, f"the store refused the restored copy: {e}",
+                              replica.uri))
+            continue
+        logger.warning("repaired %s of bag %s from %s", name, bag_id, replica.uri)
+        out.append(Repair(bag_id, name, True,
+                          f"restored from {replica.uri} (its entries verify this bag's tag files)",
+                          replica.uri, put.version_id))
+    return out
 
 
 def repair_bag(
@@ -457,6 +607,14 @@ def repair_bag(
     so the caller checks again before repairing payload. A file is restored only if the replica's
     copy matches every checksum the manifests give for it, and only as a new object version.
     """
+    if replica is not None and any(
+            f.path and not f.path.startswith("data/") and f.problem != KEY_RECORD_PROBLEM
+            for f in failures):
+        restored = [r for r in _repair_tag_manifests(primary, replica, bag_id)]
+        if any(r.restored for r in restored):
+            return restored  # the caller checks again against the restored tag manifest
+    keys = [f.path for f in failures if f.problem == KEY_RECORD_PROBLEM]
+    key_repairs = [_repair_key_record(primary, replica, bag_id, k) for k in dict.fromkeys(keys)]
     paths: list[str] = []
     for f in failures:
         if f.problem in _REPAIRABLE and f.path and f.path not in paths:
@@ -465,9 +623,10 @@ def repair_bag(
     if tag_paths:
         paths = tag_paths
     if not paths:
-        return []
+        return key_repairs
     digests = manifest_digests(StoreBagSource(primary, bag_prefix(bag_id)))
-    return [_repair_file(primary, replica, bag_id, p, digests.get(p)) for p in paths]
+    return [*key_repairs,
+            *(_repair_file(primary, replica, bag_id, p, digests.get(p)) for p in paths)]
 
 
 def audit_bag(
@@ -513,6 +672,7 @@ def audit_bag(
         nbytes += resumed_bytes
     else:
         failures, files, nbytes = quick_check(store, bag_id)
+    failures = [*failures, *key_record_check(store, bag_id)]
 
     repairs: list[Repair] = []
     remaining = failures
@@ -527,6 +687,7 @@ def audit_bag(
                 remaining, _, _ = deep_check(store, bag_id, workers=workers, skip=ok_paths)
             else:
                 remaining, _, _ = quick_check(store, bag_id)
+            remaining = [*remaining, *key_record_check(store, bag_id)]
             if not remaining:
                 break
     if remaining:
@@ -614,9 +775,25 @@ def run_audit(
             on_progress("bags", done_count, total)
         for bag_id, uri in pending:
             store = stores.get(uri) or stores.setdefault(uri, open_store(uri))
-            result = audit_bag(store, bag_id, mode=mode, replica=replica, repair=repair,
-                               workers=workers, journal=journal,
-                               inventory_number=inventory.get(bag_id), on_progress=on_progress)
+            started = _now()
+            try:
+                result = audit_bag(store, bag_id, mode=mode, replica=replica, repair=repair,
+                                   workers=workers, journal=journal,
+                                   inventory_number=inventory.get(bag_id),
+                                   on_progress=on_progress)
+            except StoreUnavailable:
+                raise  # not about this bag: the run stops and can be resumed
+            except (QorError, OSError) as e:
+                # Issue 15: a bag that cannot be checked or repaired is this bag's outcome,
+                # reported as a failure; the run goes on with the next bag.
+                logger.exception("bag %s in %s could not be audited", bag_id, uri)
+                failure = FixityFailure(bag_id, "", "AuditError",
+                                        f"bag {bag_id}: the audit stopped: "
+                                        f"{type(e).__name__}: {e}")
+                result = BagAudit(bag_id=bag_id, store_uri=uri, mode=mode, started_at=started,
+                                  finished_at=_now(), files_checked=0, bytes_checked=0,
+                                  failures=(failure,), remaining=(failure,),
+                                  inventory_number=inventory.get(bag_id))
             if on_bag is not None:
                 on_bag(result, journal.state.run_id)
             journal.bag_done(bag_id, result.as_dict())

@@ -19,6 +19,8 @@ from storage.store import ObjectStore
 class StoreBagSource:
     """The bag whose objects are ``<prefix><path>`` in ``store`` (``prefix`` ends with ``/``).
 
+    The bag's files are what the store *really* holds (:meth:`ObjectStore.list_actual`), so a
+    file deleted or planted behind the store's back is found missing or unexpected (issue 15).
     An object store has no empty folders, so the payload directory ``data/`` counts as present
     whenever the bag declaration is: an empty-payload bag stays valid once stored.
     """
@@ -40,7 +42,7 @@ class StoreBagSource:
             n = len(self._prefix)
             try:
                 self._files = [BagEntry(info.key[n:], info.size)
-                               for info in self._store.list(self._prefix)]
+                               for info in self._store.list_actual(self._prefix)]
             except StorageError as e:
                 raise BagUnreadableError(f"bag {self.name}: cannot be listed ({e})") from e
             self._known = frozenset(e.path for e in self._files)

@@ -31,8 +31,7 @@ def _engine(url: str) -> Engine:
 
 def register_engine(settings: QorSettings) -> Engine:
     """The register's engine, its schema migrated to the newest version (once per process)."""
-    if settings.effective_database_url.startswith("sqlite:///"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # An embedded register's folder (0700) and file (0600) are made by db.make_engine.
     return _engine(settings.effective_database_url)
 
 

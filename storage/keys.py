@@ -219,7 +219,11 @@ class LocalKeyring(Keyring):
                 raise KeyringError(
                     f"key folder {self.key_dir} does not exist (run `qor keys init`)"
                 )
-            self.key_dir.mkdir(mode=0o700, parents=True)
+            # Missing parents too are made 0700 (mkdir(parents=True) would make them 0755): the
+            # data folder holds the register's personal data beside the keys (issue 15).
+            for folder in reversed([self.key_dir, *self.key_dir.parents]):
+                if not folder.exists():
+                    folder.mkdir(mode=0o700, exist_ok=True)
             logger.info("created key folder %s", self.key_dir)
         mode = stat.S_IMODE(self.key_dir.stat().st_mode)
         if mode & 0o077:

@@ -177,6 +177,22 @@ class ObjectStore(ABC):
         Listing gives key and size; call :meth:`head` for checksums and retention.
         """
 
+    def list_actual(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """What the store really holds under ``prefix``, in key order — for audits.
+
+        For a store whose listing *is* its contents (S3) this is :meth:`list`. A store that
+        keeps its own records beside the bytes (the file store) lists the bytes instead: an
+        object whose bytes are gone is absent, bytes without a record are present (an audit
+        then names them as missing or unexpected files).
+        """
+        return self.list(prefix)
+
+    def written_since_stored(self, key: str) -> bool:
+        """Whether the object's bytes were written after the store committed them — behind its
+        back (a quick audit's cheap clue; only a deep audit proves bytes). Stores that cannot
+        tell (S3: an overwrite is a new version with its own checksum) answer False."""
+        return False
+
     @abstractmethod
     def list_versions(self, key: str) -> builtins.list[ObjectInfo]:
         """Every stored version of ``key``, newest first (deleted ones included if kept)."""

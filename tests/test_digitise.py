@@ -122,11 +122,14 @@ def test_a_digitised_copy_is_found_by_its_ocr_text_in_the_e_library(
     """R6: the register step indexes the copy's OCR text for the e-library's search, so the
     Kazakh sentence on page 1 finds it (upper case folds to the text's lower case)."""
     from catalog_sync.models import DigitalCopy
+    from elibrary.models import Rights
     from elibrary.textindex import search
 
     with qor_environment(embedded_copy.data_dir), \
             wiring.register_session(load_settings()) as session:
-        result = search(session, "ШАҺАРДАҒЫ ОҚЫРМАНДАР")
+        # Copies enter with the default rights (readers): search as a signed-in reader sees.
+        result = search(session, "ШАҺАРДАҒЫ ОҚЫРМАНДАР",
+                        readable={Rights.OPEN, Rights.READERS})
         copy_id = session.query(DigitalCopy.id).filter_by(
             bag_id=embedded_copy.summary.bag_id).scalar()
     assert [(h.copy_id, h.page) for h in result.hits] == [(copy_id, 1)]

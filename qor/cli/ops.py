@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,45 @@ def check_keys(settings: QorSettings) -> Check:
     return Check("keys", True, f"{len(ids)} key(s) in {key_dir}, current {current} works")
 
 
+def _wrong_modes(settings: QorSettings) -> list[str]:
+    import sqlalchemy as sa
+
+    found: list[str] = []
+
+    def want(path: Path, mode: int) -> None:
+        try:
+            have = stat.S_IMODE(path.lstat().st_mode)
+        except FileNotFoundError:
+            return
+        if have & 0o077:
+            found.append(f"{path} is {have:04o}, must be {mode:04o} (chmod {mode:o} {path})")
+
+    url = sa.engine.make_url(settings.effective_database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        register_file = Path(url.database).absolute()
+        want(register_file.parent, 0o700)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            want(Path(f"{register_file}{suffix}"), 0o600)
+    key_dir = settings.effective_key_dir
+    want(key_dir, 0o700)
+    if key_dir.is_dir():
+        for key_file in sorted(key_dir.iterdir()):
+            want(key_file, 0o600)
+    want(settings.data_dir / "elibrary-secret", 0o600)
+    return found
+
+
+def check_permissions(settings: QorSettings) -> Check:
+    """Files holding personal data or keys (the embedded register, key-encryption keys, the
+    e-library secret) are 0600 in 0700 folders (issue 15): each wrong mode is named."""
+    wrong = _wrong_modes(settings)
+    if wrong:
+        return Check("permissions", False,
+                     "readable by group or others: " + "; ".join(wrong))
+    return Check("permissions", True,
+                 "the register, key files and e-library secret are this user's only")
+
+
 def check_tesseract(settings: QorSettings) -> Check:
     """Tesseract runs and has every OCR language of ``ocr_languages`` (plus ``osd``)."""
     from flows._exec import tesseract
@@ -238,6 +278,7 @@ COMPONENTS: dict[str, Callable[[QorSettings], Check]] = {
     "database": check_database,
     "store": check_store,
     "keys": check_keys,
+    "permissions": check_permissions,
     "tesseract": check_tesseract,
     "verapdf": check_verapdf,
     "alto-schema": check_alto_schema,

@@ -86,6 +86,19 @@ def test_if_range_with_another_etag_gets_the_whole_file(http: TestClient,
     assert r.status_code == 200 and len(r.content) == len(big_copy.pdf_bytes)
 
 
+@pytest.mark.parametrize("end", ["9" * 20, "1" + "0" * 19, "0" * 25 + "5" * 20, "7" * 5000])
+def test_a_range_end_with_many_digits_is_clamped_to_the_file_end(
+    http: TestClient, big_copy: MadeCopy, end: str,
+) -> None:
+    """Issue 15 item 8 (RFC 9110 §14.1.2): a last-pos past the end means the end, not 416."""
+    size = len(big_copy.pdf_bytes)
+    r = http.get(f"/copies/{big_copy.bag_id}/file.pdf", headers={"Range": f"bytes=100-{end}"})
+    assert r.status_code == 206, r.text[:200]
+    assert r.headers["content-range"] == f"bytes 100-{size - 1}/{size}"
+    assert r.content == big_copy.pdf_bytes[100:]
+    assert parse_range(f"bytes=-{end}", size) == (0, size)  # suffix longer than the file
+
+
 def test_parse_range_rules() -> None:
     assert parse_range(None, 100) is None
     assert parse_range("bytes=0-0", 100) == (0, 1)

@@ -19,7 +19,8 @@ import pytest
 from storage import LocalKeyring
 from tests.orchestration.conftest import REPO, VENV_BIN, Depository
 
-COMPONENTS = ("database", "store", "keys", "tesseract", "verapdf", "alto-schema", "prefect")
+COMPONENTS = ("database", "store", "keys", "permissions", "tesseract", "verapdf", "alto-schema",
+              "prefect")
 
 
 def free_port() -> int:
@@ -60,6 +61,14 @@ def test_doctor_says_every_component_works_when_all_are_up(healthy_env: dict[str
 def _stopped(component: str, tmp: Path) -> tuple[dict[str, str], str]:
     """Settings that make ``component`` unreachable, and what its report must name."""
     port = free_port()
+    if component == "permissions":
+        # Issue 15: an embedded register left readable by others (the folder is right).
+        folder = tmp / "open-register"
+        folder.mkdir(mode=0o700)
+        register = folder / "register.sqlite3"
+        register.touch()
+        register.chmod(0o644)
+        return {"QOR_DATABASE_URL": f"sqlite:///{register}"}, f"{register} is 0644"
     return {
         "database": ({"QOR_DATABASE_URL": f"postgresql+psycopg://qor@127.0.0.1:{port}/qor"},
                      f"127.0.0.1:{port}"),
