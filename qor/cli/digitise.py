@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 from rich.table import Table
 
-from qor.cli import runner
 from qor.cli._common import (
     JsonOpt,
     console,
@@ -121,6 +120,8 @@ def run_digitise_with_progress(
                 "new_version": new_version, "workers": workers, "run_label": label,
                 "text_policy": text_policy, "languages": languages, "layout": layout}
         if orchestration.mode == "local":
+            from qor.cli import runner
+
             sock = runner.ensure_runner(settings, orchestration.api_url)
             if sock is not None:
                 try:
