@@ -42,6 +42,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from flows.capture.samples import wrap_paragraph
 from flows.errors import FontMissing
 
 Level = Literal["page", "line"]
@@ -129,19 +130,7 @@ def _font(name: str, size_px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size_px)
 
 
-def _wrap(paragraph: str, font: ImageFont.FreeTypeFont, width_px: int) -> list[str]:
-    lines: list[str] = []
-    current = ""
-    for word in paragraph.split():
-        trial = f"{current} {word}" if current else word
-        if current and font.getlength(trial) > width_px:
-            lines.append(current)
-            current = word
-        else:
-            current = trial
-    if current:
-        lines.append(current)
-    return lines
+
 
 
 def _draw_block(
@@ -190,7 +179,7 @@ def _render_page(
     col_w = (width - 2 * margin - (columns - 1) * gutter) // columns
     page = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(page)
-    queue = [_wrap(p, font, col_w) for p in paragraphs]
+    queue = [wrap_paragraph(p, font, col_w) for p in paragraphs]
     truth: list[str] = []
     for c in range(columns):
         x = margin + c * (col_w + gutter)

@@ -115,22 +115,24 @@ def _load_font(name: str, size_px: int) -> ImageFont.FreeTypeFont:
 
 def _wrap(text: str, font: ImageFont.FreeTypeFont, width_px: int) -> list[list[str]]:
     """Wrap paragraphs (separated by blank lines) into lines no wider than ``width_px``."""
-    paragraphs: list[list[str]] = []
-    for paragraph in text.split("\n\n"):
-        words = paragraph.split()
-        lines: list[str] = []
-        current = ""
-        for word in words:
-            trial = f"{current} {word}" if current else word
-            if current and font.getlength(trial) > width_px:
-                lines.append(current)
-                current = word
-            else:
-                current = trial
-        if current:
+    return [wrap_paragraph(paragraph, font, width_px) for paragraph in text.split("\n\n")]
+
+
+def wrap_paragraph(paragraph: str, font: ImageFont.FreeTypeFont, width_px: int) -> list[str]:
+    """``paragraph``'s words in lines no wider than ``width_px`` in ``font`` (no hyphenation;
+    a word wider than the line stands alone)."""
+    lines: list[str] = []
+    current = ""
+    for word in paragraph.split():
+        trial = f"{current} {word}" if current else word
+        if current and font.getlength(trial) > width_px:
             lines.append(current)
-        paragraphs.append(lines)
-    return paragraphs
+            current = word
+        else:
+            current = trial
+    if current:
+        lines.append(current)
+    return lines
 
 
 def _gaussian_lut(sigma: float) -> list[int]:

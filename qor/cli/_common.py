@@ -19,9 +19,9 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -162,6 +162,27 @@ def flow_run_context() -> Iterator[None]:
             yield
         finally:
             _drain_prefect()
+
+
+@contextmanager
+def stage_progress(labels: dict[str, str], *, hidden: bool) -> Iterator[
+        Callable[[str, int, int], None]]:
+    """A Rich progress bar on stderr, one line per stage, fed by the callback it yields
+    (``on_progress(stage, done, total)``, as :mod:`flows.progress` reports). Not drawn when
+    ``hidden`` (``--json``) or when stderr is no terminal; gone when the block ends."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True,
+                  disable=hidden or not err_console.is_terminal) as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield on_progress
 
 
 def run_label() -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.table import Table
@@ -23,6 +23,7 @@ from qor.cli._common import (
     flow_settings,
     load_prefect,
     run_label,
+    stage_progress,
 )
 from qor.errors import QorError
 
@@ -99,21 +100,10 @@ def run_digitise_with_progress(
 ) -> DigitiseSummary:
     """Run the digitise flow with a Rich progress bar on stderr (none with ``--json``): in the
     resident runner on the embedded defaults (warm: no second of imports), else here."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from flows.reporting import DigitiseSummary
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True,
-                  disable=as_json or not err_console.is_terminal) as bar:
-        tasks: dict[str, Any] = {}
-        labels = {"ocr": "OCR pages", "store": "Storing bag objects"}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with stage_progress({"ocr": "OCR pages", "store": "Storing bag objects"},
+                        hidden=as_json) as on_progress:
         absolute = [str(p.absolute()) for p in pages]
         label = run_label()
         args = {"pages": absolute, "inventory": inventory, "title": title,

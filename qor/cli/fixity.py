@@ -30,6 +30,7 @@ from qor.cli._common import (
     load_prefect,
     problem_dict,
     run_label,
+    stage_progress,
 )
 from qor.errors import QorError
 
@@ -102,25 +103,14 @@ def fixity_audit(
         raise typer.Exit(2)
     flow_settings(quiet=as_json)  # before Prefect loads: it reads its API address on import
     load_prefect()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from flows import progress
     from flows.fixity import run_fixity_audit
     from integrity.audit import AuditRun, BagAudit
     from integrity.errors import FixityAuditFailed
 
     failed: FixityAuditFailed | None = None
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=err_console, transient=True,
-                  disable=as_json or not err_console.is_terminal) as bar:
-        tasks: dict[str, Any] = {}
-        labels = {"fixity-bags": "Bags", "fixity-files": "Objects of this bag"}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with stage_progress({"fixity-bags": "Bags", "fixity-files": "Objects of this bag"},
+                        hidden=as_json) as on_progress:
         try:
             with progress.listening(on_progress), flow_run_context():
                 data = run_fixity_audit(mode=mode, bag_ids=bag or None, scheduled=due,
