@@ -199,7 +199,7 @@ def server_environment(settings: QorSettings, *, port: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, *, timeout: float) -> Iterator[None]:
+def file_lock(path: Path, *, timeout: float) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (released by the OS if this process dies)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -292,7 +292,7 @@ def ensure_local_server(
     deadline = time.monotonic() + timeout
     if on_start is not None:
         on_start()
-    with _locked(server_dir(settings) / LOCK_FILE, timeout=timeout + 30):
+    with file_lock(server_dir(settings) / LOCK_FILE, timeout=timeout + 30):
         # Whoever held the lock before us may have started it meanwhile.
         server = _read_state(settings)
         if server is not None and process_alive(server.pid) and _is_our_server(server.pid):
@@ -319,7 +319,7 @@ def stop_local_server(settings: QorSettings, *, timeout: float = 30.0) -> LocalS
     Returns the server that was stopped, or None if none was running. Flows that are running
     against it lose their orchestration: stop it when no ``qor`` command is running.
     """
-    with _locked(server_dir(settings) / LOCK_FILE, timeout=timeout + 30):
+    with file_lock(server_dir(settings) / LOCK_FILE, timeout=timeout + 30):
         server = _read_state(settings)
         if server is None or not (process_alive(server.pid) and _is_our_server(server.pid)):
             _clear_state(settings)

@@ -791,11 +791,7 @@ def _rasterise(
     dpi = _raster_dpi(options)
     scale = dpi / 72.0
     with _PDFIUM_LOCK:
-        document = rasteriser.document()
-        try:
-            page = document[frame]
-        except pdfium.PdfiumError as e:
-            raise PageRejected(path, frame, f"damaged page, cannot be loaded ({e})") from e
+        page = _pdfium_page(rasteriser, path, frame)
         try:
             width_pt, height_pt = page.get_size()  # the visible box, /Rotate applied
             size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))
@@ -900,11 +896,7 @@ def _page_text_layer(
     """
     width, height = size
     with _PDFIUM_LOCK:
-        document = rasteriser.document()
-        try:
-            page = document[frame]
-        except pdfium.PdfiumError as e:
-            raise PageRejected(path, frame, f"damaged page, cannot be loaded ({e})") from e
+        page = _pdfium_page(rasteriser, path, frame)
         try:
             left, _bottom, _right, top = page.get_bbox()  # the visible (crop) box
             textpage = page.get_textpage()
@@ -992,6 +984,15 @@ def _with_text(
             if not layer.words:
                 layer = None  # text operators that draw no characters: recognise the page
     return replace(decoded, survey=survey, text_layer=layer, remarks=tuple(remarks))
+
+
+def _pdfium_page(rasteriser: _Rasteriser, path: Path, frame: int) -> Any:
+    """Page ``frame`` of the rasteriser's document (call with ``_PDFIUM_LOCK`` held); a page
+    PDFium cannot load is refused by name."""
+    try:
+        return rasteriser.document()[frame]
+    except pdfium.PdfiumError as e:
+        raise PageRejected(path, frame, f"damaged page, cannot be loaded ({e})") from e
 
 
 def _pdf_page(

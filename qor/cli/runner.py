@@ -110,7 +110,7 @@ def ensure_runner(settings: QorSettings, api_url: str, *, timeout: float = 180.0
     if state is not None and state.stamp == stamp and sock_path.exists():
         return sock_path
     try:
-        with orchestration._locked(sock_path.with_name("runner.lock"), timeout=timeout):
+        with orchestration.file_lock(sock_path.with_name("runner.lock"), timeout=timeout):
             state = runner_state(settings)
             if state is not None and state.stamp == stamp:
                 return sock_path if _wait_listening(sock_path, state.pid, timeout) else None
