@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog_sync.errors import DigitalCopyNotFound
-from elibrary import accounts, i18n, oai
+from elibrary import accounts, i18n, iiif_image, oai
 from elibrary.accounts import READER, STAFF, Principal
 from elibrary.config import ElibraryConfig
 from elibrary.delivery import CopyFiles, ReadLog, parse_range
@@ -289,6 +289,7 @@ def create_app(
     app.state.elibrary = lib
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/pdfjs", StaticFiles(directory=config.pdfjs_dir, check_dir=False), name="pdfjs")
+    app.include_router(iiif_image.make_router(lib, visitor=lib.visitor))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
