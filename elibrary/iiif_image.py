@@ -29,11 +29,13 @@ import io
 import math
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from PIL import Image, ImageOps
@@ -287,18 +289,27 @@ class PageImages:
         return decoded
 
 
-def make_router(lib: Elibrary, *, visitor: Callable[[Request, Any], Any]) -> APIRouter:
+#: How long the router trusts a copy's rights read from the register (a change of rights
+#: reaches IIIF answers within this); only ``open`` copies are answered without a look-up.
+VIEW_TTL_S = 2.0
+
+
+def make_router(lib: Elibrary, *, visitor: Callable[[Request, Any], Any],
+                reader_cookie: str) -> APIRouter:
     """The IIIF Image API routes on the application's parts (``visitor(request, session)``
-    tells who asks: the web module's :meth:`Elibrary.visitor`)."""
+    tells who asks: the web module's :meth:`Elibrary.visitor`; ``reader_cookie`` names the
+    readers' session cookie)."""
     router = APIRouter(prefix="/iiif/3")
     images = PageImages(lib, ByteLRU(lib.config.iiif_cache_bytes))
     base = lib.config.base_url.rstrip("/")
+    views: dict[str, tuple[float, CopyView]] = {}
 
     def authorised(request: Request, identifier: str) -> tuple[CopyView, int, Any]:
         bag_id, page = parse_identifier(identifier)
         with lib.sessions() as session:
             who = visitor(request, session)
             view = visible_copy(session, bag_id)  # dark or unknown: 404
+        views[bag_id] = (time.monotonic() + VIEW_TTL_S, view)
         refused = _refusal(view, who.reader, who.in_reading_room)
         if refused is not None:
             raise refused
@@ -327,8 +338,27 @@ def make_router(lib: Elibrary, *, visitor: Callable[[Request, Any], Any]) -> API
         return JSONResponse(body, media_type=media, headers=headers(view))
 
     @router.get("/{identifier}/{region}/{size}/{rotation}/{quality_format}")
-    def image(request: Request, identifier: str, region: str, size: str, rotation: str,
-              quality_format: str) -> Response:
+    async def image(request: Request, identifier: str, region: str, size: str, rotation: str,
+                    quality_format: str) -> Response:
+        # Fast path, no thread and no register: an anonymous visitor asking again for a tile
+        # of an ``open`` copy whose rights were read less than VIEW_TTL_S ago (anyone may read
+        # it: R6). Everything else goes through the full check below.
+        bag_id, page = parse_identifier(identifier)
+        known = views.get(bag_id)
+        if (known is not None and known[0] > time.monotonic()
+                and known[1].rights is Rights.OPEN and reader_cookie not in request.cookies):
+            data = images.cache.get(("out", bag_id, page, region, size, rotation,
+                                     quality_format))
+            if data is not None:
+                lib.read_log.record(copy_id=known[1].copy_id, account_id=None,
+                                    place="remote", nbytes=len(data))
+                return Response(data, media_type=_FORMATS[quality_format.rpartition(".")[2]][1],
+                                headers=headers(known[1]))
+        return await anyio.to_thread.run_sync(
+            image_checked, request, identifier, region, size, rotation, quality_format)
+
+    def image_checked(request: Request, identifier: str, region: str, size: str,
+                      rotation: str, quality_format: str) -> Response:
         view, page, who = authorised(request, identifier)
         key = ("out", view.bag_id, page, region, size, rotation, quality_format)
         data = images.cache.get(key)

@@ -289,7 +289,8 @@ def create_app(
     app.state.elibrary = lib
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/pdfjs", StaticFiles(directory=config.pdfjs_dir, check_dir=False), name="pdfjs")
-    app.include_router(iiif_image.make_router(lib, visitor=lib.visitor))
+    app.include_router(iiif_image.make_router(lib, visitor=lib.visitor,
+                                                reader_cookie=READER_COOKIE))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
