@@ -131,3 +131,23 @@ def test_the_cache_is_bounded_by_bytes() -> None:
     assert lru.get(9) is not None and lru.get(0) is None
     lru.put("huge", b"x" * 101, 101)
     assert lru.get("huge") is None
+
+
+def test_a_copy_closed_after_being_open_serves_no_tile_after_the_rights_ttl(
+        library: Library, http: TestClient) -> None:
+    """R6: the cached fast path for open copies never outlives VIEW_TTL_S."""
+    import time
+
+    from elibrary.iiif_image import VIEW_TTL_S
+    from elibrary.library import set_rights
+    from elibrary.models import Rights
+
+    made = library.add_copy(title="Ашық, сосын жабық", pages=["Бет."], rights=Rights.OPEN)
+    url = f"/iiif/3/{made.bag_id}~1/0,0,512,512/512,/0/default.jpg"
+    assert http.get(url).status_code == 200
+    assert http.get(url).status_code == 200  # answered from the cache
+    with library.sessions() as s, s.begin():
+        set_rights(s, bag_id=made.bag_id, rights=Rights.READERS, actor="test")
+    time.sleep(VIEW_TTL_S + 0.1)
+    r = http.get(url)
+    assert r.status_code == 401 and not r.content.startswith(b"\xff\xd8")
