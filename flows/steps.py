@@ -201,7 +201,12 @@ def _mets_for_bag(
         master_of = {src: masters[i].path for i, src in enumerate(sources)}
         mets_pages: list[MetsPage] = []
         texts: dict[str, MetsFile] = {}
-        for page in pages:
+        web_pdf = next((file(p.bag_path) for p in payload
+                        if p.bag_path.startswith(f"{layout.WEB}/") and p.bag_path.endswith(".pdf")),
+                       None)
+        web_images = {f"data/{p.bag_path}": file(p.bag_path) for p in payload
+                      if p.bag_path.startswith(layout.WEB_PAGES_DIR.removeprefix("data/"))}
+        for number, page in enumerate(pages, start=1):
             stem = safe_component(page.page.label)
             named = {k: f"text/{stem}{ext}" for k, ext in
                      (("alto", ".alto.xml"), ("hocr", ".hocr"), ("text", ".txt"))}
@@ -210,7 +215,9 @@ def _mets_for_bag(
             mets_pages.append(MetsPage(
                 label=page.page.label, master=master_of[page.page.source],
                 alto=f"data/{named['alto']}", hocr=f"data/{named['hocr']}",
-                text=f"data/{named['text']}"))
+                text=f"data/{named['text']}",
+                web=(layout.web_page_path(number)
+                     if layout.web_page_path(number) in web_images else None)))
         return mets_xml(
             bag_id=bag_id,
             item=MetsItem(inventory_number=metadata.identifier, title=metadata.title,
@@ -218,6 +225,7 @@ def _mets_for_bag(
                           language=metadata.language),
             masters=masters, access_pdf=access, pages=mets_pages, texts=texts,
             created=when, agent=f"Qor {_qor_version()}", encryption_format=ENCRYPTION_FORMAT,
+            web_pdf=web_pdf, web_images=web_images,
         )
 
     return make
