@@ -42,6 +42,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog_sync.errors import DigitalCopyNotFound
 from elibrary import accounts, i18n, iiif_image, oai
@@ -228,6 +229,36 @@ class Elibrary:
                                 samesite="lax", path="/", max_age=365 * 24 * 3600)
 
 
+class SecurityHeaders:
+    """Adds the security headers (and ``Cache-Control: no-store`` outside the static files)
+    to every answer that does not set them. A plain ASGI middleware: the decorator form
+    (``@app.middleware("http")``) costs about half the throughput of small answers such as
+    IIIF tiles (measured by ``bench/elibrary_ranges.py``: 0.33× → 0.64× nginx)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                         for k, v in _SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        no_store = not str(scope["path"]).startswith(("/static", "/pdfjs"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                headers.extend(h for h in self._headers if h[0] not in have)
+                if no_store and b"cache-control" not in have:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _safe_next(value: str | None) -> str:
     """A local path to go back to after signing in (never another site)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
@@ -292,14 +323,7 @@ def create_app(
     app.include_router(iiif_image.make_router(lib, visitor=lib.visitor,
                                                 reader_cookie=READER_COOKIE))
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith(("/static", "/pdfjs")):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     def error_page(request: Request, exc: ElibraryError) -> Response:
         with lib.sessions() as session:
