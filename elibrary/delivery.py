@@ -25,7 +25,14 @@ from elibrary.errors import CopyNotAvailable, RangeNotSatisfiable
 from elibrary.library import CopyView
 from elibrary.models import ReadRecord
 from integrity import layout
-from storage import Keyring, ObjectStore, WrappedKey, iter_decrypt_range, parse_header
+from storage import (
+    Keyring,
+    ObjectNotFound,
+    ObjectStore,
+    WrappedKey,
+    iter_decrypt_range,
+    parse_header,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +116,8 @@ class CopyFiles:
         return store
 
     def open(self, view: CopyView) -> OpenedFile:
-        """The copy's access PDF (``data/access/*.pdf`` of its bag)."""
+        """The PDF readers get: the access PDF (``data/web/*.pdf``) when the copy has access
+        derivatives, else (older bags) the archival one (``data/access/*.pdf``)."""
         with self._lock:
             cached = self._files.get(view.bag_id)
             if cached is not None:
@@ -117,27 +125,45 @@ class CopyFiles:
                 return cached
         store = self._store(view.store_uri)
         prefix = layout.bag_prefix(view.bag_id)
-        pdfs = [i for i in store.list(prefix + layout.ACCESS_DIR) if i.key.endswith(".pdf")]
+        pdfs = [i for i in store.list(prefix + layout.WEB_DIR)
+                if i.key.endswith(".pdf") and "/" not in i.key.removeprefix(
+                    prefix + layout.WEB_DIR)]
+        if not pdfs:
+            pdfs = [i for i in store.list(prefix + layout.ACCESS_DIR) if i.key.endswith(".pdf")]
         if not pdfs:
             raise CopyNotAvailable(view.bag_id)
-        info = store.head(pdfs[0].key)
+        opened = self.open_file(view, pdfs[0].key.removeprefix(prefix))
+        with self._lock:
+            self._files[view.bag_id] = opened
+            while len(self._files) > self._cache_size:
+                self._files.popitem(last=False)
+        return opened
+
+    def open_file(self, view: CopyView, bag_path: str) -> OpenedFile:
+        """One encrypted file of the copy's bag (``bag_path`` e.g. ``data/web/pages/0001.jpg``);
+        :class:`CopyNotAvailable` when the bag has no such file."""
+        store = self._store(view.store_uri)
+        prefix = layout.bag_prefix(view.bag_id)
+        try:
+            info = store.head(prefix + bag_path)
+        except ObjectNotFound:
+            raise CopyNotAvailable(view.bag_id) from None
         file_id = info.key.removeprefix(prefix)
         raw_prefix = store.read_range(info.key, 0, HEADER_LENGTH_PROBE, version_id=info.version_id)
         total = int.from_bytes(raw_prefix[8:10], "big") if len(raw_prefix) >= 10 else 0
         raw = raw_prefix[:total] if total <= len(raw_prefix) else store.read_range(
             info.key, 0, total, version_id=info.version_id)
         header = parse_header(raw, file_id=file_id)
-        opened = OpenedFile(
+        return OpenedFile(
             bag_id=view.bag_id, store=store, key=info.key, file_id=file_id,
             version_id=info.version_id, cipher_size=info.size,
             plain_size=header.plaintext_size(info.size),
             wrapped=WrappedKey(kek_id=view.kek_id, wrapped=view.wrapped_key),
         )
-        with self._lock:
-            self._files[view.bag_id] = opened
-            while len(self._files) > self._cache_size:
-                self._files.popitem(last=False)
-        return opened
+
+    def read_all(self, opened: OpenedFile) -> bytes:
+        """The whole plaintext of a (small) file, authenticated."""
+        return b"".join(self.iter_range(opened, 0, opened.plain_size))
 
     def iter_range(self, opened: OpenedFile, start: int, end: int) -> Iterator[bytes]:
         """Authenticated plaintext bytes ``[start, end)``, segment by segment."""

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -32,9 +31,11 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from elibrary import iiif_image
 from elibrary.config import ElibraryConfig
-from elibrary.context import HERE, Elibrary, safe_next
+from elibrary.context import HERE, READER_COOKIE, Elibrary, safe_next
 from elibrary.errors import (
     CopyNotAvailable,
     CsrfRejected,
@@ -59,6 +60,36 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+
+class SecurityHeaders:
+    """Adds the security headers (and ``Cache-Control: no-store`` outside the static files)
+    to every answer that does not set them. A plain ASGI middleware: the decorator form
+    (``@app.middleware("http")``) costs about half the throughput of small answers such as
+    IIIF tiles (measured by ``bench/elibrary_ranges.py``: 0.33× → 0.64× nginx)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                         for k, v in _SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        no_store = not str(scope["path"]).startswith(("/static", "/pdfjs"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                headers.extend(h for h in self._headers if h[0] not in have)
+                if no_store and b"cache-control" not in have:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(
@@ -100,14 +131,9 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/pdfjs", StaticFiles(directory=config.pdfjs_dir, check_dir=False), name="pdfjs")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith(("/static", "/pdfjs")):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.include_router(iiif_image.make_router(lib, visitor=lib.visitor,
+                                                reader_cookie=READER_COOKIE))
+    app.add_middleware(SecurityHeaders)
 
     def error_page(request: Request, exc: ElibraryError) -> Response:
         with lib.sessions() as session:

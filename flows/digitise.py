@@ -45,6 +45,7 @@ from flows.capture import (
     load_pages,
     process_page,
 )
+from flows.capture.derivatives import make_access_pdf, make_reading_images
 from flows.capture.languages import batch_languages
 from flows.capture.model import Layout, PdfTextPolicy
 from flows.errors import CopyAlreadyExists
@@ -158,6 +159,18 @@ def make_pdfa(
     return pdf, f"PDF/A-{report.flavour.upper()} compliant (veraPDF)"
 
 
+@task(name="make access derivatives")
+def make_derivatives(
+    pages: Sequence[PageResult], work: Path, metadata: DocumentMetadata, options: CaptureOptions
+) -> tuple[Path, list[Path], str]:
+    """The access PDF (veraPDF-checked) and the pages' reading images (:mod:`.derivatives`)."""
+    pdf = make_access_pdf(pages, out=work / "web.pdf", metadata=metadata, options=options)
+    report = verapdf.validate(pdf, flavour="2u")
+    report.raise_for_failures()
+    images = make_reading_images(pages, out_dir=work / "web-pages")
+    return pdf, images, f"PDF/A-{report.flavour.upper()} compliant (veraPDF)"
+
+
 @task(name="encrypt and bag")
 def make_bag(
     *,
@@ -172,6 +185,9 @@ def make_bag(
     pdfa_verdict: str,
     confidence_gate: float,
     languages: str | None = None,
+    web_pdf: Path | None = None,
+    web_pages: Sequence[Path] = (),
+    web_pdf_verdict: str | None = None,
 ) -> tuple[Path, WrappedKey]:
     settings = load_settings()
     checkpoint = bag_checkpoint(dest)
@@ -190,6 +206,7 @@ def make_bag(
         version=version, bag_key=bag_key, library_name=settings.library_name,
         fingerprint=fingerprint, pdfa_verdict=pdfa_verdict,
         languages=languages or settings.ocr_languages, confidence_gate=confidence_gate,
+        web_pdf=web_pdf, web_pages=web_pages, web_pdf_verdict=web_pdf_verdict,
     )
     # Written last and renamed into place: its presence means the bag beside it is whole. It
     # holds only the wrapped (encrypted) data key, like the task result Prefect may persist;
@@ -429,12 +446,14 @@ def digitise(
         )
         with stages("pdfa"):
             pdf, verdict = make_pdfa(results, work / "access.pdf", metadata, options)
+            web_pdf, web_pages, web_verdict = make_derivatives(results, work, metadata, options)
         with stages("package"):
             bag_dir, wrapped = make_bag(
                 dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf,
                 sources=sources, metadata=metadata, version=version,
                 fingerprint=fingerprint, pdfa_verdict=verdict, languages=options.languages,
                 confidence_gate=options.confidence_gate,
+                web_pdf=web_pdf, web_pages=web_pages, web_pdf_verdict=web_verdict,
             )
         formats = pronom_ids((bag_dir / "metadata" / "premis.xml").read_bytes())
         with stages("store"):

@@ -93,6 +93,28 @@ def safe_component(value: str) -> str:
     return cleaned.strip("._") or "item"
 
 
+def web_payload(*, web_pdf: Path | None, web_pages: Sequence[Path],
+                inventory_number: str) -> list[PayloadFile]:
+    """The access derivatives' payload entries (``data/web/…``, see :mod:`integrity.layout`)."""
+    payload: list[PayloadFile] = []
+    if web_pdf is not None:
+        payload.append(PayloadFile(source=web_pdf, bag_path=layout.web_pdf_path(
+            safe_component(inventory_number)).removeprefix("data/")))
+    for number, path in enumerate(web_pages, start=1):
+        payload.append(PayloadFile(source=path,
+                                   bag_path=layout.web_page_path(number).removeprefix("data/")))
+    return payload
+
+
+def derivatives_event(payload: Sequence[PayloadFile], when: datetime,
+                      *, detail: str) -> PremisEvent:
+    """PREMIS creation event of the access derivatives in ``payload`` (if any)."""
+    return PremisEvent(EventType.CREATION, when, "success", detail=detail,
+                       object_ids=tuple(f"data/{p.bag_path}" for p in payload
+                                        if p.bag_path.startswith(f"{layout.WEB}/")),
+                       agent_ids=("qor",))
+
+
 def _payload(
     *, pages: Sequence[PageResult], pdf: Path, sources: Sequence[Path], inventory_number: str
 ) -> list[PayloadFile]:
@@ -116,6 +138,7 @@ def _payload(
 
 _FORMATS = {
     ".pdf": "PDF/A-2u (encrypted: qor-aead-stream-v1)",
+    ".jpg": "JPEG reading image (encrypted: qor-aead-stream-v1)",
     ".txt": "Plain text UTF-8 (encrypted: qor-aead-stream-v1)",
     ".hocr": "hOCR (encrypted: qor-aead-stream-v1)",
     ".xml": "ALTO 4 XML (encrypted: qor-aead-stream-v1)",
@@ -178,7 +201,12 @@ def _mets_for_bag(
         master_of = {src: masters[i].path for i, src in enumerate(sources)}
         mets_pages: list[MetsPage] = []
         texts: dict[str, MetsFile] = {}
-        for page in pages:
+        web_pdf = next((file(p.bag_path) for p in payload
+                        if p.bag_path.startswith(f"{layout.WEB}/") and p.bag_path.endswith(".pdf")),
+                       None)
+        web_images = {f"data/{p.bag_path}": file(p.bag_path) for p in payload
+                      if p.bag_path.startswith(layout.WEB_PAGES_DIR.removeprefix("data/"))}
+        for number, page in enumerate(pages, start=1):
             stem = safe_component(page.page.label)
             named = {k: f"text/{stem}{ext}" for k, ext in
                      (("alto", ".alto.xml"), ("hocr", ".hocr"), ("text", ".txt"))}
@@ -187,7 +215,9 @@ def _mets_for_bag(
             mets_pages.append(MetsPage(
                 label=page.page.label, master=master_of[page.page.source],
                 alto=f"data/{named['alto']}", hocr=f"data/{named['hocr']}",
-                text=f"data/{named['text']}"))
+                text=f"data/{named['text']}",
+                web=(layout.web_page_path(number)
+                     if layout.web_page_path(number) in web_images else None)))
         return mets_xml(
             bag_id=bag_id,
             item=MetsItem(inventory_number=metadata.identifier, title=metadata.title,
@@ -195,6 +225,7 @@ def _mets_for_bag(
                           language=metadata.language),
             masters=masters, access_pdf=access, pages=mets_pages, texts=texts,
             created=when, agent=f"Qor {_qor_version()}", encryption_format=ENCRYPTION_FORMAT,
+            web_pdf=web_pdf, web_images=web_images,
         )
 
     return make
@@ -215,6 +246,9 @@ def package_copy(
     pdfa_verdict: str,
     languages: str,
     confidence_gate: float = 70.0,
+    web_pdf: Path | None = None,
+    web_pages: Sequence[Path] = (),
+    web_pdf_verdict: str | None = None,
 ) -> BagSummary:
     """Build the encrypted bag of one digital copy at ``dest`` and say what was written.
 
@@ -226,6 +260,9 @@ def package_copy(
     payload = _payload(
         pages=pages, pdf=pdf, sources=sources, inventory_number=metadata.identifier
     )
+    web = web_payload(web_pdf=web_pdf, web_pages=web_pages,
+                      inventory_number=metadata.identifier)
+    payload.extend(web)
 
     def encrypt(source: BinaryIO, file_id: str) -> Iterator[bytes]:
         return encrypt_chunks(source, bag_key=bag_key, file_id=file_id)
@@ -247,6 +284,10 @@ def package_copy(
           for report in (page_report(p, confidence_gate=confidence_gate) for p in pages)),
         PremisEvent(EventType.VALIDATION, now, "success", detail=pdfa_verdict,
                     agent_ids=("qor",)),
+        *([derivatives_event(web, now, detail=(
+            "access derivatives made from the prepared page images: "
+            + (f"access PDF ({web_pdf_verdict}), " if web_pdf is not None else "")
+            + f"{len(web_pages)} reading image(s)"))] if web else []),
         PremisEvent(EventType.ENCRYPTION, now, "success",
                     detail=f"{ENCRYPTION_FORMAT}, key-encryption key {bag_key.wrapped.kek_id}",
                     agent_ids=("qor",)),

@@ -50,13 +50,14 @@ class MetsFile:
 class MetsPage:
     """One page in reading order: ``label`` as people call it; the files that show it —
     the master scan it comes from (a multi-page master serves several pages), its ALTO, hOCR
-    and plain text (bag paths)."""
+    and plain text, its reading image (access derivative), as bag paths."""
 
     label: str
     master: str
     alto: str | None = None
     hocr: str | None = None
     text: str | None = None
+    web: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,15 @@ def mets_xml(
     created: datetime,
     agent: str,
     encryption_format: str | None = None,
+    web_pdf: MetsFile | None = None,
+    web_images: Mapping[str, MetsFile] | None = None,
 ) -> bytes:
     """The METS document of one copy, checked well-formed (validate with :func:`validate_mets`).
 
     ``texts`` maps the bag paths of ALTO, hOCR and text files named by ``pages`` to their
-    :class:`MetsFile`. ``encryption_format`` marks every file as stored encrypted with it.
+    :class:`MetsFile`; ``web_images`` the pages' reading images (group ``WEB``), and
+    ``web_pdf`` is the access PDF (group ``ACCESS``), when the copy has access derivatives.
+    ``encryption_format`` marks every file as stored encrypted with it.
     """
     root = etree.Element(
         f"{{{METS_NS}}}mets",
@@ -168,15 +173,20 @@ def mets_xml(
     for use, attr in (("FULLTEXT", "alto"), ("HOCR", "hocr"), ("TEXT", "text")):
         paths = [getattr(p, attr) for p in pages if getattr(p, attr)]
         group(use, [texts[p] for p in paths], use)
+    if web_pdf is not None:
+        group("ACCESS", [web_pdf], "ACCESSPDF")
+    group("WEB", [(web_images or {})[p.web] for p in pages if p.web], "WEB")
 
     physical = _m(root, "structMap", TYPE="PHYSICAL")
     seq = _m(physical, "div", ID="PHYS_0000", TYPE="physSequence", DMDID="DMD_0001",
              ADMID="AMD_0001")
     _m(seq, "fptr", FILEID=ids[access_pdf.path])
+    if web_pdf is not None:
+        _m(seq, "fptr", FILEID=ids[web_pdf.path])
     for n, page in enumerate(pages, start=1):
         div = _m(seq, "div", ID=_id("PHYS", n), TYPE="page", ORDER=str(n),
                  ORDERLABEL=page.label)
-        for path in (page.master, page.alto, page.hocr, page.text):
+        for path in (page.master, page.alto, page.hocr, page.text, page.web):
             if path:
                 _m(div, "fptr", FILEID=ids[path])
 

@@ -342,3 +342,50 @@ def test_item_language_chooses_the_ocr_models_and_the_summary_shows_each_page(
     assert choices[0]["segmentation"] == "page"
     assert choices[0]["preparation"] == "none"
     assert choices[0]["script_corrections"] >= 0
+
+
+def test_the_bag_carries_access_derivatives_beside_the_lossless_masters(
+    embedded_copy: StoredCopy, tmp_path: Path
+) -> None:
+    """Issue 16: an access PDF (same text layer, JPEG pages, PDF/A-2u, ≤ 300 KB a page) and
+    one reading image per page (long side ≤ 2400 px), encrypted, in the manifests and PREMIS."""
+    import io
+
+    from PIL import Image
+
+    from integrity import layout
+    from integrity.validate import problems
+    from storage import WrappedKey, decrypt_chunks
+
+    bag = embedded_copy.bag_dir
+    web_pdf = layout.web_pdf_path(INVENTORY)
+    pages = [layout.web_page_path(n) for n in (1, 2, 3)]
+    manifest = (bag / "manifest-sha256.txt").read_text("utf-8")
+    for path in (web_pdf, *pages):
+        assert f"  {path}\n" in manifest
+        assert not (bag / path).read_bytes().startswith((b"%PDF", b"\xff\xd8"))  # encrypted
+    premis = (bag / "metadata" / "premis.xml").read_text("utf-8")
+    assert "access derivatives made" in premis and web_pdf in premis
+    with qor_environment(embedded_copy.data_dir):
+        settings = load_settings()
+        keyring = wiring.keyring(settings)
+        with wiring.register_session(settings) as session:
+            facts = register.copy_facts(register.find_copy(session, INVENTORY))
+        wrapped = WrappedKey(kek_id=facts.kek_id, wrapped=facts.wrapped_key)
+
+        def plain(path: str) -> bytes:
+            with (bag / path).open("rb") as fh:
+                return b"".join(decrypt_chunks(fh, keyring=keyring, file_id=path,
+                                               wrapped=wrapped))
+
+        pdf = tmp_path / "web.pdf"
+        pdf.write_bytes(plain(web_pdf))
+        archival = len(plain(f"{layout.ACCESS_DIR}{INVENTORY}.pdf"))
+        for path in pages:
+            with Image.open(io.BytesIO(plain(path))) as im:
+                assert im.format == "JPEG" and max(im.size) <= 2400
+    assert verapdf.validate(pdf, flavour="2u").compliant
+    assert pdf.stat().st_size <= 300_000 * 3
+    assert pdf.stat().st_size < archival
+    assert normalise_text(KAZAKH_SENTENCE) in normalise_text(_extract_text(pdf))
+    assert problems(bag) == []  # the deep fixity check covers the derivatives

@@ -16,6 +16,7 @@ from elibrary.accounts import create_reader_account, create_staff_account
 from elibrary.library import set_rights
 from elibrary.models import Rights
 from elibrary.textindex import index_copy_text
+from flows.capture.derivatives import reading_image
 from integrity.bag import BagInfo, PayloadFile, build_bag
 from storage import FileStore, LocalKeyring, encrypt_chunks
 
@@ -33,6 +34,24 @@ def make_pdf(path: Path, pages: list[str]) -> Path:
         pdf.multi_cell(0, 8, text)
     pdf.output(str(path))
     return path
+
+
+def render_pages(pdf: Path, out: Path, *, dpi: float = 150) -> list[Path]:
+    """Each page of ``pdf`` rendered by PDFium and made a reading image, ``out/NNNN.jpg``."""
+    import pypdfium2
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    doc = pypdfium2.PdfDocument(str(pdf))
+    try:
+        for i in range(len(doc)):
+            image = doc[i].render(scale=dpi / 72).to_pil()
+            path = out / f"{i + 1:04d}.jpg"
+            path.write_bytes(reading_image(image))
+            written.append(path)
+    finally:
+        doc.close()
+    return written
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,9 @@ class Library:
         src.mkdir(parents=True)
         pdf_path = pdf if pdf is not None else make_pdf(src / "access.pdf", pages)
         payload = [PayloadFile(source=pdf_path, bag_path="access/copy.pdf")]
+        if pdf is None:  # the reading images (data/web/pages/NNNN.jpg) of the PDF's pages
+            payload.extend(PayloadFile(source=p, bag_path=f"web/pages/{i:04d}.jpg")
+                           for i, p in enumerate(render_pages(pdf_path, src / "web"), start=1))
         for i, text in enumerate(pages, start=1):
             master = src / f"scan{i}.png"
             master.write_bytes(b"not really a scan " + str(i).encode())
