@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
@@ -39,16 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from qor import orchestration
+from qor.cli.delegate import SOCKET_FILE, STATE_FILE, code_stamp, command_name
 from qor.errors import QorError
 from qor.settings import QorSettings
 
 logger = logging.getLogger(__name__)
 
-SOCKET_FILE = "runner.sock"
-STATE_FILE = "runner.json"
 RUNNER_LOG = "runner.log"
-#: The packages whose code a runner holds in memory: their files make up its stamp.
-PACKAGES = ("qor", "flows", "storage", "integrity", "catalog_sync", "elibrary")
 
 
 @dataclass(frozen=True)
@@ -59,20 +57,6 @@ class RunnerState:
     socket: str
     stamp: str
     started_at: str
-
-
-def code_stamp() -> str:
-    """A fingerprint of the code a process would load: interpreter, and every module file's
-    size and modification time (a few milliseconds; changes with any upgrade or edit)."""
-    import hashlib
-
-    digest = hashlib.sha256(sys.executable.encode())
-    root = Path(__file__).resolve().parents[2]
-    for package in PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            st = path.stat()
-            digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def _paths(settings: QorSettings) -> tuple[Path, Path, Path]:
@@ -182,6 +166,31 @@ def _read_line(sock: socket.socket) -> dict[str, Any] | None:
         data += chunk
     parsed: dict[str, Any] = json.loads(data)
     return parsed
+
+
+def _read_request(conn: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """The job a command sent, and the file descriptors that came with it (a delegated
+    command's stdin, stdout and stderr)."""
+    fds: list[int] = []
+    data = b""
+    while not data.endswith(b"\n"):
+        try:
+            chunk, more, _flags, _addr = socket.recv_fds(conn, 65536, 3)
+        except OSError:
+            chunk = b""
+        fds.extend(more)
+        if not chunk:
+            for fd in fds:
+                os.close(fd)
+            return None, []
+        data += chunk
+    try:
+        parsed: dict[str, Any] = json.loads(data)
+    except ValueError:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return parsed, fds
 
 
 def _lines(sock: socket.socket) -> Iterator[dict[str, Any]]:
@@ -314,11 +323,75 @@ def _child(conn: socket.socket, request: Mapping[str, Any]) -> None:
               "traceback": "".join(traceback.format_exception(e))})
 
 
+def _command_child(conn: socket.socket, request: Mapping[str, Any], fds: list[int],
+                   home: Path) -> None:
+    """In the forked child: become a delegated register command (``qor.cli.delegate``) —
+    its directory, environment and terminal — run it, and report its exit status."""
+    from qor.settings import load_settings
+
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    try:
+        same = orchestration.server_dir(load_settings()).resolve() == home.resolve()
+    except Exception:  # unreadable settings: the command itself says why, in its own process
+        same = False
+    if not same or len(fds) != 3:
+        conn.sendall(b'{"event": "refused", "reason": "another data directory"}\n')
+        return
+    conn.sendall(json.dumps({"event": "accepted", "pid": os.getpid()}).encode() + b"\n")
+
+    def watch_command() -> None:
+        # The command's end of the socket closes when it exits or is killed: stop with it.
+        with contextlib.suppress(OSError):
+            while conn.recv(1024):
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_command, daemon=True).start()
+    for target, fd in zip((0, 1, 2), fds, strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
+    encoding = (os.environ.get("PYTHONIOENCODING") or "utf-8").split(":")[0] or "utf-8"
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding=encoding)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding=encoding,
+                                  line_buffering=os.isatty(1))
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding=encoding,
+                                  errors="backslashreplace", line_buffering=True)
+    sys.argv = ["qor", *request["argv"]]
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    code = 0
+    try:
+        from qor.cli.app import run
+
+        run()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException as e:  # run() prints Qor's own errors; this is a bug
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        code = 70
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    conn.sendall(json.dumps({"event": "exit", "code": code}).encode() + b"\n")
+
+
 def serve(sock_path: Path, stamp: str) -> None:
     """Load what flows need, then fork a child per job until SIGTERM."""
+    # The point of a runner: what flows and register commands load, loaded once before any
+    # fork. Not Qor's CLI modules: they make their consoles at import, which must see a
+    # delegated command's terminal, not this process's log.
     import prefect.main  # noqa: F401
+    import typer  # noqa: F401
 
-    import flows.digitise  # noqa: F401  (the point of a runner: loaded once, before any fork)
+    import catalog_sync.circulation
+    import catalog_sync.register  # noqa: F401
+    import flows.digitise  # noqa: F401
 
     assert threading.active_count() == 1, "a runner must not fork with threads running"
     with contextlib.suppress(FileNotFoundError):
@@ -335,16 +408,20 @@ def serve(sock_path: Path, stamp: str) -> None:
     print(f"qor runner {os.getpid()} (code {stamp}) listening on {sock_path}", flush=True)
     while True:
         conn, _ = listener.accept()
-        request = _read_line(conn)
+        request, fds = _read_request(conn)
         if request is None:
             conn.close()
             continue
+        if request.get("job") != "command":
+            for fd in fds:
+                os.close(fd)
+            fds = []
         if request.get("job") == "ping":
             with contextlib.suppress(OSError):
                 conn.sendall(b'{"event": "pong"}\n')
             conn.close()
             continue
-        if request.get("job") not in JOBS:
+        if request.get("job") not in JOBS and request.get("job") != "command":
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps({"event": "refused",
                                          "reason": f"unknown job {request.get('job')!r}"})
@@ -358,13 +435,22 @@ def serve(sock_path: Path, stamp: str) -> None:
             listener.close()
             code = 0
             try:
-                _child(conn, request)
+                if request["job"] == "command":
+                    _command_child(conn, request, fds, sock_path.parent)
+                else:
+                    _child(conn, request)
             except BaseException:
                 code = 1
             finally:
                 with contextlib.suppress(Exception):
                     conn.close()
                 os._exit(code)
+        if request["job"] == "command":
+            # One line per delegated command: operators (and the tests) see what ran here.
+            argv = [str(a) for a in request.get("argv") or []]
+            print(f"command {command_name(argv)} → child {pid}", flush=True)
+        for fd in fds:
+            os.close(fd)
         conn.close()
 
 
