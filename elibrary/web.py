@@ -77,7 +77,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        no_store = not str(scope["path"]).startswith(("/static", "/pdfjs"))
+        no_store = not str(scope["path"]).startswith(("/static", "/pdfjs", "/mirador"))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -130,6 +130,9 @@ def create_app(
     app.state.elibrary = lib
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/pdfjs", StaticFiles(directory=config.pdfjs_dir, check_dir=False), name="pdfjs")
+    # Mirador's bundle from npm (infra/web-assets), served from here, never from a CDN.
+    app.mount("/mirador", StaticFiles(directory=config.mirador_dir, check_dir=False),
+              name="mirador")
 
     app.include_router(iiif_image.make_router(lib, visitor=lib.visitor,
                                                 reader_cookie=READER_COOKIE))
