@@ -96,6 +96,7 @@ class Elibrary:
                 extensions=["jinja2.ext.i18n"],
             )
             env.install_gettext_translations(i18n.translations(code), newstyle=True)  # type: ignore[attr-defined]
+            env.filters["html_lang"] = i18n.html_lang
             self._envs[code] = env
 
     # -- per request --------------------------------------------------------------------------

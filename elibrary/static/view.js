@@ -208,6 +208,28 @@
         document.getElementById("ocr-text").textContent = text; } });
   }
 
+  // -- accessibility fixes to Mirador 4.0's markup (found by axe-core in the browser tests) ----
+
+  function fixMarkup(box) {
+    // MUI puts aria-orientation on the tabs' wrapper, which has no role that allows it
+    // (axe: aria-allowed-attr, critical); the tab list inside keeps its own.
+    box.querySelectorAll(".MuiTabs-root[aria-orientation]").forEach(function (el) {
+      if (el.getAttribute("role") !== "tablist") { el.removeAttribute("aria-orientation"); }
+    });
+    // Mirador's root is a second <main> inside the page's main landmark.
+    box.querySelectorAll("main.mirador-viewer:not([role=region])").forEach(function (el) {
+      el.setAttribute("aria-label", box.getAttribute("data-label") || "Mirador");
+      el.setAttribute("role", "region");
+    });
+  }
+
+  function watchMarkup(box) {
+    fixMarkup(box);
+    new MutationObserver(function () { fixMarkup(box); }).observe(box, {
+      subtree: true, childList: true, attributes: true,
+      attributeFilter: ["aria-orientation", "role"] });
+  }
+
   // -- Mirador --------------------------------------------------------------------------------
 
   function start(manifest) {
@@ -233,6 +255,7 @@
       requests: { postprocessors: [postprocess] }
     });
     window.qorViewer = viewer;
+    watchMarkup(document.getElementById("mirador"));
     viewer.store.subscribe(function () {
       var w = viewer.store.getState().windows.copy;
       if (!w || !w.canvasId) { return; }
