@@ -235,7 +235,9 @@
   function start(manifest) {
     var canvases = asList(manifest.items).map(function (c) { return c.id; });
     var index = Math.max(0, Math.min(canvases.length - 1, firstPage - 1));
-    var win = { id: "copy", manifestId: manifestUrl, canvasIndex: index,
+    // The manifest this page already has is handed to Mirador (it would fetch it again).
+    postprocess(manifestUrl, { manifestJson: manifest });
+    var win = { id: "copy", manifestId: manifestUrl, manifest: manifest, canvasIndex: index,
       thumbnailNavigationPosition: "far-bottom" };
     if (query) { win.defaultSearchQuery = query; }
     var narrow = window.matchMedia("(max-width: 40rem)").matches;
