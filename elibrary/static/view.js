@@ -268,6 +268,28 @@
     root.setAttribute("data-page-shown", String(firstPage));
   }
 
+  // Mirador's bundle (0.7 MB gzip) is asked for once the page on screen has been drawn (the
+  // <img id="first-page"> at screen size), so the first page does not wait for it.
+  var script = document.currentScript;
+  var miradorUrl = script && script.getAttribute("data-mirador");
+  var miradorReady = new Promise(function (resolve, reject) {
+    function load() {
+      if (typeof window.Mirador !== "undefined") { resolve(); return; }
+      var tag = document.createElement("script");
+      tag.src = miradorUrl;
+      tag.onload = function () { resolve(); };
+      tag.onerror = function () { reject(new Error("mirador")); };
+      document.body.appendChild(tag);
+    }
+    var first = document.getElementById("first-page");
+    function afterPaint() {
+      requestAnimationFrame(function () { requestAnimationFrame(load); });
+    }
+    if (!first || (first.complete && first.naturalWidth)) { afterPaint(); return; }
+    first.addEventListener("load", afterPaint);
+    first.addEventListener("error", load);
+  });
+
   setState("loading");
   fetch(manifestUrl, { credentials: "same-origin", headers: { Accept: "application/ld+json" } })
     .then(function (r) {
@@ -279,10 +301,12 @@
       if (manifest.denied) { showPrompt(null, null); return; }
       var body = firstImageBody(manifest);
       var probeService = body && ofType(body.service, "AuthProbeService2");
-      if (!probeService) { start(manifest); return; }
+      if (!probeService) { return miradorReady.then(function () { start(manifest); }); }
       root.probeService = probeService;
       return probe(probeService, null).then(function (result) {
-        if (result && result.status === 200) { start(manifest); return; }
+        if (result && result.status === 200) {
+          return miradorReady.then(function () { start(manifest); });
+        }
         showPrompt(ofType(probeService.service, "AuthAccessService2"), result);
       });
     })
