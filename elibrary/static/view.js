@@ -258,8 +258,20 @@
     });
     window.qorViewer = viewer;
     watchMarkup(document.getElementById("mirador"));
+    var folded = !(narrow && query);
     viewer.store.subscribe(function () {
-      var w = viewer.store.getState().windows.copy;
+      var state = viewer.store.getState();
+      var w = state.windows.copy;
+      if (!folded && w) {
+        // On a phone the search panel covers the page: once the first hit is selected (and
+        // Mirador has turned to its page), fold the panel away so the highlighted page shows.
+        var panels = Object.values((state.searches || {}).copy || {});
+        if (panels.some(function (p) {
+          return (p.selectedContentSearchAnnotationIds || []).length > 0; })) {
+          folded = true;
+          viewer.store.dispatch(Mirador.setCompanionAreaOpen("copy", false));
+        }
+      }
       if (!w || !w.canvasId) { return; }
       var n = canvases.indexOf(w.canvasId) + 1;
       if (n > 0) { root.setAttribute("data-canvas-page", String(n)); showText(n); }
