@@ -85,7 +85,8 @@ INIT_SCRIPT = """
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
         const m = page1.exec(new URL(e.name).pathname);
-        if (!m || m[2] === ',120' || m[2] === '%2C120') { continue; }
+        // not the thumbnails, not the page shown at once (!800,800): Mirador's own images
+        if (!m || /^(,|%2C)120$/.test(m[2]) || /^(!|%21)/.test(m[2])) { continue; }
         window.__qorTiles += 1;
         requestAnimationFrame(() => requestAnimationFrame(() => {
           window.__qorSharp = performance.now();

@@ -1,5 +1,7 @@
 /* Qor e-library: a copy in Mirador (npm "mirador", served from /mirador, never a CDN).
 
+   0. The page on screen is drawn at once (<img id="first-page">, an Image API size); the
+      manifest and Mirador's bundle are asked for only after it was drawn.
    1. The page's manifest (IIIF Presentation 3.0) is fetched; before any image is asked for, the
       IIIF Authorization Flow 2.0 probe service of the first page image is asked whether this
       browser may see it. When not, the access service's prompt is shown (heading, note,
@@ -280,30 +282,36 @@
     root.setAttribute("data-page-shown", String(firstPage));
   }
 
-  // Mirador's bundle (0.7 MB gzip) is asked for once the page on screen has been drawn (the
-  // <img id="first-page"> at screen size), so the first page does not wait for it.
+  // The page on screen (<img id="first-page">, at screen size) is drawn first; only then are
+  // the manifest and Mirador's bundle (0.7 MB gzip) asked for, so the first page waits for
+  // neither.
   var script = document.currentScript;
   var miradorUrl = script && script.getAttribute("data-mirador");
-  var miradorReady = new Promise(function (resolve, reject) {
-    function load() {
+  var firstPainted = new Promise(function (resolve) {
+    var first = document.getElementById("first-page");
+    function afterPaint() {
+      requestAnimationFrame(function () { requestAnimationFrame(function () { resolve(); }); });
+    }
+    if (!first || (first.complete && first.naturalWidth)) { afterPaint(); return; }
+    first.addEventListener("load", afterPaint);
+    first.addEventListener("error", function () { resolve(); });
+  });
+  var miradorReady = firstPainted.then(function () {
+    return new Promise(function (resolve, reject) {
       if (typeof window.Mirador !== "undefined") { resolve(); return; }
       var tag = document.createElement("script");
       tag.src = miradorUrl;
       tag.onload = function () { resolve(); };
       tag.onerror = function () { reject(new Error("mirador")); };
       document.body.appendChild(tag);
-    }
-    var first = document.getElementById("first-page");
-    function afterPaint() {
-      requestAnimationFrame(function () { requestAnimationFrame(load); });
-    }
-    if (!first || (first.complete && first.naturalWidth)) { afterPaint(); return; }
-    first.addEventListener("load", afterPaint);
-    first.addEventListener("error", load);
+    });
   });
 
   setState("loading");
-  fetch(manifestUrl, { credentials: "same-origin", headers: { Accept: "application/ld+json" } })
+  firstPainted.then(function () {
+    return fetch(manifestUrl, { credentials: "same-origin",
+      headers: { Accept: "application/ld+json" } });
+  })
     .then(function (r) {
       if (r.status === 401 || r.status === 403) { return { denied: true }; }
       if (!r.ok) { throw new Error("manifest " + r.status); }
