@@ -4,6 +4,8 @@ Authorization Flow 2.0 services (docs/elibrary.md, "IIIF").
 * ``GET /iiif/presentation/{bag_id}/manifest.json`` — the copy's manifest (public metadata,
   like the record page; ``dark`` and unknown copies 404);
 * ``GET /iiif/presentation/collection/{fund}.json`` — the manifests of one fund;
+* ``GET /iiif/search/{bag_id}?q=…`` — Content Search 2.0 hits with ``xywh`` on the canvases
+  (only for a visitor who may read the copy: R6/R10);
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from catalog_sync.models import DigitalCopy, Item
-from elibrary.context import Elibrary, Lib
+from elibrary import iiif_search
+from elibrary.context import Elibrary, Lib, refusal
 from elibrary.errors import CopyNotAvailable
 from elibrary.iiif_presentation import (
     MAIN_FUND,
@@ -102,3 +105,36 @@ def collection(request: Request, lib: Lib, fund: str) -> Response:
         raise CopyNotAvailable(fund)
     body = build_collection(fund, [views[i] for i in ids if i in views], base=base_url(lib))
     return _json(body, request, public=True)
+
+
+# -- Content Search 2.0 ----------------------------------------------------------------------
+
+@router.get("/iiif/search/{bag_id}")
+def search(request: Request, lib: Lib, bag_id: str) -> Response:
+    q = request.query_params.get("q", "")
+    with lib.sessions() as session:
+        visitor = lib.visitor(request, session)
+        view = visible_copy(session, bag_id)  # dark or unknown: 404
+        refused = refusal(view, visitor)
+        if refused is not None:  # R6/R10, issue 15: no hits, no counts, no words
+            raise refused
+        terms = iiif_search.terms_of(q)
+        pages = iiif_search.matching_pages(session, view.copy_id, terms)
+    hits: list[tuple[int, str, str]] = []
+    if pages:
+        sizes = page_sizes(lib, view)
+        altos = iiif_search.alto_paths(lib.files.list_paths(view, layout.TEXT_DIR),
+                                       lib.files.list_paths(view, layout.MASTERS_DIR))
+        for page in pages:
+            path = altos.get(page)
+            if path is None or page > len(sizes):
+                continue
+            alto_size, words = iiif_search.word_boxes(
+                lib.files.read_all(lib.files.open_file(view, path)))
+            hits.extend((page, word, xywh) for word, xywh in iiif_search.hits_on_page(
+                words=words, alto_size=alto_size, canvas_size=sizes[page - 1], terms=terms))
+            if len(hits) >= iiif_search.MAX_HITS:
+                break
+    body = iiif_search.annotation_page(view, base=base_url(lib), query=q, hits=hits)
+    return _json(body, request, public=view.rights is Rights.OPEN,
+                 context=iiif_search.SEARCH_CONTEXT)
