@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -86,6 +87,8 @@ class Elibrary:
         self.keyring = keyring
         self.files = CopyFiles(open_store=open_store, keyring=keyring)
         self.read_log = ReadLog(sessions)
+        #: (width, height) of each page's reading image, by bag id (the manifests' canvases).
+        self.page_sizes: OrderedDict[str, tuple[tuple[int, int], ...]] = OrderedDict()
         self.throttle = accounts.SignInThrottle(max_failed=config.max_failed_logins,
                                                 cap=timedelta(minutes=config.lockout_minutes))
         self._envs: dict[str, jinja2.Environment] = {}

@@ -45,7 +45,7 @@ from elibrary.errors import (
     NotSignedIn,
     RangeNotSatisfiable,
 )
-from elibrary.routers import accounts, oai, reading, staff
+from elibrary.routers import accounts, iiif, oai, reading, staff
 from storage import Keyring, ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -203,6 +203,6 @@ def create_app(
             return await anyio.to_thread.run_sync(error_page, request, err)
         return Response(status_code=exc.status_code)
 
-    for router in (reading.router, accounts.router, staff.router, oai.router):
+    for router in (reading.router, iiif.router, accounts.router, staff.router, oai.router):
         app.include_router(router)
     return app

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from elibrary.context import Lib, int_param, refusal, rights_label
 from elibrary.delivery import parse_range
 from elibrary.errors import InvalidParameter
+from elibrary.iiif_presentation import manifest_url
 from elibrary.library import (
     may_read,
     readable_rights,
@@ -100,7 +101,9 @@ def record(request: Request, lib: Lib, bag_id: str) -> Response:
                    else _("Sign in with your reader ticket to read this copy."))
         return lib.render(request, visitor, "record.html", copy=view,
                           rights_label=rights_label(view.rights, _),
-                          can_read=refused is None, pages=pages, refusal=message)
+                          can_read=refused is None, pages=pages, refusal=message,
+                          manifest_url=manifest_url(lib.config.base_url.rstrip("/"),
+                                                    view.bag_id))
 
 @router.get("/copies/{bag_id}/read", response_class=HTMLResponse)
 def read(request: Request, lib: Lib, bag_id: str) -> Response:
