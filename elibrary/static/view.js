@@ -67,9 +67,10 @@
   function probe(service, token) {
     var headers = { Accept: "application/json" };
     if (token) { headers.Authorization = "Bearer " + token; }
+    // Fails closed: a probe that cannot be read counts as "not allowed".
     return fetch(service.id, { credentials: "same-origin", headers: headers })
-      .then(function (r) { return r.json(); })
-      .then(function (result) { return result; });
+      .then(function (r) { return r.ok ? r.json() : { status: r.status }; })
+      .catch(function () { return { status: 0 }; });
   }
 
   function getToken(tokenService) {
