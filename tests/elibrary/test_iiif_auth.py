@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.elibrary.conftest import OUTSIDE_IP, Copies, build_app
+from tests.elibrary.iiif_schemas import validate_info, validate_probe
 from tests.elibrary.library import Library
 from tests.elibrary.test_security import csrf_of, sign_in
 
@@ -63,6 +64,7 @@ def test_probe_answers_the_visitors_rights(app_: object, copies: Copies) -> None
         r = anon.get(f"/iiif/auth/probe/{bag}")
         assert r.status_code == 200
         body = r.json()
+        validate_probe(body)
         assert body["@context"] == "http://iiif.io/api/auth/2/context.json"
         assert body["type"] == "AuthProbeResult2" and body["status"] == status, bag
     assert anon.get(f"/iiif/auth/probe/{copies.dark.bag_id}").status_code == 404
@@ -106,6 +108,7 @@ def test_the_token_opens_images_search_and_pdf(app_: object, copies: Copies,
         r = viewer.get(url, headers=auth)
         assert r.status_code == 200, (url, r.status_code)
     info = viewer.get(protected_urls(copies)[0], headers=auth).json()
+    validate_info(info)
     assert info["service"][0]["type"] == "AuthProbeService2"
     assert viewer.get(f"/iiif/auth/probe/{copies.readers.bag_id}",
                       headers=auth).json()["status"] == 200
