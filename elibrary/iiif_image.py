@@ -282,7 +282,7 @@ class PageImages:
             opened = self._lib.files.open_file(view, layout.web_page_path(page))
             with Image.open(io.BytesIO(self._lib.files.read_all(opened))) as im:
                 im.load()
-                decoded = im.copy()
+                decoded: Image.Image = im.copy()
             self.cache.put(key, decoded, decoded.width * decoded.height * len(decoded.getbands()))
         with self._lock:
             self._loading.pop((view.bag_id, page), None)
