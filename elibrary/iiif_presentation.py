@@ -122,8 +122,6 @@ def probe_service(base: str, bag_id: str) -> dict[str, Any]:
             "confirmLabel": {"kk": ["Кіру"], "ru": ["Войти"], "en": ["Sign in"]},
             "service": [
                 {"id": f"{base}/iiif/auth/token", "type": "AuthAccessTokenService2"},
-                {"id": f"{base}/logout", "type": "AuthLogoutService2",
-                 "label": {"kk": ["Шығу"], "ru": ["Выйти"], "en": ["Sign out"]}},
             ],
         }],
     }

@@ -118,3 +118,30 @@ def test_linked_from_the_record_page_and_oai(http: TestClient, copies: Copies) -
     relations = root.xpath("//dc:relation/text()",
                            namespaces={"dc": "http://purl.org/dc/elements/1.1/"})
     assert url in relations, oai.text
+
+
+def test_the_schema_refuses_what_the_specifications_forbid(http: TestClient,
+                                                           copies: Copies) -> None:
+    """The validator is not a rubber stamp: broken variants of a served manifest, info.json
+    and search answer are refused."""
+    from tests.elibrary.iiif_schemas import errors, validate_info, validate_search
+
+    good = manifest_of(http, copies.open.bag_id)
+    assert errors(good, "manifest") == []
+    broken = [
+        {**good, "label": "plain string"},
+        {**good, "id": "not a url"},
+        {**good, "rights": "all rights reserved"},
+        {**good, "items": [{**good["items"][0], "width": "874"}]},
+        {**good, "items": [{**good["items"][0], "label": {"en": "Page 1"}}]},
+        {k: v for k, v in good.items() if k != "@context"},
+    ]
+    assert all(errors(b, "manifest") for b in broken)
+    info = http.get(f"/iiif/3/{copies.open.bag_id}~1/info.json").json()
+    validate_info(info)
+    assert errors({**info, "protocol": "iiif"}, "imageInfo")
+    assert errors({**info, "tiles": [{"width": 512}]}, "imageInfo")
+    found = http.get(f"/iiif/search/{copies.open.bag_id}", params={"q": "бет"}).json()
+    validate_search(found)
+    bad = {**found, "items": [{**found["items"][0], "target": "http://x/canvas/1"}]}
+    assert errors(bad, "searchResponse")
