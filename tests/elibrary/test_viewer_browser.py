@@ -6,7 +6,8 @@ desktop window and on a 390×844 phone viewport, and axe-core on every reader pa
   thumbnails are there, and zooming in fetches Image API tiles of a finer scale; the OCR text of
   the page on screen is in the page for screen readers.
 * A restricted copy (R6, R10) shows the IIIF authorization prompt, and the browser fetches no
-  image bytes and no text at all.
+  image bytes and no text at all; signing in through the prompt (access window, token
+  iframe, probe) brings the copy into the viewer.
 * axe-core (npm, installed by ``infra/web-assets``) finds no serious or critical violation on
   home, search, record, read (pdf.js), view (Mirador), sign-in and error pages.
 """
@@ -223,6 +224,21 @@ def test_restricted_copy_shows_the_auth_prompt_and_no_pixels(
     assert not any(ctype.startswith("image/") and status == 200
                    for _, status, ctype, _s in traffic.responses)
     assert page.locator("#ocr-text").inner_text() == ""
+    if viewport == "desktop":
+        # Auth Flow 2.0 end to end: the prompt's button opens the access service (sign-in in
+        # its own window, which closes itself), the token service answers in an iframe, the
+        # probe says yes with the token, and the page comes back with the copy in the viewer.
+        with page.expect_popup() as popup_info:
+            page.locator("#auth-confirm").click()
+        popup = popup_info.value
+        popup.locator("#name").fill("T-1001")
+        popup.locator("#password").fill(PASSWORD)
+        with popup.expect_event("close"):
+            popup.locator("button[type=submit]").click()
+        expect(viewer).to_have_attribute("data-state", "ready")
+        expect(page.locator("#ocr-text")).to_contain_text("Первая страница")
+        page.wait_for_timeout(1000)
+        assert traffic.image_requests(bag), "signed in, the viewer fetched no image"
     context.close()
 
 
