@@ -289,11 +289,21 @@ def end_session(session: Session, token: str) -> None:
     session.execute(delete(WebSession).where(WebSession.token_sha256 == _token_digest(token)))
 
 
+def session_digest(token: str) -> str:
+    """The SHA-256 (hex) a session is stored under (what IIIF access tokens are bound to)."""
+    return _token_digest(token)
+
+
 def session_principal(session: Session, token: str | None, *, kind: str) -> Principal | None:
     """Who holds ``token`` as a ``kind`` session, or None (unknown, expired, other kind)."""
     if not token or len(token) > 128:
         return None
-    row = session.scalar(select(WebSession).where(WebSession.token_sha256 == _token_digest(token)))
+    return principal_of_digest(session, _token_digest(token), kind=kind)
+
+
+def principal_of_digest(session: Session, digest: str, *, kind: str) -> Principal | None:
+    """Who holds the ``kind`` session stored under ``digest``, or None."""
+    row = session.scalar(select(WebSession).where(WebSession.token_sha256 == digest))
     if row is None or row.kind != kind or row.expires_at <= utcnow():
         return None
     if kind == READER:

@@ -75,6 +75,9 @@ class ElibrarySettings(BaseSettings):
     elibrary_oai_page_size: int = Field(default=100, ge=1, le=10_000)
     elibrary_pdfjs_dir: Path = Path("/usr/share/javascript/pdf")
     """pdf.js as installed by Debian's ``libjs-pdf`` (``build/pdf.js``, ``build/pdf.worker.js``)."""
+    elibrary_mirador_dir: Path = Path.home() / ".cache" / "qor-tools" / "mirador-4.0.0"
+    """Mirador's prebuilt bundle (``mirador.min.js``), installed from npm by
+    ``infra/web-assets`` (``infra/install-system`` runs it); served under ``/mirador``."""
     elibrary_iiif_cache_mb: int = Field(default=256, ge=8, le=65_536)
     """Bound of the IIIF image cache (decrypted and decoded page images plus encoded tiles, an
     LRU by bytes held in memory), in MiB."""
@@ -139,6 +142,7 @@ class ElibraryConfig:
     oai_page_size: int = 100
     read_log_days: int = 365
     pdfjs_dir: Path = Path("/usr/share/javascript/pdf")
+    mirador_dir: Path = Path.home() / ".cache" / "qor-tools" / "mirador-4.0.0"
     iiif_cache_bytes: int = 256 * 1024 * 1024
 
 
@@ -181,5 +185,6 @@ def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig
         oai_page_size=elib.elibrary_oai_page_size,
         read_log_days=elib.elibrary_read_log_days,
         pdfjs_dir=elib.elibrary_pdfjs_dir,
+        mirador_dir=elib.elibrary_mirador_dir,
         iiif_cache_bytes=elib.elibrary_iiif_cache_mb * 1024 * 1024,
     )

@@ -13,6 +13,8 @@ import hmac
 import ipaddress
 import re
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,6 +59,11 @@ def rights_label(rights: Rights, gettext: Callable[[str], str]) -> str:
     }[rights]
 
 
+#: How long an IIIF access token lives (seconds); viewers ask the token service again.
+ACCESS_TOKEN_SECONDS = 600
+_ACCESS_TOKEN = re.compile(r"^[0-9]{10,12}\.[0-9a-f]{64}\.[0-9a-f]{64}$")
+
+
 @dataclass
 class Visitor:
     """What the application knows about the browser making a request."""
@@ -86,6 +93,8 @@ class Elibrary:
         self.keyring = keyring
         self.files = CopyFiles(open_store=open_store, keyring=keyring)
         self.read_log = ReadLog(sessions)
+        #: (width, height) of each page's reading image, by bag id (the manifests' canvases).
+        self.page_sizes: OrderedDict[str, tuple[tuple[int, int], ...]] = OrderedDict()
         self.throttle = accounts.SignInThrottle(max_failed=config.max_failed_logins,
                                                 cap=timedelta(minutes=config.lockout_minutes))
         self._envs: dict[str, jinja2.Environment] = {}
@@ -96,6 +105,7 @@ class Elibrary:
                 extensions=["jinja2.ext.i18n"],
             )
             env.install_gettext_translations(i18n.translations(code), newstyle=True)  # type: ignore[attr-defined]
+            env.filters["html_lang"] = i18n.html_lang
             self._envs[code] = env
 
     # -- per request --------------------------------------------------------------------------
@@ -130,6 +140,8 @@ class Elibrary:
         reader_token = request.cookies.get(READER_COOKIE)
         staff_token = request.cookies.get(STAFF_COOKIE)
         reader = accounts.session_principal(session, reader_token, kind=READER)
+        if reader is None:  # IIIF Authorization Flow: the token the token service gave
+            reader = self.bearer_reader(request, session)
         staff = (accounts.session_principal(session, staff_token, kind=STAFF)
                  if request.url.path.startswith("/staff") else None)
         csrf = request.cookies.get(CSRF_COOKIE, "")
@@ -140,6 +152,32 @@ class Elibrary:
         room = ip is not None and any(ip in net for net in self.config.reading_room_networks)
         return Visitor(lang=lang, reader=reader, staff=staff, csrf_cookie=csrf, new_csrf=new_csrf,
                        in_reading_room=room, reader_token=reader_token, staff_token=staff_token)
+
+    # -- IIIF access tokens (Authorization Flow 2.0) ---------------------------------------------
+
+    def access_token(self, reader_token: str, *, now: float | None = None) -> tuple[str, int]:
+        """A short-lived access token bound to the reader's session (HMAC with the server
+        secret over expiry and the session's digest): ``(token, seconds it lives)``. Signing out
+        ends the session and so every token of it."""
+        expires = int((time.time() if now is None else now) + ACCESS_TOKEN_SECONDS)
+        digest = accounts.session_digest(reader_token)
+        mac = hmac.new(self.config.secret_key, f"iiif-token|{expires}|{digest}".encode(),
+                       hashlib.sha256).hexdigest()
+        return f"{expires}.{digest}.{mac}", ACCESS_TOKEN_SECONDS
+
+    def bearer_reader(self, request: Request, session: Session) -> Principal | None:
+        """The reader an ``Authorization: Bearer`` access token stands for, or None
+        (malformed, forged, expired, or its session ended)."""
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not _ACCESS_TOKEN.fullmatch(token.strip()):
+            return None
+        expires, digest, mac = token.strip().split(".")
+        good = hmac.new(self.config.secret_key, f"iiif-token|{expires}|{digest}".encode(),
+                        hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(mac, good) or int(expires) <= time.time():
+            return None
+        return accounts.principal_of_digest(session, digest, kind=READER)
 
     def csrf_token(self, visitor: Visitor) -> str:
         return hmac.new(self.config.secret_key, b"csrf|" + visitor.csrf_cookie.encode(),

@@ -161,6 +161,12 @@ class CopyFiles:
             wrapped=WrappedKey(kek_id=view.kek_id, wrapped=view.wrapped_key),
         )
 
+    def list_paths(self, view: CopyView, folder: str) -> list[str]:
+        """Bag paths of the copy's files under ``folder`` (e.g. ``data/text/``)."""
+        store = self._store(view.store_uri)
+        prefix = layout.bag_prefix(view.bag_id)
+        return [i.key.removeprefix(prefix) for i in store.list(prefix + folder)]
+
     def read_all(self, opened: OpenedFile) -> bytes:
         """The whole plaintext of a (small) file, authenticated."""
         return b"".join(self.iter_range(opened, 0, opened.plain_size))

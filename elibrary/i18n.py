@@ -56,3 +56,20 @@ def negotiate(accept_language: str | None) -> str:
         if best is None or q > best[0]:
             best = (q, code)
     return best[1] if best else DEFAULT_LANGUAGE
+
+
+#: ISO 639-2/3 codes of the register (MARC 008/35-37) to the BCP 47 tags of HTML ``lang``.
+_BCP47 = {"kaz": "kk", "rus": "ru", "eng": "en", "kir": "ky", "uzb": "uz", "tat": "tt",
+          "deu": "de", "ger": "de", "fre": "fr", "fra": "fr", "tur": "tr", "chi": "zh",
+          "zho": "zh", "ara": "ar", "per": "fa", "fas": "fa"}
+
+
+def html_lang(code: str | None) -> str:
+    """The ``lang`` attribute for a copy's language (``kaz`` → ``kk``); empty when unknown, so a
+    screen reader is never told a language tag it does not know."""
+    if not code:
+        return ""
+    code = code.strip().lower()
+    if len(code) == 2 and code.isalpha():
+        return code
+    return _BCP47.get(code, "")

@@ -282,7 +282,7 @@ class PageImages:
             opened = self._lib.files.open_file(view, layout.web_page_path(page))
             with Image.open(io.BytesIO(self._lib.files.read_all(opened))) as im:
                 im.load()
-                decoded = im.copy()
+                decoded: Image.Image = im.copy()
             self.cache.put(key, decoded, decoded.width * decoded.height * len(decoded.getbands()))
         with self._lock:
             self._loading.pop((view.bag_id, page), None)
@@ -332,6 +332,10 @@ def make_router(lib: Elibrary, *, visitor: Callable[[Request, Any], Any],
         view, page, _who = authorised(request, identifier)
         im = images.image(view, page)
         body = info_json(f"{base}/iiif/3/{identifier}", im.width, im.height)
+        if view.rights is not Rights.OPEN:  # IIIF Authorization Flow 2.0
+            from elibrary.iiif_presentation import probe_service
+
+            body["service"] = [probe_service(base, view.bag_id)]
         accept = request.headers.get("accept", "")
         media = (f'application/ld+json;profile="{CONTEXT}"' if "application/ld+json" in accept
                  else "application/json")

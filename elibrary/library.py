@@ -78,6 +78,7 @@ class CopyView:
     language: str | None
     rights: Rights
     page_count: int
+    fund: str | None
     store_uri: str
     kek_id: str
     wrapped_key: bytes
@@ -97,6 +98,7 @@ def _view(copy: DigitalCopy, lib: LibraryCopy, item: Item, rec: BibRecord) -> Co
         language=rec.language,
         rights=Rights(lib.rights),
         page_count=max(copy.page_count, lib.pages_indexed),
+        fund=item.location,
         store_uri=copy.store_uri,
         kek_id=copy.kek_id,
         wrapped_key=bytes(copy.wrapped_key),

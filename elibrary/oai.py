@@ -207,7 +207,10 @@ def _record(parent: etree._Element, config: OaiConfig, view: CopyView) -> None:
     add("type", "Text")
     add("format", "application/pdf")
     add("identifier", view.inventory_number)
-    add("identifier", config.base_url.removesuffix("/oai") + f"/copies/{view.bag_id}")
+    site = config.base_url.removesuffix("/oai")
+    add("identifier", f"{site}/copies/{view.bag_id}")
+    # the IIIF Presentation 3.0 manifest, for viewers and aggregators (issue 16)
+    add("relation", f"{site}/iiif/presentation/{view.bag_id}/manifest.json")
     add("rights", _RIGHTS_TEXT.get(view.rights))
 
 

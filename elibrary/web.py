@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mimetypes
 from collections.abc import AsyncIterator, Callable
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -44,7 +45,7 @@ from elibrary.errors import (
     NotSignedIn,
     RangeNotSatisfiable,
 )
-from elibrary.routers import accounts, oai, reading, staff
+from elibrary.routers import accounts, iiif, oai, reading, staff
 from storage import Keyring, ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,25 @@ _SECURITY_HEADERS = {
 }
 
 
+class PrecompressedStaticFiles(StaticFiles):
+    """Static files of a versioned package (Mirador from npm): ``name.gz`` beside ``name`` is
+    sent with ``Content-Encoding: gzip`` to browsers that accept it; the files never change
+    under their versioned folder, so browsers may keep them for a year."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        accept = dict(scope.get("headers", [])).get(b"accept-encoding", b"")
+        if b"gzip" in accept:
+            full, stat = await anyio.to_thread.run_sync(self.lookup_path, path + ".gz")
+            if full and stat is not None and stat.st_size > 0:
+                media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+                return FileResponse(full, stat_result=stat, media_type=media, headers={
+                    "Content-Encoding": "gzip", "Vary": "Accept-Encoding",
+                    "Cache-Control": "public, max-age=31536000, immutable"})
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
 class SecurityHeaders:
     """Adds the security headers (and ``Cache-Control: no-store`` outside the static files)
     to every answer that does not set them. A plain ASGI middleware: the decorator form
@@ -77,7 +97,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        no_store = not str(scope["path"]).startswith(("/static", "/pdfjs"))
+        no_store = not str(scope["path"]).startswith(("/static", "/pdfjs", "/mirador"))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -130,6 +150,9 @@ def create_app(
     app.state.elibrary = lib
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/pdfjs", StaticFiles(directory=config.pdfjs_dir, check_dir=False), name="pdfjs")
+    # Mirador's bundle from npm (infra/web-assets), served from here, never from a CDN.
+    app.mount("/mirador", PrecompressedStaticFiles(directory=config.mirador_dir,
+                                                   check_dir=False), name="mirador")
 
     app.include_router(iiif_image.make_router(lib, visitor=lib.visitor,
                                                 reader_cookie=READER_COOKIE))
@@ -180,6 +203,6 @@ def create_app(
             return await anyio.to_thread.run_sync(error_page, request, err)
         return Response(status_code=exc.status_code)
 
-    for router in (reading.router, accounts.router, staff.router, oai.router):
+    for router in (reading.router, iiif.router, accounts.router, staff.router, oai.router):
         app.include_router(router)
     return app

@@ -1,4 +1,5 @@
-"""Readers' pages: search, a copy's record, the pdf.js reading page and the copy's bytes.
+"""Readers' pages: search, a copy's record, the IIIF viewer (Mirador), the pdf.js reading page
+(the download route), a page's OCR text and the copy's bytes.
 
 Every copy's bytes are served only after its rights were checked (R6, R10); ``dark`` copies answer
 exactly like unknown ones.
@@ -12,11 +13,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from markupsafe import Markup
 
 from elibrary.context import Lib, int_param, refusal, rights_label
 from elibrary.delivery import parse_range
+from elibrary.errors import InvalidParameter
+from elibrary.iiif_presentation import manifest_url
 from elibrary.library import (
     may_read,
     readable_rights,
@@ -98,7 +101,9 @@ def record(request: Request, lib: Lib, bag_id: str) -> Response:
                    else _("Sign in with your reader ticket to read this copy."))
         return lib.render(request, visitor, "record.html", copy=view,
                           rights_label=rights_label(view.rights, _),
-                          can_read=refused is None, pages=pages, refusal=message)
+                          can_read=refused is None, pages=pages, refusal=message,
+                          manifest_url=manifest_url(lib.config.base_url.rstrip("/"),
+                                                    view.bag_id))
 
 @router.get("/copies/{bag_id}/read", response_class=HTMLResponse)
 def read(request: Request, lib: Lib, bag_id: str) -> Response:
@@ -111,6 +116,52 @@ def read(request: Request, lib: Lib, bag_id: str) -> Response:
             raise refused
         return lib.render(request, visitor, "viewer.html", copy=view, page=page,
                           page_text=page_text(session, view.copy_id, page))
+
+#: The viewer page's own policy: Mirador (its bundled MUI/emotion) writes ``<style>`` elements at
+#: run time, so this page alone allows inline styles; scripts stay ``'self'`` only.
+VIEW_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:; "
+    "connect-src 'self'; frame-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+
+
+@router.get("/copies/{bag_id}/view", response_class=HTMLResponse)
+def view(request: Request, lib: Lib, bag_id: str) -> Response:
+    """The copy in the IIIF viewer (Mirador): page turning, thumbnails, deep zoom from the
+    Image API tiles, in-book search from the Content Search service. A visitor without the
+    copy's rights gets the page with the IIIF authorization prompt and no image or text (R6,
+    R10): the page's script probes the Auth Flow 2.0 probe service before any image is asked."""
+    page = int_param(request, "page", default=1, low=1, high=MAX_PAGE)
+    q = request.query_params.get("q", "").strip()[:200]
+    with lib.sessions() as session:
+        visitor = lib.visitor(request, session)
+        view = visible_copy(session, bag_id)
+        refused = refusal(view, visitor)
+        text = page_text(session, view.copy_id, page) if refused is None else None
+        response = lib.render(request, visitor, "view.html", copy=view, page=page, q=q,
+                              can_read=refused is None, page_text=text,
+                              can_download=refused is None)
+    response.headers["Content-Security-Policy"] = VIEW_CSP
+    return response
+
+
+@router.get("/copies/{bag_id}/pages/{page}/text")
+def page_ocr_text(request: Request, lib: Lib, bag_id: str, page: int) -> Response:
+    """The OCR text of one page as plain text (the viewer shows it for screen readers); only
+    after the copy's rights were checked (R6, R10)."""
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidParameter("page", f"must be between 1 and {MAX_PAGE}")
+    with lib.sessions() as session:
+        visitor = lib.visitor(request, session)
+        view = visible_copy(session, bag_id)
+        refused = refusal(view, visitor)
+        if refused is not None:
+            raise refused
+        text = page_text(session, view.copy_id, page)
+    return PlainTextResponse(text or "", headers={"Cache-Control": "private, no-store"})
+
 
 @router.api_route("/copies/{bag_id}/file.pdf", methods=["GET", "HEAD"])
 def copy_file(request: Request, lib: Lib, bag_id: str) -> Response:

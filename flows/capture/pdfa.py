@@ -315,7 +315,7 @@ def g4_encode(image: Image.Image) -> bytes:
     inked.save(buffer, "TIFF", compression="group4", tiffinfo={_ROWS_PER_STRIP: image.height})
     data = buffer.getvalue()
     with Image.open(io.BytesIO(data)) as tiff:
-        tags = tiff.tag_v2  # type: ignore[attr-defined]
+        tags = tiff.tag_v2  # type: ignore[attr-defined,unused-ignore]  # Pillow 12 types it, 13 does not
         offsets, counts = tags[_STRIP_OFFSETS], tags[_STRIP_BYTE_COUNTS]
     if len(offsets) != 1:
         raise RuntimeError(f"libtiff wrote {len(offsets)} strips; one was asked for")

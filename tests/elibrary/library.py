@@ -54,6 +54,66 @@ def render_pages(pdf: Path, out: Path, *, dpi: float = 150) -> list[Path]:
     return written
 
 
+def _close_word(cur: list[tuple[str, tuple[float, float, float, float]]],
+                words: list[tuple[str, float, float, float, float]]) -> None:
+    if cur:
+        words.append(("".join(c for c, _ in cur), min(b[0] for _, b in cur),
+                      min(b[1] for _, b in cur), max(b[2] for _, b in cur),
+                      max(b[3] for _, b in cur)))
+        cur.clear()
+
+
+def alto_pages(pdf: Path, out: Path, *, dpi: float = 150) -> list[Path]:
+    """ALTO 4 files (``out/NNNN.alto.xml``) of the PDF's words, their boxes taken by PDFium
+    from the PDF's text in pixels of the page rendered at ``dpi`` (like the reading images):
+    the word boxes the capture flow's Tesseract ALTO gives, for a PDF without a scan."""
+    import pypdfium2
+    from lxml import etree
+
+    ns = "http://www.loc.gov/standards/alto/ns-v4#"
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    doc = pypdfium2.PdfDocument(str(pdf))
+    try:
+        for i in range(len(doc)):
+            page = doc[i]
+            w_pt, h_pt = page.get_size()
+            k = dpi / 72
+            text = page.get_textpage()
+            words: list[tuple[str, float, float, float, float]] = []
+            cur: list[tuple[str, tuple[float, float, float, float]]] = []
+
+            for n in range(text.count_chars()):
+                ch = text.get_text_range(n, 1)
+                if not ch.strip():
+                    _close_word(cur, words)
+                    continue
+                cur.append((ch, text.get_charbox(n)))
+            _close_word(cur, words)
+            root = etree.Element(f"{{{ns}}}alto", nsmap={None: ns})
+            desc = etree.SubElement(root, f"{{{ns}}}Description")
+            etree.SubElement(desc, f"{{{ns}}}MeasurementUnit").text = "pixel"
+            layout_el = etree.SubElement(root, f"{{{ns}}}Layout")
+            pw, ph = round(w_pt * k), round(h_pt * k)
+            page_el = etree.SubElement(layout_el, f"{{{ns}}}Page", ID=f"p{i + 1}",
+                                       PHYSICAL_IMG_NR=str(i + 1), WIDTH=str(pw),
+                                       HEIGHT=str(ph))
+            space = etree.SubElement(page_el, f"{{{ns}}}PrintSpace")
+            block = etree.SubElement(space, f"{{{ns}}}TextBlock", ID=f"b{i + 1}")
+            line = etree.SubElement(block, f"{{{ns}}}TextLine", ID=f"l{i + 1}")
+            for j, (word, x0, y0, x1, y1) in enumerate(words, start=1):
+                etree.SubElement(line, f"{{{ns}}}String", ID=f"w{i + 1}_{j}", CONTENT=word,
+                                 HPOS=str(round(x0 * k)), VPOS=str(round((h_pt - y1) * k)),
+                                 WIDTH=str(max(1, round((x1 - x0) * k))),
+                                 HEIGHT=str(max(1, round((y1 - y0) * k))))
+            path = out / f"{i + 1:04d}.alto.xml"
+            path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+            written.append(path)
+    finally:
+        doc.close()
+    return written
+
+
 @dataclass(frozen=True)
 class MadeCopy:
     bag_id: str
@@ -89,6 +149,9 @@ class Library:
             txt = src / f"scan{i}.txt"
             txt.write_text(text, "utf-8")
             payload.append(PayloadFile(source=txt, bag_path=f"text/scan{i}.txt"))
+        if pdf is None:  # the pages' ALTO word boxes (data/text/<label>.alto.xml)
+            payload.extend(PayloadFile(source=p, bag_path=f"text/scan{i}.alto.xml")
+                           for i, p in enumerate(alto_pages(pdf_path, src / "alto"), start=1))
         bag_key = self.keyring.new_bag_key()
         bag_dir = self.work / "bags" / bag_id
         bag_dir.parent.mkdir(parents=True, exist_ok=True)

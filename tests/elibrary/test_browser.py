@@ -65,14 +65,16 @@ def test_reader_signs_in_searches_reads_and_signs_out(
 
     results.locator("a.hit").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Қазақ даласының тарихы")
-    page.get_by_role("link", name="Read this copy").click()
+    # The pdf.js page is the download route (the viewer has its own tests in
+    # test_viewer_browser.py).
+    page.get_by_role("link", name="Read or download as PDF").click()
     canvas = page.locator("#page-canvas")
     expect(canvas).to_have_attribute("data-rendered-page", "1")
     expect(page.locator("#status")).to_have_text("Page 1 of 3")
     assert ink(page) > 0.002, "the first page rendered blank"
 
-    assert hit_page_url is not None
-    page.goto(live_server.url + hit_page_url)
+    assert hit_page_url is not None and "/view?" in hit_page_url and "page=3" in hit_page_url
+    page.goto(f"{live_server.url}/copies/{copies.open.bag_id}/read?page=3")
     expect(canvas).to_have_attribute("data-rendered-page", "3")
     expect(page.locator("#status")).to_have_text("Page 3 of 3")
     assert ink(page) > 0.002

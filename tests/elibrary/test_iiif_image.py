@@ -11,6 +11,7 @@ from PIL import Image
 
 from elibrary.iiif_image import ByteLRU, scale_factors
 from tests.elibrary.conftest import OUTSIDE_IP, Copies, build_app
+from tests.elibrary.iiif_schemas import validate_info
 from tests.elibrary.library import Library
 from tests.elibrary.test_security import sign_in
 
@@ -33,6 +34,7 @@ def test_info_json_describes_the_page_and_its_tiles(http: TestClient, copies: Co
     r = http.get(f"/iiif/3/{ident(copies)}/info.json")
     assert r.status_code == 200
     info = r.json()
+    validate_info(info)
     # Image API 3.0 §5: the required properties with their fixed values
     assert info["@context"] == "http://iiif.io/api/image/3/context.json"
     assert info["type"] == "ImageService3" and info["profile"] == "level1"
