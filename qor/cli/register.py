@@ -240,10 +240,11 @@ def verify_log(
         help="After a clean check, write the log's current head to this file.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the register's hash-chained audit log: exit 0 when intact, 4 when any entry was
-    altered or removed."""
+    """Check the register's hash-chained audit log, and every loan row against its last logged
+    state: exit 0 when intact, 4 when any entry was altered or removed or a loan row was
+    changed, inserted or deleted outside the register."""
     settings = cli_settings()
-    from catalog_sync.audit import LogAnchor, log_head
+    from catalog_sync.audit import LogAnchor, log_head, verify_loans
     from catalog_sync.audit import verify_log as verify
     from qor import wiring
 
@@ -253,7 +254,7 @@ def verify_log(
             raw = json.loads(anchor.read_text(encoding="utf-8"))
             given = LogAnchor(seq=int(raw["seq"]), hash=str(raw["hash"]))
         with wiring.register_session(settings) as session:
-            found = verify(session, anchor=given)
+            found = verify(session, anchor=given) + verify_loans(session)
             head = log_head(session)
     except (OSError, ValueError, KeyError) as e:
         console.print(f"[bold red]error:[/] anchor {anchor}: {e}")
