@@ -370,6 +370,49 @@ def add_record(
     return record
 
 
+RECORD_FIELDS: Final = ("title", "authors", "publisher", "year", "language", "isbn", "issn")
+
+
+def update_record(
+    session: Session, record_id: int, *, actor: str, changes: Mapping[str, Any]
+) -> BibRecord:
+    """Correct a bibliographic record (title, authors, publisher, year, language, ISBN, ISSN).
+
+    The record is shared by every copy; the change is written to the hash-chained audit log
+    with who, when, the old and the new values (``record.update``). Inventory numbers belong to
+    items and are never edited (R14).
+    """
+    unknown = sorted(set(changes) - set(RECORD_FIELDS))
+    if unknown:
+        raise RegisterError(
+            f"record fields {', '.join(unknown)} cannot be edited; editable: "
+            f"{', '.join(RECORD_FIELDS)}"
+        )
+    record = session.get(BibRecord, record_id, with_for_update=True)
+    if record is None:
+        raise RecordNotFound(f"no bibliographic record {record_id}")
+    before = _record_snapshot(record)
+    for name, value in changes.items():
+        if name == "title":
+            if not isinstance(value, str) or not value.strip():
+                raise RegisterError(f"record {record_id}: the title cannot be empty")
+            value = value.strip()
+        elif name == "authors":
+            value = [str(a).strip() for a in value if str(a).strip()]
+        elif name == "year" and value is not None and not 0 < int(value) <= 9999:
+            raise RegisterError(f"record {record_id}: year {value} is not a year")
+        elif isinstance(value, str):
+            value = value.strip() or None
+        setattr(record, name, value)
+    with _db():
+        session.flush()
+    after = _record_snapshot(record)
+    if after != before:
+        audit.append(session, actor=actor, action="record.update", entity="record",
+                     key=str(record.id), before=before, after=after)
+    return record
+
+
 def get_record(session: Session, record_id: int) -> BibRecord:
     """The record with this id, or :class:`RecordNotFound`."""
     record = session.get(BibRecord, record_id)
@@ -437,6 +480,7 @@ def item_snapshot(item: Item) -> dict[str, Any]:
         "barcode": item.barcode,
         "rfid": item.rfid,
         "location": item.location,
+        "shelf_mark": item.shelf_mark,
         "status": item.status,
         "value_flags": sorted(f.value for f in item.value_flags),
         "condition": item.condition,
@@ -704,6 +748,7 @@ def update_item(
     actor: str,
     new_inventory_number: str | _Unset = UNCHANGED,
     location: str | _Unset | None = UNCHANGED,
+    shelf_mark: str | _Unset | None = UNCHANGED,
     condition: Condition | str | _Unset | None = UNCHANGED,
     value_flags: Iterable[ValueFlag | str] | _Unset = UNCHANGED,
     barcode: str | _Unset | None = UNCHANGED,
@@ -720,6 +765,8 @@ def update_item(
     values: dict[str, Any] = {}
     if not isinstance(location, _Unset):
         values["location"] = location
+    if not isinstance(shelf_mark, _Unset):
+        values["shelf_mark"] = shelf_mark
     if not isinstance(condition, _Unset):
         values["condition"] = _condition(condition)
     if not isinstance(value_flags, _Unset):
