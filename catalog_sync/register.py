@@ -27,7 +27,7 @@ from sqlalchemy import Select, String, bindparam, event, func, insert, or_, sele
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from catalog_sync import audit
+from catalog_sync import audit, languages
 from catalog_sync.errors import (
     ActNotFound,
     CodeTaken,
@@ -347,7 +347,7 @@ def add_record(
         authors=[a.strip() for a in authors if a.strip()],
         publisher=publisher,
         year=year,
-        language=language,
+        language=languages.normalise(language),  # kk, ru, en (MARC's kaz, rus, eng mapped)
         isbn=isbn.strip() if isbn else None,
         issn=issn.strip() if issn else None,
         material_type=material.value,
@@ -401,6 +401,8 @@ def update_record(
             value = [str(a).strip() for a in value if str(a).strip()]
         elif name == "year" and value is not None and not 0 < int(value) <= 9999:
             raise RegisterError(f"record {record_id}: year {value} is not a year")
+        elif name == "language":
+            value = languages.normalise(value)
         elif isinstance(value, str):
             value = value.strip() or None
         setattr(record, name, value)
@@ -1344,6 +1346,7 @@ class BulkItem:
     status: ItemStatus | str = ItemStatus.RECEIVED
     value_flags: frozenset[ValueFlag] = field(default_factory=frozenset)
     condition: Condition | str | None = None
+    shelf_mark: str | None = None
 
 
 def bulk_receive(
@@ -1375,12 +1378,26 @@ def bulk_receive(
     for b in items:
         src = b.source
         if src is not None:
-            src = AcquisitionSource(src)
+            try:
+                src = AcquisitionSource(src)
+            except ValueError as e:
+                allowed = ", ".join(a.value for a in AcquisitionSource)
+                raise RegisterError(
+                    f"item {b.inventory_number or '(new)'}: source {src!r} is not one of "
+                    f"{allowed} (R5)"
+                ) from e
             if src is AcquisitionSource.LEGAL_DEPOSIT and not national:
                 raise SourceNotAllowed(
                     "source legal_deposit is only for a library configured as national (R5)"
                 )
-        status = ItemStatus(b.status)
+        try:
+            status = ItemStatus(b.status)
+        except ValueError as e:
+            allowed = ", ".join(a.value for a in ItemStatus)
+            raise RegisterError(
+                f"item {b.inventory_number or '(new)'}: status {b.status!r} is not one of "
+                f"{allowed}"
+            ) from e
         if status not in (ItemStatus.RECEIVED, ItemStatus.PROCESSED, ItemStatus.AVAILABLE):
             raise RegisterError(f"bulk receipt: initial status {status.value} is not allowed")
         number = (
@@ -1405,6 +1422,7 @@ def bulk_receive(
                 "barcode": b.barcode,
                 "rfid": b.rfid,
                 "location": b.location,
+                "shelf_mark": b.shelf_mark,
                 "status": status.value,
                 "value_scientific": ValueFlag.SCIENTIFIC in flags,
                 "value_historical": ValueFlag.HISTORICAL in flags,
