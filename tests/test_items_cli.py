@@ -109,3 +109,22 @@ def test_write_off_by_an_act(desk: tuple[Path, dict[str, str]], tmp_path: Path) 
     assert (shown["status"], shown["write_off_act"]) == ("written_off", "WO-2026-01")
     again = qor("items", "move", "KZ-0004", "--location", "Hall-A", env=env, check=False)
     assert again.returncode == 1
+
+
+def test_compliance_report_from_this_register(desk: tuple[Path, dict[str, str]],
+                                              tmp_path: Path) -> None:
+    """``qor compliance report``: R1–R16 in kk/ru/en HTML and CSV plus JSON; the items entered
+    by hand without a source of acquisition are an open R5 violation, named."""
+    _, env = desk
+    out = json.loads(qor("compliance", "report", "--out", str(tmp_path), "--json",
+                         env=env).stdout)
+    assert len(out["files"]) == 7 and "R5" in out["failing"] and "R8" not in out["failing"]
+    data = json.loads(Path(next(f for f in out["files"] if f.endswith(".json")))
+                      .read_text("utf-8"))
+    r5 = next(c for c in data["clauses"] if c["clause"] == "R5")
+    assert any("KZ-0002" in v for v in r5["violations"])
+    ru = Path(next(f for f in out["files"] if f.endswith(".ru.html"))).read_text("utf-8")
+    assert "Отчёт о соответствии" in ru and "R16" in ru
+    strict = qor("compliance", "report", "--out", str(tmp_path), "--strict", env=env,
+                 check=False)
+    assert strict.returncode == 1

@@ -32,6 +32,9 @@ def items_add(
     author: Annotated[list[str] | None, typer.Option(help="Author (repeat for several).")] = None,
     year: Annotated[int | None, typer.Option(help="Year of publication.")] = None,
     language: Annotated[str | None, typer.Option(help="Language code, e.g. kk, ru.")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="Source of acquisition (R5): purchase, exchange, donation, state_order, "
+             "legal_deposit (national libraries only).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Enter an item with an explicit inventory number (e.g. from a paper inventory book)."""
@@ -43,7 +46,7 @@ def items_add(
         with wiring.register_session(settings) as session:
             item = register.add_item(session, inventory_number=inventory, title=title,
                                      authors=tuple(author or ()), year=year, language=language,
-                                     actor=current_actor())
+                                     source=source, actor=current_actor())
             data = {"inventory_number": item.inventory_number, "title": title,
                     "status": str(item.status)}
     except QorError as e:
