@@ -5,6 +5,7 @@ in bulk from CSV (all or nothing), and written off by an act (R3–R4) — real 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,22 @@ def test_a_hand_entered_item_is_processed_then_lent(desk: tuple[Path, dict[str, 
                                                                      "84(5Каз)")
     assert qor("loans", "out", "BC-0001", "R-1", "DESK", env=env).returncode == 0
     assert qor("register", "verify-log", env=env).returncode == 0
+
+
+def test_verify_log_finds_a_loan_row_changed_in_the_database(
+    desk: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Loans are in the hash chain: a due date moved in the database is caught by verify-log."""
+    data_dir, env = desk
+    db = tmp_path / "register.sqlite3"
+    with sqlite3.connect(data_dir / "register.sqlite3") as src, sqlite3.connect(db) as dst:
+        src.backup(dst)  # WAL mode: copy through SQLite
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("UPDATE loans SET due_on = '2030-01-01'").rowcount == 1
+    proc = qor("register", "verify-log", "--json", check=False,
+               env={**env, "QOR_DATABASE_URL": f"sqlite:///{db}"})
+    assert proc.returncode == 4
+    assert [p["kind"] for p in json.loads(proc.stdout)["problems"]] == ["loan-altered"]
 
 
 def test_edit_is_logged_and_the_inventory_number_never_changes(
