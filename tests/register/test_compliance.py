@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -170,3 +171,10 @@ def test_report_in_three_languages(s: Session) -> None:
     assert 'class="fail"><th scope="row">R7</th>' in page and "Фолиант" in page
     with pytest.raises(compliance.RegisterError):
         compliance.report_html(report, language="de")
+
+
+def test_every_test_the_report_names_exists() -> None:
+    root = Path(__file__).resolve().parents[2]
+    named = {t for c in compliance.CLAUSES for t in c.tests}
+    assert named and all((root / t).is_file() for t in named), sorted(
+        t for t in named if not (root / t).is_file())
