@@ -84,7 +84,7 @@ def items_show(
         return
     for name, value in card.item.as_dict().items():
         console.print(f"{name:>16}: {value if value not in (None, '', []) else '—'}",
-                      highlight=False)
+                      highlight=False, markup=False)
     console.print("history:")
     for h in card.history:
         what = ", ".join(f"{c.field} {c.old!r} → {c.new!r}" for c in h.changes)
