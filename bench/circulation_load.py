@@ -12,7 +12,9 @@ loads 1M items in about a minute). Desks are threads — the librarians' clients
 ``--workers`` processes (default: two per core), as a circulation service would be deployed; each
 request runs :func:`catalog_sync.circulation.check_out` (a random item to a random reader) and
 commits, then :func:`~catalog_sync.circulation.check_in` and commits — the full code path with
-every refusal check, the partial unique index and the closed-loan trigger. The latency is what
+every refusal check, the partial unique index, the closed-loan trigger, and (issue 17) the
+loan's row appended to the register's hash-chained audit log, whose head row every desk locks in
+turn until it commits. The latency is what
 the desk sees: waiting for a worker, the hand-over and the operation. ``--workers 0`` gives every
 desk a process of its own instead (on 2 cores, 25 processes and their 25 database backends
 mostly wait for each other: fewer operations per second, not more).

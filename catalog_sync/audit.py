@@ -13,13 +13,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import RowMapping, insert, select, update
 from sqlalchemy.orm import Session
 
-from catalog_sync.models import AuditEntry, AuditHead, utcnow
+from catalog_sync.models import AuditEntry, AuditHead, Loan, utcnow
 
 GENESIS_HASH = "0" * 64
 
@@ -39,7 +39,10 @@ class LogProblem:
 
     ``kind`` is ``altered`` (an entry's content no longer matches its hash), ``broken-link``
     (an entry does not chain to the one before), ``missing`` (sequence numbers skipped: entries
-    removed), or ``head-mismatch`` (the log's end differs from the head row or the anchor).
+    removed), or ``head-mismatch`` (the log's end differs from the head row or the anchor);
+    :func:`verify_loans` adds ``loan-altered`` (a loan row differs from its last logged state),
+    ``loan-unlogged`` (a loan row the log never saw) and ``loan-removed`` (a logged loan whose
+    row is gone).
     """
 
     seq: int
@@ -252,4 +255,59 @@ def verify_log(session: Session, *, anchor: LogAnchor | None = None) -> list[Log
                 anchor.seq, "missing", f"anchored entry {anchor.seq} is no longer in the log"
             )
         )
+    return problems
+
+
+_LOAN_COLUMNS = tuple(Loan.__table__.columns)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def loan_snapshot(loan: Loan | RowMapping) -> dict[str, Any]:
+    """Every column of a loan row (кітап беру · выдача), as logged on each check-out, check-in,
+    renewal and settlement; :func:`verify_loans` compares the table with the last of these."""
+    if isinstance(loan, Loan):
+        return {c.name: _plain(getattr(loan, c.key)) for c in _LOAN_COLUMNS}
+    return {c.name: _plain(loan[c.name]) for c in _LOAN_COLUMNS}
+
+
+def verify_loans(session: Session) -> list[LogProblem]:
+    """Compare every row of ``loans`` with the last state the hash-chained log recorded for it.
+
+    The chain itself is checked by :func:`verify_log`; this finds the other tampering: a loan
+    row edited (a due date moved, a return date faked), inserted or deleted directly in the
+    database, none of which leaves a log entry.
+    """
+    logged: dict[str, tuple[int, str | None]] = {}
+    for seq, key, after in session.execute(
+        select(AuditEntry.seq, AuditEntry.entity_key, AuditEntry.after)
+        .where(AuditEntry.entity == "loan", AuditEntry.action.like("loan.%"))
+        .order_by(AuditEntry.seq)
+        .execution_options(yield_per=5000)
+    ):
+        logged[str(key)] = (int(seq), after)
+    problems: list[LogProblem] = []
+    for row in session.execute(
+        select(*_LOAN_COLUMNS).order_by(Loan.id).execution_options(yield_per=5000)
+    ).mappings():
+        key = str(row["id"])
+        last = logged.pop(key, None)
+        if last is None:
+            problems.append(LogProblem(0, "loan-unlogged",
+                                       f"loan {key} is in the loans table but never in the log"))
+            continue
+        if _dump(loan_snapshot(row)) != last[1]:
+            problems.append(LogProblem(last[0], "loan-altered",
+                                       f"loan {key} differs from its last logged state "
+                                       f"(entry {last[0]}): the row was changed outside the "
+                                       "register"))
+    for key, (seq, _after) in logged.items():
+        problems.append(LogProblem(seq, "loan-removed",
+                                   f"loan {key} is in the log (entry {seq}) but its row is gone"))
     return problems

@@ -16,9 +16,12 @@ The database holds the two invariants on its own too: an item is never on two op
 partial unique index) and a returned loan never changes (a trigger). Check-out disarms the
 item's security tag and check-in arms it (R10, see :mod:`catalog_sync.gate`).
 
-Loans are recorded in ``loans`` — the record of circulation — rather than in the register's
-audit log, whose single chain head would serialise every desk; reader, debt, calendar and
-deposit changes are audited.
+Loans are recorded in ``loans`` — the record of circulation — and every check-out, check-in,
+renewal, settlement and interlibrary loan also appends the loan's full row to the register's
+hash-chained audit log (entity ``loan``, key the loan id), so
+:func:`catalog_sync.audit.verify_loans`
+finds a loan row edited, inserted or deleted behind the register's back. Reader, debt, calendar
+and deposit changes are audited too.
 
 None of these functions commits; the caller owns the transaction.
 """
@@ -356,6 +359,13 @@ def _start_loan(session: Session, item: Item, loan: Loan, now: datetime) -> None
     _set_armed(session, item.id, False, now)
 
 
+def _log_loan(session: Session, loan: Loan, *, action: str, actor: str, at: datetime,
+              before: dict[str, object] | None = None) -> None:
+    """Append the loan's row as it now stands to the hash-chained audit log."""
+    audit.append(session, actor=actor, action=action, entity="loan", key=str(loan.id),
+                 before=before, after=audit.loan_snapshot(loan), at=at)
+
+
 def _set_armed(session: Session, item_id: int, armed: bool, at: datetime) -> None:
     dialect = session.get_bind().dialect.name
     session.execute(_armed_upsert(dialect), {"item_id": item_id, "armed": armed, "at": at})
@@ -674,6 +684,7 @@ def _check_out_fast(
         _set_armed(session, item_id, False, now)
     if has_own_hold:
         _fulfil_holds(session, reader_id=reader_id, record_id=record_id, item_id=item_id, at=now)
+    _log_loan(session, loan, action="loan.check_out", actor=actor, at=now)
     logger.info("loan %s: %s to %s at %s", loan.id, inv, ticket_number, service_point)
     return loan
 
@@ -838,6 +849,7 @@ def _check_out_checked(
     )
     _start_loan(session, item, loan, now)
     _fulfil_holds(session, reader_id=reader.id, record_id=item.record_id, item_id=item.id, at=now)
+    _log_loan(session, loan, action="loan.check_out", actor=actor, at=now)
     logger.info(
         "loan %s: %s to %s at %s", loan.id, item.inventory_number, ticket_number, point.code
     )
@@ -885,6 +897,7 @@ def lend_interlibrary(
         loaned_by=actor,
     )
     _start_loan(session, item, loan, now)
+    _log_loan(session, loan, action="loan.ill_lend", actor=actor, at=now)
     return loan
 
 
@@ -925,6 +938,7 @@ def borrow_interlibrary(
     )
     session.add(loan)
     session.flush()
+    _log_loan(session, loan, action="loan.ill_borrow", actor=actor, at=now)
     return loan
 
 
@@ -1000,8 +1014,11 @@ def _close(
             n = session.execute(_CLOSE_LOAN, params).rowcount  # type: ignore[attr-defined]
     if n != 1:
         raise LoanClosed(f"loan {loan.id} was closed a moment ago by another desk")
+    before = audit.loan_snapshot(loan)
     for name, value in values.items():  # the session's object says what the row now says
         set_committed_value(loan, name, value)
+    _log_loan(session, loan, action=f"loan.close.{settlement.value}", actor=actor, at=now,
+              before=before)
     if item_back is not None:
         if pg:
             _expire_loaded(session, Item, item_back)
@@ -1235,10 +1252,12 @@ def renew(
     due = max(loan.due_on, now.date()) + timedelta(days=days)
     if calendar is not None:
         due = calendar.next_working_day(due)
+    before = audit.loan_snapshot(loan)
     loan.due_on = due
     loan.renewals += 1
     with _db(f"loan {loan.id}"):
         session.flush()
+    _log_loan(session, loan, action="loan.renew", actor=actor, at=now, before=before)
     return loan
 
 

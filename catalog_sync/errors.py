@@ -160,6 +160,15 @@ class RegisterTampered(RegisterError):
     http_status = 409
 
 
+class BulkRefused(RegisterError):
+    """A bulk CSV file (``qor items process|move --csv``) was refused as a whole; ``line`` is the
+    first bad line (1 = the header). Nothing was changed."""
+
+    def __init__(self, line: int, detail: str) -> None:
+        super().__init__(f"line {line}: {detail}; nothing was changed")
+        self.line = line
+
+
 class MarcError(RegisterError):
     """A MARC file cannot be read at all (individual bad records are reported, not raised)."""
 

@@ -1,14 +1,24 @@
 """MARC21 import and export of records with their items (ISO 2709 and MARCXML, via pymarc).
 
-Bibliographic fields: 001 control number (the import key), 020 $a ISBN, 022 $a ISSN, 041 $a
-language, 100 $a first author, 700 $a further authors, 245 $a title, 264 _1 $b publisher $c year
-(260 is read too), leader/06–07 the kind of material. Qor's own data in local fields:
+Bibliographic fields: 001 control number (the import key), 008 fixed-length data (date entered,
+date of publication, language), 020 $a ISBN, 022 $a ISSN, 041 $a language (MARC language codes:
+``kaz``, ``rus``, ``eng``… — Qor holds ISO 639-1 ``kk``, ``ru``, ``en``), 100 $a first author,
+700 $a further authors, 245 $a title, 264 _1 $b publisher $c year (260 is read too), 856 40 $u
+the e-library page of each item's digital copy ($3 its inventory number; written when an
+e-library address is given, never read back: it follows from the copies), leader/06–07 the kind
+of material. Qor's own data in local fields:
 
 * 953 $a material type (R2) $b legal-deposit flag (1/0);
 * 952, one per item (Koha's holdings field, with Koha's letters where they mean the same):
   $i inventory number, $p barcode, $c shelf location, $g price, $d receipt date (ISO),
-  $e source of acquisition (R5), $t receipt act, $s status, $f RFID tag id, $v value flags
-  (comma-separated, R13), $q condition, $w write-off act, $x write-off date, $y write-off reason.
+  $e source of acquisition (R5), $t receipt act, $s status, $f RFID tag id, $o shelf mark,
+  $v value flags (comma-separated, R13), $q condition, $w write-off act, $x write-off date,
+  $y write-off reason.
+
+A file Qor wrote (it has the 953 field) is read back exactly: export → import into an empty
+register → export gives the same fields and subfields. Records from other catalogues lose their
+ISBD punctuation (a title's trailing `` /``, an author's trailing comma, a full stop that ends
+a name but not an initial: ``Әуезов М.`` keeps its stop).
 
 Imports are idempotent: a record whose 001 is present is not added again, an item whose
 inventory number is present on that record is skipped. Every record that cannot be taken is
@@ -19,9 +29,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +41,7 @@ from pymarc import Field, Indicators, Record, Subfield
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog_sync import register
+from catalog_sync import languages, register
 from catalog_sync.errors import MarcError, RegisterError
 from catalog_sync.models import (
     BibRecord,
@@ -47,6 +57,33 @@ from catalog_sync.models import (
 logger = logging.getLogger(__name__)
 
 MarcFormat = Literal["iso2709", "marcxml"]
+FORMATS: tuple[MarcFormat, ...] = ("iso2709", "marcxml")
+#: File name endings and the format each means.
+EXTENSIONS: Mapping[str, MarcFormat] = {
+    ".mrc": "iso2709", ".marc": "iso2709", ".iso": "iso2709", ".iso2709": "iso2709",
+    ".xml": "marcxml", ".marcxml": "marcxml",
+}
+
+def format_for(path: Path, fmt: str | None = None) -> MarcFormat:
+    """The format of ``path``: ``fmt`` if given (and it must agree with a known extension), else
+    the extension's. Refused with the valid values when neither says."""
+    by_ext = EXTENSIONS.get(path.suffix.lower())
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise MarcError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+        if by_ext is not None and by_ext != fmt:
+            raise MarcError(
+                f"{path.name}: the extension {path.suffix} means {by_ext}, not {fmt}; rename "
+                f"the file or drop --format"
+            )
+        return fmt
+    if by_ext is None:
+        known = ", ".join(f"{e} ({f})" for e, f in EXTENSIONS.items())
+        raise MarcError(
+            f"{path.name}: cannot tell the format from the extension {path.suffix or '(none)'}; "
+            f"use one of {known}, or --format {'|'.join(FORMATS)}"
+        )
+    return by_ext
 
 # leader/06 (type of record) and /07 (bibliographic level) for each material type
 LEADER_TYPE: dict[MaterialType, tuple[str, str]] = {
@@ -91,8 +128,20 @@ def control_number_of(record: BibRecord) -> str:
     return record.control_number or f"QOR{record.id:09d}"
 
 
-def record_to_marc(record: BibRecord, items: Sequence[Item]) -> Record:
-    """One bibliographic record and its items as a MARC21 record."""
+def _fixed_field(record: BibRecord) -> str:
+    """008 for books (40 positions): date entered, publication date, language, source ``d``."""
+    entered = record.created_at.astimezone(UTC).strftime("%y%m%d")
+    dates = ("s" + f"{record.year:04d}" + "    ") if record.year is not None else "n        "
+    codes = languages.split(record.language)
+    language = (languages.to_marc(codes[0]) + "   ")[:3] if codes else "und"
+    return f"{entered}{dates}xx {'|' * 17}{language} d"
+
+
+def record_to_marc(
+    record: BibRecord, items: Sequence[Item], *, elibrary_url: str | None = None
+) -> Record:
+    """One bibliographic record and its items as a MARC21 record; with ``elibrary_url`` each
+    item that has a digital copy gets an 856 to the copy's e-library page."""
     material = MaterialType(record.material_type)
     rec = Record(force_utf8=True)
     kind, level = LEADER_TYPE[material]
@@ -100,12 +149,14 @@ def record_to_marc(record: BibRecord, items: Sequence[Item]) -> Record:
     leader[5], leader[6], leader[7], leader[9] = "n", kind, level, "a"
     rec.leader = pymarc.Leader("".join(leader))
     _add(rec, Field(tag="001", data=control_number_of(record)))
+    _add(rec, Field(tag="008", data=_fixed_field(record)))
     if record.isbn:
         _add(rec, _df("020", [("a", record.isbn)]))
     if record.issn:
         _add(rec, _df("022", [("a", record.issn)]))
-    if record.language:
-        _add(rec, _df("041", [("a", record.language)]))
+    codes = languages.split(record.language)
+    if codes:
+        _add(rec, _df("041", [("a", languages.to_marc(c)) for c in codes]))
     authors = list(record.authors)
     if authors:
         _add(rec, _df("100", [("a", authors[0])], ind=("1", " ")))
@@ -117,6 +168,13 @@ def record_to_marc(record: BibRecord, items: Sequence[Item]) -> Record:
         _add(rec, _df("264", pub, ind=(" ", "1")))
     for author in authors[1:]:
         _add(rec, _df("700", [("a", author)], ind=("1", " ")))
+    if elibrary_url:
+        base = elibrary_url.rstrip("/")
+        for item in items:
+            if item.digital_copies:
+                latest = item.digital_copies[-1]
+                _add(rec, _df("856", [("3", item.inventory_number),
+                                      ("u", f"{base}/copies/{latest.bag_id}")], ind=("4", "0")))
     _add(rec, _df("953", [("a", material.value), ("b", "1" if record.legal_deposit else "0")]))
     for item in items:
         _add(rec, _item_field(item))
@@ -141,6 +199,7 @@ def _item_field(item: Item) -> Field:
         ("p", item.barcode),
         ("f", item.rfid),
         ("c", item.location),
+        ("o", item.shelf_mark),
         ("g", None if item.price is None else str(item.price)),
         ("d", item.receipt_batch.received_on.isoformat()),
         ("t", item.receipt_batch.act_number),
@@ -160,7 +219,7 @@ def _item_field(item: Item) -> Field:
 
 
 def iter_marc_records(
-    session: Session, record_ids: Sequence[int] | None = None
+    session: Session, record_ids: Sequence[int] | None = None, *, elibrary_url: str | None = None
 ) -> Iterator[Record]:
     """The register's records (all, or those with ``record_ids``) as MARC, in id order."""
     stmt = select(BibRecord).order_by(BibRecord.id).execution_options(yield_per=500)
@@ -168,7 +227,7 @@ def iter_marc_records(
         stmt = stmt.where(BibRecord.id.in_(list(record_ids)))
     for record in session.scalars(stmt):
         items = sorted(record.items, key=lambda i: (i.sort_key, i.inventory_number))
-        yield record_to_marc(record, items)
+        yield record_to_marc(record, items, elibrary_url=elibrary_url)
 
 
 def export_marc(
@@ -177,17 +236,20 @@ def export_marc(
     *,
     fmt: MarcFormat = "iso2709",
     record_ids: Sequence[int] | None = None,
+    elibrary_url: str | None = None,
 ) -> int:
-    """Write the register's records with their items to ``path``; returns how many records."""
+    """Write the register's records with their items to ``path``; returns how many records.
+    ``elibrary_url`` (the e-library's public address) adds an 856 per digitised item."""
     count = 0
+    records = iter_marc_records(session, record_ids, elibrary_url=elibrary_url)
     with path.open("wb") as fh:
         if fmt == "iso2709":
-            for rec in iter_marc_records(session, record_ids):
+            for rec in records:
                 fh.write(rec.as_marc())
                 count += 1
         else:
             writer = pymarc.XMLWriter(fh)
-            for rec in iter_marc_records(session, record_ids):
+            for rec in records:
                 writer.write(rec)
                 count += 1
             writer.close(close_fh=False)
@@ -352,6 +414,27 @@ def _first(rec: Record, tag: str, code: str) -> str | None:
     return None
 
 
+_INITIAL = re.compile(r"(^|[\s.,\-])\w\.$")
+
+
+def _author(name: str) -> str:
+    """An author heading without ISBD punctuation: a trailing comma goes, and a trailing full
+    stop too unless it ends an initial (``Әуезов М.`` keeps it, ``Smith, John.`` loses it)."""
+    name = name.strip().rstrip(",;:").rstrip()
+    if name.endswith(".") and not _INITIAL.search(name):
+        name = name[:-1].rstrip()
+    return name
+
+
+def _date_entered(fixed: str) -> datetime | None:
+    """008/00-05 (yymmdd) as a UTC midnight, or None when absent or not a date."""
+    try:
+        day = datetime.strptime(fixed[:6], "%y%m%d")
+    except ValueError:
+        return None
+    return day.replace(tzinfo=UTC)
+
+
 def _control(rec: Record) -> str | None:
     fields = rec.get_fields("001")
     value = (fields[0].data or "").strip() if fields else ""
@@ -368,20 +451,25 @@ def _import_record(session: Session, rec: Record, *, actor: str) -> tuple[bool, 
     existing = session.scalar(select(BibRecord).where(BibRecord.control_number == control))
     added = existing is None
     if existing is None:
+        ours = bool(rec.get_fields("953"))  # written by Qor: taken exactly as written
         authors = [a for a in [_first(rec, "100", "a")] if a]
         authors += [v for f in rec.get_fields("700") if (v := _sub(f, "a"))]
         legal = any(_sub(f, "b") == "1" for f in rec.get_fields("953"))
-        language = _first(rec, "041", "a")
+        in_041 = [v.strip() for f in rec.get_fields("041") for v in f.get_subfields("a")
+                  if v.strip()]
+        language = ",".join(in_041) or None
         fixed = [f.data or "" for f in rec.get_fields("008")]
         if language is None and fixed and len(fixed[0]) >= 38:
             language = fixed[0][35:38].strip() or None
+        if language in ("und", "|||"):
+            language = None
         existing = register.add_record(
             session,
-            title=title.rstrip(" /:;,."),
-            authors=[a.rstrip(",. ") for a in authors],
+            title=title if ours else title.rstrip(" /:;,=").rstrip(),
+            authors=authors if ours else [_author(a) for a in authors],
             publisher=_first(rec, "264", "b") or _first(rec, "260", "b"),
             year=_year(_first(rec, "264", "c") or _first(rec, "260", "c")),
-            language=language,
+            language=languages.normalise(language),
             isbn=_first(rec, "020", "a"),
             issn=_first(rec, "022", "a"),
             material_type=_material(rec),
@@ -389,6 +477,9 @@ def _import_record(session: Session, rec: Record, *, actor: str) -> tuple[bool, 
             control_number=control,
             actor=actor,
         )
+        entered = _date_entered(fixed[0] if fixed else "")
+        if entered is not None and entered < existing.created_at:
+            existing.created_at = entered  # the date the source catalogue entered it (008/00-05)
     items_added = items_present = 0
     for f in rec.get_fields("952"):
         if _import_item(session, existing, f, actor=actor):
@@ -425,8 +516,19 @@ def _import_item(session: Session, record: BibRecord, f: Field, *, actor: str) -
             actor=actor,
             note="created by MARC import",
         )
-    status = ItemStatus(_sub(f, "s") or ItemStatus.RECEIVED)
-    flags = frozenset(ValueFlag(v.strip()) for v in (_sub(f, "v") or "").split(",") if v.strip())
+    try:
+        status = ItemStatus(_sub(f, "s") or ItemStatus.RECEIVED)
+    except ValueError as e:
+        allowed = ", ".join(s.value for s in ItemStatus)
+        raise MarcError(f"item {inv}: status (952 $s) {_sub(f, 's')!r} is not one of "
+                        f"{allowed}") from e
+    try:
+        flags = frozenset(ValueFlag(v.strip())
+                          for v in (_sub(f, "v") or "").split(",") if v.strip())
+    except ValueError as e:
+        allowed = ", ".join(v.value for v in ValueFlag)
+        raise MarcError(f"item {inv}: value flags (952 $v) {_sub(f, 'v')!r}: each one of "
+                        f"{allowed} (R13)") from e
     # Items enter as received/processed/available; other states are reached from there.
     shelved = bool((_sub(f, "p") or _sub(f, "f")) and _sub(f, "c"))
     if status in (ItemStatus.RECEIVED, ItemStatus.PROCESSED, ItemStatus.AVAILABLE):
@@ -448,6 +550,7 @@ def _import_item(session: Session, record: BibRecord, f: Field, *, actor: str) -
                 status=initial,
                 value_flags=flags,
                 condition=_sub(f, "q"),
+                shelf_mark=_sub(f, "o"),
             )
         ],
         actor=actor,

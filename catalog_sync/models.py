@@ -292,6 +292,7 @@ class Item(Base):
     barcode: Mapped[str | None] = mapped_column(String(64), unique=True)
     rfid: Mapped[str | None] = mapped_column(String(64), unique=True)
     location: Mapped[str | None] = mapped_column(String(128), index=True)
+    shelf_mark: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), index=True)
     value_scientific: Mapped[bool] = mapped_column(Boolean, default=False)
     value_historical: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -27,7 +27,7 @@ from sqlalchemy import Select, String, bindparam, event, func, insert, or_, sele
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from catalog_sync import audit
+from catalog_sync import audit, languages
 from catalog_sync.errors import (
     ActNotFound,
     CodeTaken,
@@ -347,7 +347,7 @@ def add_record(
         authors=[a.strip() for a in authors if a.strip()],
         publisher=publisher,
         year=year,
-        language=language,
+        language=languages.normalise(language),  # kk, ru, en (MARC's kaz, rus, eng mapped)
         isbn=isbn.strip() if isbn else None,
         issn=issn.strip() if issn else None,
         material_type=material.value,
@@ -367,6 +367,51 @@ def add_record(
         before=None,
         after=_record_snapshot(record),
     )
+    return record
+
+
+RECORD_FIELDS: Final = ("title", "authors", "publisher", "year", "language", "isbn", "issn")
+
+
+def update_record(
+    session: Session, record_id: int, *, actor: str, changes: Mapping[str, Any]
+) -> BibRecord:
+    """Correct a bibliographic record (title, authors, publisher, year, language, ISBN, ISSN).
+
+    The record is shared by every copy; the change is written to the hash-chained audit log
+    with who, when, the old and the new values (``record.update``). Inventory numbers belong to
+    items and are never edited (R14).
+    """
+    unknown = sorted(set(changes) - set(RECORD_FIELDS))
+    if unknown:
+        raise RegisterError(
+            f"record fields {', '.join(unknown)} cannot be edited; editable: "
+            f"{', '.join(RECORD_FIELDS)}"
+        )
+    record = session.get(BibRecord, record_id, with_for_update=True)
+    if record is None:
+        raise RecordNotFound(f"no bibliographic record {record_id}")
+    before = _record_snapshot(record)
+    for name, value in changes.items():
+        if name == "title":
+            if not isinstance(value, str) or not value.strip():
+                raise RegisterError(f"record {record_id}: the title cannot be empty")
+            value = value.strip()
+        elif name == "authors":
+            value = [str(a).strip() for a in value if str(a).strip()]
+        elif name == "year" and value is not None and not 0 < int(value) <= 9999:
+            raise RegisterError(f"record {record_id}: year {value} is not a year")
+        elif name == "language":
+            value = languages.normalise(value)
+        elif isinstance(value, str):
+            value = value.strip() or None
+        setattr(record, name, value)
+    with _db():
+        session.flush()
+    after = _record_snapshot(record)
+    if after != before:
+        audit.append(session, actor=actor, action="record.update", entity="record",
+                     key=str(record.id), before=before, after=after)
     return record
 
 
@@ -437,6 +482,7 @@ def item_snapshot(item: Item) -> dict[str, Any]:
         "barcode": item.barcode,
         "rfid": item.rfid,
         "location": item.location,
+        "shelf_mark": item.shelf_mark,
         "status": item.status,
         "value_flags": sorted(f.value for f in item.value_flags),
         "condition": item.condition,
@@ -704,6 +750,7 @@ def update_item(
     actor: str,
     new_inventory_number: str | _Unset = UNCHANGED,
     location: str | _Unset | None = UNCHANGED,
+    shelf_mark: str | _Unset | None = UNCHANGED,
     condition: Condition | str | _Unset | None = UNCHANGED,
     value_flags: Iterable[ValueFlag | str] | _Unset = UNCHANGED,
     barcode: str | _Unset | None = UNCHANGED,
@@ -720,6 +767,8 @@ def update_item(
     values: dict[str, Any] = {}
     if not isinstance(location, _Unset):
         values["location"] = location
+    if not isinstance(shelf_mark, _Unset):
+        values["shelf_mark"] = shelf_mark
     if not isinstance(condition, _Unset):
         values["condition"] = _condition(condition)
     if not isinstance(value_flags, _Unset):
@@ -1297,6 +1346,7 @@ class BulkItem:
     status: ItemStatus | str = ItemStatus.RECEIVED
     value_flags: frozenset[ValueFlag] = field(default_factory=frozenset)
     condition: Condition | str | None = None
+    shelf_mark: str | None = None
 
 
 def bulk_receive(
@@ -1328,12 +1378,26 @@ def bulk_receive(
     for b in items:
         src = b.source
         if src is not None:
-            src = AcquisitionSource(src)
+            try:
+                src = AcquisitionSource(src)
+            except ValueError as e:
+                allowed = ", ".join(a.value for a in AcquisitionSource)
+                raise RegisterError(
+                    f"item {b.inventory_number or '(new)'}: source {src!r} is not one of "
+                    f"{allowed} (R5)"
+                ) from e
             if src is AcquisitionSource.LEGAL_DEPOSIT and not national:
                 raise SourceNotAllowed(
                     "source legal_deposit is only for a library configured as national (R5)"
                 )
-        status = ItemStatus(b.status)
+        try:
+            status = ItemStatus(b.status)
+        except ValueError as e:
+            allowed = ", ".join(a.value for a in ItemStatus)
+            raise RegisterError(
+                f"item {b.inventory_number or '(new)'}: status {b.status!r} is not one of "
+                f"{allowed}"
+            ) from e
         if status not in (ItemStatus.RECEIVED, ItemStatus.PROCESSED, ItemStatus.AVAILABLE):
             raise RegisterError(f"bulk receipt: initial status {status.value} is not allowed")
         number = (
@@ -1358,6 +1422,7 @@ def bulk_receive(
                 "barcode": b.barcode,
                 "rfid": b.rfid,
                 "location": b.location,
+                "shelf_mark": b.shelf_mark,
                 "status": status.value,
                 "value_scientific": ValueFlag.SCIENTIFIC in flags,
                 "value_historical": ValueFlag.HISTORICAL in flags,

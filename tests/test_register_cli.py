@@ -115,3 +115,28 @@ def test_marc_round_trip_into_an_empty_register(
     assert (imported["added"], imported["items_added"]) == (1, len(items))
     again = json.loads(qor("marc", "import", str(marc), "--json", env=fresh).stdout)
     assert (again["added"], again["present"]) == (0, 1)  # idempotent
+
+
+def test_marc_export_format_follows_the_extension(
+    shelved: tuple[Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    """``fund.xml`` is MARCXML (not ISO 2709 under an .xml name); a mismatch or an unknown
+    extension is refused naming the valid formats, and nothing is written."""
+    data_dir, _ = shelved
+    env = _env(data_dir)
+    xml = tmp_path / "fund.xml"
+    out = json.loads(qor("marc", "export", str(xml), "--json", env=env).stdout)
+    assert out["format"] == "marcxml"
+    text = xml.read_text("utf-8")
+    assert text.lstrip().startswith("<") and "Әуезов М." in text and ">kaz<" in text
+    mismatch = qor("marc", "export", str(tmp_path / "b.xml"), "--format", "iso2709", env=env,
+                   check=False)
+    unknown = qor("marc", "export", str(tmp_path / "c.txt"), env=env, check=False)
+    assert (mismatch.returncode, unknown.returncode) == (1, 1)
+    assert "marcxml" in unknown.stderr and "iso2709" in unknown.stderr
+    assert not (tmp_path / "b.xml").exists() and not (tmp_path / "c.txt").exists()
+    fresh = _env(tmp_path / "fresh")
+    assert json.loads(qor("marc", "import", str(xml), "--json", env=fresh).stdout)["added"] == 1
+    again = tmp_path / "again.xml"
+    qor("marc", "export", str(again), env=fresh)
+    assert again.read_bytes() == xml.read_bytes()

@@ -9,6 +9,7 @@ import typer
 
 from qor.cli import (
     bag,
+    compliance,
     config,
     copies,
     digitise,
@@ -66,6 +67,7 @@ fixity.install(app, bag.app)  # fixity, register rebuild-links, bag validate-sto
 app.add_typer(elibrary.app, name="elibrary")
 register.install(app, fixity.register_app)  # books, stocktake, marc, register verify-log
 sip2.install(app)  # qor sip2 serve | hash-password
+app.add_typer(compliance.app, name="compliance")
 
 
 def run() -> None:

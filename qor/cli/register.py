@@ -240,10 +240,11 @@ def verify_log(
         help="After a clean check, write the log's current head to this file.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the register's hash-chained audit log: exit 0 when intact, 4 when any entry was
-    altered or removed."""
+    """Check the register's hash-chained audit log, and every loan row against its last logged
+    state: exit 0 when intact, 4 when any entry was altered or removed or a loan row was
+    changed, inserted or deleted outside the register."""
     settings = cli_settings()
-    from catalog_sync.audit import LogAnchor, log_head
+    from catalog_sync.audit import LogAnchor, log_head, verify_loans
     from catalog_sync.audit import verify_log as verify
     from qor import wiring
 
@@ -253,7 +254,7 @@ def verify_log(
             raw = json.loads(anchor.read_text(encoding="utf-8"))
             given = LogAnchor(seq=int(raw["seq"]), hash=str(raw["hash"]))
         with wiring.register_session(settings) as session:
-            found = verify(session, anchor=given)
+            found = verify(session, anchor=given) + verify_loans(session)
             head = log_head(session)
     except (OSError, ValueError, KeyError) as e:
         console.print(f"[bold red]error:[/] anchor {anchor}: {e}")
@@ -280,39 +281,52 @@ def verify_log(
 
 @marc_app.command("export")
 def marc_export(
-    path: Annotated[Path, typer.Argument(help="File to write.")],
-    fmt: Annotated[Literal["iso2709", "marcxml"], typer.Option("--format")] = "iso2709",
+    path: Annotated[Path, typer.Argument(
+        help="File to write: .mrc/.marc/.iso ISO 2709, .xml MARCXML.")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="iso2709 or marcxml (default: from the extension; must agree).")] = None,
+    links: Annotated[bool, typer.Option(
+        "--links/--no-links", help="856 to each digital copy's page at QOR_ELIBRARY_BASE_URL.")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Export every bibliographic record with its items."""
     settings = cli_settings()
-    from catalog_sync.marc import export_marc
+    from catalog_sync.marc import export_marc, format_for
+    from elibrary.config import load_elibrary_settings
     from qor import wiring
 
     try:
+        chosen = format_for(path, fmt)
+        base = load_elibrary_settings().elibrary_base_url if links else None
         with wiring.register_session(settings) as session:
-            count = export_marc(session, path, fmt=fmt)
+            count = export_marc(session, path, fmt=chosen, elibrary_url=base)
     except QorError as e:
         raise fail(e) from e
     if as_json:
-        emit_json({"file": str(path), "records": count})
+        emit_json({"file": str(path), "format": chosen, "records": count})
     else:
-        console.print(f"exported {count} record(s) to {path}")
+        console.print(f"exported {count} record(s) to {path} ({chosen})")
 
 
 @marc_app.command("import")
 def marc_import(
     path: Annotated[Path, typer.Argument(help="ISO 2709 or MARCXML file.")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="iso2709 or marcxml (default: from the extension, else the content)."
+    )] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import records with their items (idempotent); every record refused is reported."""
     settings = cli_settings()
-    from catalog_sync.marc import import_marc
+    from catalog_sync.marc import EXTENSIONS, format_for, import_marc
     from qor import wiring
 
     try:
+        chosen = (format_for(path, fmt)
+                  if fmt is not None or path.suffix.lower() in EXTENSIONS else None)
         with wiring.register_session(settings) as session:
-            report = import_marc(session, path, actor=current_actor())
+            report = import_marc(session, path, actor=current_actor(), fmt=chosen)
     except QorError as e:
         raise fail(e) from e
     problems = [{"position": p.position, "control_number": p.control_number,

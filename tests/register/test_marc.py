@@ -46,7 +46,7 @@ def _fill(s: Session) -> None:
         authors=["Абай Құнанбайұлы", "М. Әуезов"],
         publisher="Жазушы",
         year=1993,
-        language="kaz",
+        language="kaz",  # MARC code: the register holds it as kk
         isbn="5-605-01234-5",
         material_type="book",
         actor="cat",
