@@ -104,7 +104,7 @@ def test_standard_input_reaches_the_delegated_command(running_service: Path) -> 
     result = json.loads(done.stdout)
     assert result["read"] == 600
     assert result["stored"] + len(result["refused"]) == 600
-    closed = qor("stocktake", "close", "--json", env=env)
+    closed = qor("stocktake", "close", "--json", "--out", str(running_service.parent), env=env)
     assert closed.returncode == 0, closed.stderr
 
 
@@ -138,7 +138,7 @@ def test_a_stopped_command_stops_its_child_in_the_runner(running_service: Path,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    closed = qor("stocktake", "close", env=env)
+    closed = qor("stocktake", "close", "--out", str(running_service.parent), env=env)
     assert closed.returncode == 0, closed.stderr
 
 
