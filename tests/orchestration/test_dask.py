@@ -9,6 +9,7 @@ deployment's behaviour with and without the cluster.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -92,9 +93,13 @@ def test_ocr_on_two_dask_worker_processes_gives_the_same_copy_as_a_run_without_d
     dasked = {p.replace(INVENTORY, DEPLOYED_INVENTORY): b
               for p, b in decrypted_payload(dep.data_dir, dep.settings, INVENTORY).items()}
     assert sorted(dasked) == sorted(local)
+    # PDFs (the archival PDF/A and the access PDF) by their text; everything else (reading
+    # images included) by digest, so that a difference names the file instead of making pytest
+    # diff megabytes of bytes.
     for path in local:
-        if path.startswith("data/access/"):
+        if path.endswith(".pdf"):
             assert _pdf_pages_text(dasked[path], tmp_path / "d.pdf") == \
-                _pdf_pages_text(local[path], tmp_path / "l.pdf")
+                _pdf_pages_text(local[path], tmp_path / "l.pdf"), path
         else:
-            assert comparable(path, dasked[path]) == comparable(path, local[path]), path
+            assert hashlib.sha256(comparable(path, dasked[path])).hexdigest() == \
+                hashlib.sha256(comparable(path, local[path])).hexdigest(), path
