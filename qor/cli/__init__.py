@@ -2,7 +2,7 @@
 librarians.
 
 One module per area (``qor.cli.digitise``, ``.copies``, ``.fixity``, ``.library``…), each a Typer
-app or an ``install(app)``, assembled in :mod:`qor.cli.app`; shared helpers in
+app or an ``install(app)``, assembled in :mod:`qor.cli.application`; shared helpers in
 :mod:`qor.cli._common`. Nothing imports this package: it sits on top of every other (the import
 contract in ``pyproject.toml`` says so).
 
@@ -33,7 +33,7 @@ def main() -> None:
     code = try_delegate(sys.argv[1:])
     if code is not None:
         sys.exit(code)
-    from qor.cli.app import run
+    from qor.cli.application import run
 
     run()
 
@@ -41,7 +41,7 @@ def main() -> None:
 def __getattr__(name: str) -> Any:
     # ``from qor.cli import app`` (tests, embedding) loads the application on first use.
     if name == "app":
-        from qor.cli.app import app
+        from qor.cli.application import app
 
         return app
     raise AttributeError(name)

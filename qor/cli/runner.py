@@ -362,7 +362,7 @@ def _command_child(conn: socket.socket, request: Mapping[str, Any], fds: list[in
     signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
-        from qor.cli.app import run
+        from qor.cli.application import run
 
         run()
     except SystemExit as e:
