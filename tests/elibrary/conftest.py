@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from playwright.sync_api import Browser, sync_playwright
 
 from catalog_sync import db
 from elibrary.config import ElibraryConfig, parse_networks
@@ -26,6 +27,10 @@ OUTSIDE_IP = "203.0.113.9"
 #: A Kazakh word that occurs only in the OCR text of the "open" copy.
 UNIQUE_WORD = "Жезқазған"
 SECRET = b"test secret key for the e-library tests, 48 bytes"
+#: Debian's Chromium (infra/install-system) and the switches a headless test run needs.
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +133,16 @@ def live_server(library: Library, copies: Copies) -> Iterator[LiveServer]:
     thread.join(timeout=10)
 
 
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium, started once for every browser test (each test opens its own
+    context, so no cookie or cache crosses tests)."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM} (infra/install-system installs "
+                    "Debian's chromium)", pytrace=False)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()

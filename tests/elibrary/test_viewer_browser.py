@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -28,7 +27,6 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Response
 
 from tests.elibrary.conftest import UNIQUE_WORD, Copies, LiveServer
 from tests.elibrary.library import PASSWORD
-from tests.elibrary.test_browser import ARGS, CHROMIUM
 
 AXE_VERSION = "4.14.1"
 AXE = (Path(os.environ.get("QOR_TOOLS_CACHE", Path.home() / ".cache" / "qor-tools"))
@@ -36,19 +34,6 @@ AXE = (Path(os.environ.get("QOR_TOOLS_CACHE", Path.home() / ".cache" / "qor-tool
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 #: Image API requests: /iiif/3/{bag}~{page}/{region}/{size}/{rotation}/{quality}.{format}
 IMAGE_URL = re.compile(r"/iiif/3/(?P<bag>[^/~]+)~(?P<page>\d+)/(?P<region>[^/]+)/(?P<size>[^/]+)/")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium is not installed at {CHROMIUM} (infra/install-system installs "
-                    "Debian's chromium)", pytrace=False)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @dataclass
