@@ -113,17 +113,21 @@ def anchor_digitise(pages: list[Path], inventory: str) -> tuple[float, float]:
                                 date=facts.date, language=facts.language)
     with stage("pdfa"):
         pdf, verdict = d.make_pdfa.fn(results, work / "access.pdf", metadata, options)
+        web_pdf, web_pages, web_verdict = d.make_derivatives.fn(results, work, metadata, options)
     with stage("package"):
         bag_dir, wrapped = d.make_bag.fn(
             dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf, sources=sources,
             metadata=metadata, version=version, fingerprint=fingerprint, pdfa_verdict=verdict,
-            confidence_gate=options.confidence_gate)
+            languages=options.languages, confidence_gate=options.confidence_gate,
+            web_pdf=web_pdf, web_pages=web_pages, web_pdf_verdict=web_verdict)
+    formats = d.pronom_ids((bag_dir / "metadata" / "premis.xml").read_bytes())
     with stage("store"):
         stored, replica = d.upload_bag.fn(bag_dir, bag_id, wrapped)
     with stage("register"):
         d.register_copy.fn(inventory_number=inventory, stored=stored, replica=replica,
                            version=version, wrapped=wrapped, pdfa_verdict=verdict,
-                           pages=results, fingerprint=fingerprint, needs_review=needs_review)
+                           pages=results, fingerprint=fingerprint, needs_review=needs_review,
+                           formats=formats)
     remove_tree(work)
     return time.perf_counter() - start, sum(stages.values())
 

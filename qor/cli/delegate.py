@@ -41,8 +41,14 @@ STATE_FILE = "runner.json"
 #: ``"group sub"`` for one. None of them prompts for a secret or starts a server.
 DELEGATED = frozenset({
     "items", "readers", "loans", "gate", "deposit", "stocktake", "books", "marc", "debts report",
-    "copies show", "register verify-log", "select", "settings", "compliance",
+    "copies show", "register verify-log", "select", "settings", "compliance", "digitise",
 })
+#: Delegated commands that run a flow: the runner's child runs it against the runner's own
+#: Prefect settings (loaded once, before the fork), so they go only when the command sets no
+#: Prefect setting of its own and names no other orchestration server.
+FLOW_COMMANDS = frozenset({"digitise"})
+#: Set in a runner's child: a command there never hands itself over again.
+IN_RUNNER = "QOR_IN_RUNNER"
 _GLOBAL_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose", "--debug"})
 
 
@@ -138,7 +144,12 @@ def _read_event(sock: socket.socket, buffer: bytearray) -> dict[str, object] | N
 
 def try_delegate(argv: list[str]) -> int | None:
     """Run ``qor argv`` in the resident runner: its exit status, or None to run it here."""
-    if os.environ.get("QOR_NO_RUNNER", "") not in ("", "0") or command_name(argv) is None:
+    name = command_name(argv)
+    if os.environ.get("QOR_NO_RUNNER", "") not in ("", "0") or name is None \
+            or os.environ.get(IN_RUNNER):
+        return None
+    if name in FLOW_COMMANDS and any(
+            key.startswith("PREFECT_") or key == "QOR_PREFECT_API_URL" for key in os.environ):
         return None
     data_dir = guess_data_dir()
     path = _runner_socket(data_dir) if data_dir is not None else None

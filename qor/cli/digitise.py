@@ -7,6 +7,7 @@ process and reports to the orchestration server (``qor jobs`` and the Prefect UI
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -25,6 +26,7 @@ from qor.cli._common import (
     run_label,
     stage_progress,
 )
+from qor.cli.delegate import IN_RUNNER
 from qor.errors import QorError
 
 if TYPE_CHECKING:
@@ -109,7 +111,9 @@ def run_digitise_with_progress(
         args = {"pages": absolute, "inventory": inventory, "title": title,
                 "new_version": new_version, "workers": workers, "run_label": label,
                 "text_policy": text_policy, "languages": languages, "layout": layout}
-        if orchestration.mode == "local":
+        # In the runner's own child (a delegated command, qor.cli.delegate) the flow runs
+        # right here: this process is the warm one.
+        if orchestration.mode == "local" and not os.environ.get(IN_RUNNER):
             from qor.cli import runner
 
             sock = runner.ensure_runner(settings, orchestration.api_url)

@@ -163,9 +163,66 @@ def test_the_data_directory_guess_matches_the_settings(
     assert guess == load_settings().data_dir.expanduser().absolute()
 
 
-def test_only_register_commands_are_delegated() -> None:
+def test_only_register_commands_and_digitise_are_delegated() -> None:
     assert delegate.command_name(["-v", "loans", "out", "X", "R", "P"]) == "loans"
     assert delegate.command_name(["copies", "show", "X"]) == "copies show"
-    for argv in (["digitise", "scans/"], ["copies", "export", "X"], ["server", "start"],
+    assert delegate.command_name(["digitise", "scans/", "--inventory", "X"]) == "digitise"
+    for argv in (["copies", "export", "X"], ["server", "start"],
                  ["elibrary", "add-reader", "R"], ["--help"], ["fixity", "audit"], []):
         assert delegate.command_name(argv) is None, argv
+
+
+def test_digitise_runs_in_the_runner_with_the_same_result_as_in_its_own_process(
+    running_service: Path, tmp_path: Path,
+) -> None:
+    """The flow runs in the runner's warm child: a copy is stored and registered once, the
+    summary is what the command's own process reports, and a refusal is the same one line."""
+    from tests.orchestration.test_local_service import small_scan
+
+    env = embedded_env(running_service)
+    scan = small_scan(tmp_path / "p1.png", seed=7)
+    before = delegated_count(running_service, "digitise")
+    fast = qor("digitise", str(scan), "--inventory", "DLG-000001", "--json", env=env)
+    assert fast.returncode == 0, fast.stderr
+    assert delegated_count(running_service, "digitise") == before + 1
+    created = json.loads(fast.stdout)
+    assert created["status"] == "created" and created["pages"] == 1
+    # The same batch again, in the command's own process: the copy the runner stored.
+    slow = qor("digitise", str(scan), "--inventory", "DLG-000001", "--json",
+               env={**env, "QOR_NO_RUNNER": "1"})
+    assert slow.returncode == 0, slow.stderr
+    existing = json.loads(slow.stdout)
+    assert (existing["status"], existing["bag_id"]) == ("existing", created["bag_id"])
+    shown = json.loads(qor("copies", "show", "DLG-000001", "--json", env=env).stdout)
+    assert [c["bag_id"] for c in shown] == [created["bag_id"]]
+
+    missing = tmp_path / "no-such-page.tif"
+    fast = qor("digitise", str(missing), "--inventory", "DLG-000001", env=env)
+    slow = qor("digitise", str(missing), "--inventory", "DLG-000001",
+               env={**env, "QOR_NO_RUNNER": "1"})
+    assert delegated_count(running_service, "digitise") == before + 2
+    assert fast.returncode == slow.returncode != 0
+    assert fast.stderr == slow.stderr
+    assert len(fast.stderr.strip().splitlines()) == 1 and "Traceback" not in fast.stderr
+
+
+def test_a_digitise_with_prefect_settings_of_its_own_is_not_handed_over(
+    running_service: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runner's child runs flows with the runner's Prefect settings, loaded before the
+    fork: a command naming its own server (or any Prefect setting) runs in its own process."""
+    for key, value in embedded_env(running_service).items():
+        monkeypatch.setenv(key, value)
+    for key in [k for k in os.environ if k.startswith("PREFECT_")]:
+        monkeypatch.delenv(key)
+    # The runner is there and would take the command...
+    data_dir = delegate.guess_data_dir()
+    assert data_dir is not None and delegate._runner_socket(data_dir) is not None
+    # ...but not with a Prefect setting of the command's own.
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    before = delegated_count(running_service, "digitise")
+    assert delegate.try_delegate(["digitise", "x.tif", "--inventory", "DLG-000001"]) is None
+    monkeypatch.delenv("PREFECT_API_URL")
+    monkeypatch.setenv("QOR_PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert delegate.try_delegate(["digitise", "x.tif", "--inventory", "DLG-000001"]) is None
+    assert delegated_count(running_service, "digitise") == before
