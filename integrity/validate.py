@@ -19,7 +19,7 @@ import codecs
 import logging
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,8 @@ from integrity.problems import (
     MissingFile,
     OversizedTagFile,
     OxumMismatch,
+    TooManyLines,
+    TooManyProblems,
     UnexpectedFile,
     UnreadableFile,
     UnsafePath,
@@ -49,6 +51,10 @@ from integrity.source import BagEntry, BagSource, FileSystemBagSource
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_BAG_INFO",
+    "MAX_MANIFEST_SURPLUS",
+    "MAX_TAG_FILE_PROBLEMS",
+    "MAX_TAG_LINE",
     "SUPPORTED_VERSIONS",
     "BagRef",
     "FileCheck",
@@ -73,6 +79,17 @@ MAX_TAG_LINE = 64 * 1024
 a few kilobytes), a bag-info line a label and a value. Longer lines are refused unread."""
 MAX_BAG_INFO = 16 * 1024 * 1024
 """The largest ``bag-info.txt`` read (16 MiB): metadata about the bag, not content."""
+MAX_MANIFEST_SURPLUS = 1000
+"""How many lines a manifest (or ``fetch.txt``) may have beyond the number of files of its kind
+the bag holds (payload files for a payload manifest and ``fetch.txt``, tag files for a tag
+manifest): room to report that many missing or still-to-fetch files one by one. A line past it
+can only be one more error, so the file is refused unread from there (:class:`TooManyLines`):
+a manifest of millions of short lines costs no more than the bag's own listing."""
+MAX_TAG_FILE_PROBLEMS = 1000
+"""How many problems one tag file may give (malformed lines, unsafe paths, ...) before the rest
+of it is refused unread (:class:`TooManyProblems`)."""
+TAG_CHUNK = 1 << 20
+"""Tag files are read and decoded this many bytes at a time."""
 _MANIFEST_LINE_RE = re.compile(r"^(\S+)[ \t]+(.+)$", re.DOTALL)
 _HEX_RE = re.compile(r"^[0-9A-Fa-f]+$")
 _PERCENT_RE = re.compile(r"%(0[AaDd]|25)|%")
@@ -204,6 +221,12 @@ def _lines(text: str) -> list[_Line]:
     return out
 
 
+def _counts(present: Collection[str]) -> tuple[int, int]:
+    """(payload files, tag files) of a bag's listing."""
+    payload = sum(1 for p in present if p.startswith("data/"))
+    return payload, len(present) - payload
+
+
 def _decode_path(raw: str, rules: VersionRules) -> str | None:
     """The filepath a manifest or fetch line names, by the version's rules: ``\\`` as separator
     (0.93–0.95), percent-codes of CR and LF (0.97) and of ``%`` (1.0, RFC 8493 section 2.1.3)
@@ -266,46 +289,89 @@ class _Validator:
 
     # -- reading tag files -------------------------------------------------------------------
 
-    def _read_text(self, path: str, *, max_bytes: int | None = None) -> str | None:
-        """The tag file decoded, read in chunks and refused (:class:`OversizedTagFile`) as soon
-        as one line passes :data:`MAX_TAG_LINE` bytes or the file ``max_bytes``: memory and
-        time stay bounded whatever a bag holds."""
-        chunks: list[bytes] = []
+    def _tag_lines(
+        self, path: str, *, max_bytes: int | None = None, max_lines: int | None = None,
+        files: int = 0,
+    ) -> Iterator[_Line]:
+        """The tag file's lines, streamed: read in chunks, decoded incrementally, one line at a
+        time, and never more than one line held. Refused by name (a problem appended, no more
+        lines) as soon as a line passes :data:`MAX_TAG_LINE` bytes
+        (:class:`OversizedTagFile`), the file ``max_bytes`` (refused unread when the listing
+        already says so), the file has more than ``max_lines`` lines (:class:`TooManyLines`;
+        ``files`` is what the limit was made from) or this file has given
+        :data:`MAX_TAG_FILE_PROBLEMS` problems (:class:`TooManyProblems`): memory and time
+        stay bounded whatever a bag holds. A byte not in the declared encoding stops the file
+        there (:class:`BadEncoding`); the lines before it count."""
+        if max_bytes is not None and self._sizes.get(path, 0) > max_bytes:
+            self.out.append(OversizedTagFile(path, 0, max_bytes))
+            return
+        first_problem = len(self.out)
+        decoder = codecs.getincrementaldecoder(self.encoding)("strict")
+        no = 0
+        carry = ""
         total = 0
-        line_no, line_len = 1, 0
+
+        def refused(line_no: int) -> bool:
+            """Whether line ``line_no`` is past a limit (the refusal appended if so)."""
+            if len(self.out) - first_problem >= MAX_TAG_FILE_PROBLEMS:
+                self.out.append(TooManyProblems(path, line_no, MAX_TAG_FILE_PROBLEMS))
+                return True
+            if max_lines is not None and line_no > max_lines:
+                self.out.append(TooManyLines(path, line_no, max_lines, files))
+                return True
+            return False
+
+        def too_long(text: str) -> bool:
+            # Characters first (cheap): a line of at most MAX_TAG_LINE / 4 characters cannot
+            # pass the limit in any encoding Python knows; only longer ones are encoded.
+            return (len(text) > MAX_TAG_LINE // 4
+                    and len(text.encode(self.encoding, "replace")) > MAX_TAG_LINE)
+
         try:
             with self.src.open(path) as f:
-                while chunk := f.read(CHUNK_SIZE):
+                while True:
+                    chunk = f.read(TAG_CHUNK)
+                    final = not chunk
                     total += len(chunk)
                     if max_bytes is not None and total > max_bytes:
                         self.out.append(OversizedTagFile(path, 0, max_bytes))
-                        return None
-                    # Line lengths across chunk boundaries; CR, LF and CRLF all end a line.
-                    start = 0
-                    for m in _EOL_BYTES_RE.finditer(chunk):
-                        line_len += m.start() - start
-                        if line_len > MAX_TAG_LINE:
-                            self.out.append(OversizedTagFile(path, line_no, MAX_TAG_LINE))
-                            return None
-                        line_no += 1
-                        line_len, start = 0, m.end()
-                    line_len += len(chunk) - start
-                    if line_len > MAX_TAG_LINE:
-                        self.out.append(OversizedTagFile(path, line_no, MAX_TAG_LINE))
-                        return None
-                    chunks.append(chunk)
+                        return
+                    pending = len(decoder.getstate()[0])
+                    try:
+                        text = decoder.decode(chunk, final)
+                    except UnicodeDecodeError as e:
+                        at = total - len(chunk) - pending + e.start
+                        self.out.append(BadEncoding(
+                            path, f"not valid {self.encoding} as Tag-File-Character-Encoding "
+                            f"declares (byte {at})"))
+                        return
+                    buf = carry + text if carry else text
+                    pos = 0
+                    for m in _EOL_RE.finditer(buf):
+                        if not final and m.end() == len(buf) and m.group() == "\r":
+                            break  # a CR ending the chunk may be the first half of a CRLF
+                        line = buf[pos : m.start()]
+                        no += 1
+                        if too_long(line):
+                            self.out.append(OversizedTagFile(path, no, MAX_TAG_LINE))
+                            return
+                        if refused(no):
+                            return
+                        yield _Line(no, line, True)
+                        pos = m.end()
+                    carry = buf[pos:]
+                    if too_long(carry.rstrip("\r")):
+                        self.out.append(OversizedTagFile(path, no + 1, MAX_TAG_LINE))
+                        return
+                    if final:
+                        break
         except OSError as e:
             self.out.append(UnreadableFile(path, str(e)))
-            return None
-        raw = b"".join(chunks)
-        try:
-            return raw.decode(self.encoding)
-        except UnicodeDecodeError as e:
-            self.out.append(
-                BadEncoding(path, f"not valid {self.encoding} as Tag-File-Character-Encoding "
-                            f"declares (byte {e.start})")
-            )
-            return None
+            return
+        if carry:
+            if refused(no + 1):
+                return
+            yield _Line(no + 1, carry, False)
 
     def _declaration(self, present: Mapping[str, BagEntry]) -> bool:
         if "bagit.txt" not in present:
@@ -379,16 +445,16 @@ class _Validator:
                     )
         return True
 
-    def _manifest(self, name: str, algorithm: str, *, payload: bool) -> _Manifest:
+    def _manifest(self, name: str, algorithm: str, *, payload: bool, files: int) -> _Manifest:
+        """Read one (tag) manifest; ``files`` is how many files of its kind (payload files for
+        a payload manifest, tag files for a tag manifest) the bag holds: more lines than that
+        plus :data:`MAX_MANIFEST_SURPLUS` are refused unread (:class:`TooManyLines`)."""
         man = _Manifest(name, algorithm, algorithm in SUPPORTED)
         if not man.supported:
             self.out.append(UnsupportedAlgorithm(name, algorithm))
-        text = self._read_text(name)
-        if text is None:
-            return man
         width = 2 * digest_size(algorithm) if man.supported else None
         seen: dict[str, list[int]] = {}
-        for line in _lines(text):
+        for line in self._tag_lines(name, max_lines=files + MAX_MANIFEST_SURPLUS, files=files):
             m = _MANIFEST_LINE_RE.match(line.text)
             if not m:
                 self.out.append(
@@ -434,13 +500,10 @@ class _Validator:
         name = self.rules.info_file
         if name not in present:
             return None
-        text = self._read_text(name, max_bytes=MAX_BAG_INFO)
-        if text is None:
-            return None
         strict = self.rules.strict_elements
         oxum: list[tuple[int, str]] = []
         have_element = False
-        for line in _lines(text):
+        for line in self._tag_lines(name, max_bytes=MAX_BAG_INFO):
             if strict and not line.terminated:
                 self.out.append(
                     MalformedLine(name, line.no, "a metadata element MUST be "
@@ -482,8 +545,8 @@ class _Validator:
                     )
                     continue
             have_element = True
-            if label == "Payload-Oxum":
-                oxum.append((line.no, value))
+            if label == "Payload-Oxum" and len(oxum) < MAX_TAG_FILE_PROBLEMS:
+                oxum.append((line.no, value))  # a repeat is one problem naming the lines
         if len(oxum) > 1 and (self.rules.repeated_oxum_refused
                               or len({v.strip() for _, v in oxum}) > 1):
             self.out.append(DuplicateEntry(name, "Payload-Oxum", tuple(n for n, _ in oxum)))
@@ -499,16 +562,16 @@ class _Validator:
         return int(m.group(1)), int(m.group(2))
 
     def _fetch(self, present: Mapping[str, BagEntry],
-               payload_manifests: Sequence[_Manifest]) -> set[str]:
-        """Check fetch.txt; return the paths it lists that are not present (reported once)."""
+               payload_manifests: Sequence[_Manifest], payload_files: int) -> set[str]:
+        """Check fetch.txt; return the paths it lists that are not present (reported once).
+        Every line names a file of every payload manifest, so it has at most as many lines
+        as they may have (:class:`TooManyLines` past that)."""
         if "fetch.txt" not in present:
-            return set()
-        text = self._read_text("fetch.txt")
-        if text is None:
             return set()
         pending: set[str] = set()
         seen: dict[str, list[int]] = {}
-        for line in _lines(text):
+        limit = payload_files + MAX_MANIFEST_SURPLUS
+        for line in self._tag_lines("fetch.txt", max_lines=limit, files=payload_files):
             m = _FETCH_LINE_RE.match(line.text)
             length: int | None = None
             if m and m.group(2) != "-":
@@ -609,13 +672,15 @@ class _Validator:
                                "named 'data'")
             )
 
+        # The listing first: a manifest cannot meaningfully list more files than there are.
+        n_payload, n_tag = _counts(present)
         top = [p for p in present if "/" not in p]
         payload_mans = [
-            self._manifest(p, m.group(1), payload=True)
+            self._manifest(p, m.group(1), payload=True, files=n_payload)
             for p in sorted(top) if (m := _MANIFEST_RE.match(p))
         ]
         tag_mans = [
-            self._manifest(p, m.group(1), payload=False)
+            self._manifest(p, m.group(1), payload=False, files=n_tag)
             for p in sorted(top) if (m := _TAGMANIFEST_RE.match(p))
         ]
         if not payload_mans:
@@ -625,7 +690,7 @@ class _Validator:
             )
 
         oxum = self._bag_info(present)
-        pending = self._fetch(present, payload_mans)
+        pending = self._fetch(present, payload_mans, n_payload)
 
         payload_files = sorted(p for p in present if p.startswith("data/"))
         # Completeness: every file listed in every payload manifest MUST be present ...
@@ -726,13 +791,17 @@ def manifest_digests(bag: BagRef) -> dict[str, dict[str, str]]:
     v = _Validator(_as_source(bag), 1)
     entries = {e.path: e for e in v.src.files()}
     present = set(entries)
+    v._sizes = {e.path: e.size for e in entries.values()}
     v._declaration(entries)  # the bag's version decides how its filepaths are read
+    n_payload, n_tag = _counts(entries)
     out: dict[str, dict[str, str]] = {}
     for name in sorted(p for p in present if "/" not in p):
         m = _MANIFEST_RE.match(name) or _TAGMANIFEST_RE.match(name)
         if m is None:
             continue
-        man = v._manifest(name, m.group(1), payload=name.startswith("manifest-"))
+        payload = name.startswith("manifest-")
+        man = v._manifest(name, m.group(1), payload=payload,
+                          files=n_payload if payload else n_tag)
         if man.supported:
             for path, digest in man.entries.items():
                 out.setdefault(path, {})[man.algorithm] = digest
