@@ -395,13 +395,25 @@ terminator for a field, two indicators for a data field, delimiter and code for 
 the leader and the record terminator for a record."""
 
 
+_INDENT = 16
+"""Whitespace between elements up to this many characters (a line break and indentation) is
+not counted: a pretty-printed record is the same record."""
+_MARC_ATTRIBUTES = frozenset({"tag", "ind1", "ind2", "code"})
+
+
 def _iso_size(el: etree._Element) -> int:
     """What ``el`` adds to its record's ISO 2709 length (an estimate from below for elements
     MARCXML does not define: their text, tail and attributes)."""
     size = _ISO_OVERHEAD.get(_local(el.tag), 2)
-    for value in (el.text, el.tail, *el.attrib.values()):
-        if value:
+    for value in (el.text, el.tail):
+        if value and value.isspace():
+            size += max(0, len(value) - _INDENT)  # pretty-printing is not content
+        elif value:
             size += len(value.encode("utf-8", "replace"))
+    for name, value in el.attrib.items():
+        # tag, ind1, ind2 and code are in the overhead (directory, indicators, code): only
+        # what is longer than a tag counts; any other attribute counts whole.
+        size += max(0, len(value) - 3) if name in _MARC_ATTRIBUTES else len(name) + len(value)
     return size
 
 
