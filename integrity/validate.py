@@ -345,6 +345,11 @@ class _Validator:
                             path, f"not valid {self.encoding} as Tag-File-Character-Encoding "
                             f"declares (byte {at})"))
                         return
+                    except UnicodeError as e:  # e.g. UTF-16 without its byte-order mark
+                        self.out.append(BadEncoding(
+                            path, f"not valid {self.encoding} as Tag-File-Character-Encoding "
+                            f"declares ({e})"))
+                        return
                     buf = carry + text if carry else text
                     pos = 0
                     for m in _EOL_RE.finditer(buf):
@@ -437,7 +442,9 @@ class _Validator:
                 )
             else:
                 try:
-                    self.encoding = codecs.lookup(m.group(1)).name
+                    encoding = codecs.lookup(m.group(1)).name
+                    "".encode(encoding)  # LookupError for codecs that are no text encoding
+                    self.encoding = encoding
                 except LookupError:
                     self.out.append(
                         BadDeclaration(f"Tag-File-Character-Encoding {m.group(1)!r} is not a known "
