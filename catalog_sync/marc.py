@@ -544,7 +544,23 @@ def _control(rec: Record) -> str | None:
     return value or None
 
 
+_CONTROL_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _refuse_control_characters(rec: Record) -> None:
+    """A control character (other than tab and line breaks) in any field is refused by name:
+    it is no text a catalogue means, and PostgreSQL cannot store a NUL at all (the import
+    failed with a database error before)."""
+    for f in rec.fields:
+        values = [f.data or ""] if f.is_control_field() else [s.value for s in f.subfields]
+        for value in values:
+            if m := _CONTROL_CHAR.search(value):
+                raise MarcError(f"field {f.tag} holds the control character "
+                                f"U+{ord(m.group()):04X}; records hold text only")
+
+
 def _import_record(session: Session, rec: Record, *, actor: str) -> tuple[bool, int, int]:
+    _refuse_control_characters(rec)
     control = _control(rec)
     if not control:
         raise MarcError("no control number (001): the import could not be repeated safely")
