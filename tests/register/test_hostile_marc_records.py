@@ -97,7 +97,9 @@ def test_a_marcxml_record_of_128_mib_is_refused_in_bounded_time_and_memory(
                  b"</record></collection>\n")
     result = import_in_child(path, tmp_path)
     assert result["added"] == 0
-    (problem,) = result["problems"]  # type: ignore[misc]
+    problems = result["problems"]
+    assert isinstance(problems, list)
+    (problem,) = problems
     assert problem[0] == 1 and f"{marc.MAX_RECORD_BYTES:,} bytes" in problem[1]
     assert float(result["seconds"]) < 2.0  # type: ignore[arg-type]
     assert int(result["growth_kib"]) < 64 * 1024  # type: ignore[call-overload]
