@@ -270,10 +270,11 @@ def _read(path: Path, fmt: MarcFormat | None) -> Iterator[tuple[int, Record | No
 
     Hostile input is refused with a named reason in bounded time and memory (issue 15):
     ISO 2709 is read record by record, framed by Qor itself (each at most 99 999 bytes, its
-    own length says so; pymarc's reader would read the whole rest of the file for a length of
-    ``-0001``); MARCXML is parsed by lxml with entities left unresolved, no network, lxml's own
-    limits on tree depth and text size (``huge_tree=False``), each record at most
-    :data:`MAX_RECORD_BYTES` as ISO 2709 would hold it, and a document that declares a
+    own length says so; pymarc's reader read the whole rest of the file for a length of
+    ``00004`` and raised ValueError for ``-0001``); MARCXML is parsed by lxml with entities
+    left unresolved, no network, lxml's own limits on tree depth and text size
+    (``huge_tree=False``), each record at most :data:`MAX_RECORD_BYTES` as ISO 2709 would
+    hold it, and a document that declares a
     DOCTYPE (the carrier of entity expansion and external entities, which MARCXML never
     needs) is refused outright. At most :data:`MAX_UNREADABLE` unreadable records are
     reported; the rest of such a file is refused.

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pymarc
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -105,13 +106,18 @@ def test_a_marcxml_record_of_128_mib_is_refused_in_bounded_time_and_memory(
     assert int(result["growth_kib"]) < 64 * 1024  # type: ignore[call-overload]
 
 
-def test_an_iso2709_record_with_a_negative_length_is_refused_unread(tmp_path: Path) -> None:
-    """pymarc's own reader takes ``-0001`` for a length and reads the whole rest of the file."""
-    path = write(tmp_path / "negative.mrc", b"-0001nam a2200025 a 4500", ISO_FIELD, HUGE)
+@pytest.mark.parametrize(("length", "kind"), [(b"-0001", "RecordLengthInvalid"),
+                                             (b"00004", "RecordLengthInvalid")])
+def test_an_iso2709_record_with_an_impossible_length_is_refused_unread(
+    tmp_path: Path, length: bytes, kind: str,
+) -> None:
+    """pymarc's own reader raised ValueError for ``-0001`` (a traceback) and, for ``00004``,
+    read ``4 - 5`` bytes, i.e. the whole rest of the file."""
+    path = write(tmp_path / "impossible.mrc", length + b"nam a2200025 a 4500", ISO_FIELD, HUGE)
     result = import_in_child(path, tmp_path)
     problems = result["problems"]
     assert isinstance(problems, list) and [p[0] for p in problems] == [1, 2]
-    assert "RecordLengthInvalid" in problems[0][1]
+    assert kind in problems[0][1]
     assert float(result["seconds"]) < 2.0  # type: ignore[arg-type]
     assert int(result["growth_kib"]) < 64 * 1024  # type: ignore[call-overload]
 
