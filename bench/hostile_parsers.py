@@ -8,6 +8,8 @@ so this script never holds it — then runs Qor's parser on it in a child proces
 * ``manifest-line``: ``manifest-sha256.txt`` whose second line is the whole file;
 * ``manifest-lines``: ``manifest-sha256.txt`` of honest-looking short lines (millions of them,
   each naming a payload file the bag does not hold);
+* ``manifest-long-lines``: ``manifest-sha256.txt`` of lines just under the line limit (60 KiB
+  paths);
 * ``bag-info``: ``bag-info.txt`` of honest-looking ``Label: value`` lines;
 * ``tagmanifest-lines``: ``tagmanifest-sha256.txt`` of short lines naming tag files;
 * ``marc-iso2709``: an ISO 2709 "record" whose leader claims 99 999 bytes and whose fields run
@@ -169,6 +171,20 @@ def make_manifest_lines(root: Path, size: int) -> tuple[str, Path, Path]:
     return "bag", bag, man
 
 
+def make_manifest_long_lines(root: Path, size: int) -> tuple[str, Path, Path]:
+    bag = minimal_bag(root)
+    man = bag / "manifest-sha256.txt"
+
+    def lines() -> Iterator[bytes]:
+        n = 0
+        while True:
+            n += 1
+            yield f"{n:064x}  data/@@@@@@-{n:06d}{'x' * 60_000}.tif\n".encode()
+
+    fill(man, size, man.read_bytes(), lines())
+    return "bag", bag, man
+
+
 def make_bag_info(root: Path, size: int) -> tuple[str, Path, Path]:
     bag = minimal_bag(root)
     info = bag / "bag-info.txt"
@@ -229,6 +245,7 @@ def make_marcxml(root: Path, size: int) -> tuple[str, Path, Path]:
 CASES: dict[str, Callable[[Path, int], tuple[str, Path, Path]]] = {
     "manifest-line": make_manifest_line,
     "manifest-lines": make_manifest_lines,
+    "manifest-long-lines": make_manifest_long_lines,
     "bag-info": make_bag_info,
     "tagmanifest-lines": make_tagmanifest_lines,
     "marc-iso2709": make_marc_iso,

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MAX_BAG_INFO",
     "MAX_MANIFEST_SURPLUS",
+    "MAX_PATH",
     "MAX_TAG_FILE_PROBLEMS",
     "MAX_TAG_LINE",
     "SUPPORTED_VERSIONS",
@@ -72,7 +73,6 @@ BagRef = Path | str | BagSource
 _MANIFEST_RE = re.compile(r"^manifest-([^/]+)\.txt$")
 _TAGMANIFEST_RE = re.compile(r"^tagmanifest-([^/]+)\.txt$")
 _EOL_RE = re.compile(r"\r\n|\r|\n")
-_EOL_BYTES_RE = re.compile(rb"\r\n|\r|\n")
 
 MAX_TAG_LINE = 64 * 1024
 """The longest tag-file line read (64 KiB): a manifest line is a checksum and a file path (at most
@@ -88,6 +88,14 @@ a manifest of millions of short lines costs no more than the bag's own listing."
 MAX_TAG_FILE_PROBLEMS = 1000
 """How many problems one tag file may give (malformed lines, unsafe paths, ...) before the rest
 of it is refused unread (:class:`TooManyProblems`)."""
+MAX_PATH = 4096
+"""The longest filepath a manifest or ``fetch.txt`` line may name, in bytes (Linux's PATH_MAX;
+an S3 key holds 1,024): a longer one names no file any store holds. Refused as a malformed
+line, and not kept."""
+MAX_URL = 8192
+"""The longest URL a ``fetch.txt`` line may give, in bytes."""
+_LONG_PATH = f"the filepath is longer than {MAX_PATH:,} bytes; no file system holds such a path"
+_LONG_URL = f"the URL is longer than {MAX_URL:,} bytes"
 TAG_CHUNK = 1 << 20
 """Tag files are read and decoded this many bytes at a time."""
 _MANIFEST_LINE_RE = re.compile(r"^(\S+)[ \t]+(.+)$", re.DOTALL)
@@ -221,10 +229,40 @@ def _lines(text: str) -> list[_Line]:
     return out
 
 
+def _too_long(text: str, limit: int) -> bool:
+    """Whether ``text`` is more than ``limit`` bytes in UTF-8 (cheap for short text)."""
+    return len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
 def _counts(present: Collection[str]) -> tuple[int, int]:
     """(payload files, tag files) of a bag's listing."""
     payload = sum(1 for p in present if p.startswith("data/"))
     return payload, len(present) - payload
+
+
+def _line_ends(buf: str, *, final: bool) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each line ending (LF, CR or CRLF) in ``buf``, found with
+    ``str.find`` (memchr speed; a regex alternation crawls through long lines). Unless
+    ``final``, a CR that ends ``buf`` is left for the next chunk: it may be half a CRLF."""
+    n = len(buf)
+    pos = 0
+    lf, cr = buf.find("\n"), buf.find("\r")
+    while True:
+        if 0 <= lf < pos:
+            lf = buf.find("\n", pos)
+        if 0 <= cr < pos:
+            cr = buf.find("\r", pos)
+        if lf < 0 and cr < 0:
+            return
+        if cr < 0 or 0 <= lf < cr:
+            yield lf, lf + 1
+            pos = lf + 1
+            continue
+        if cr + 1 == n and not final:
+            return
+        end = cr + 2 if cr + 1 < n and buf[cr + 1] == "\n" else cr + 1
+        yield cr, end
+        pos = end
 
 
 def _decode_path(raw: str, rules: VersionRules) -> str | None:
@@ -352,10 +390,8 @@ class _Validator:
                         return
                     buf = carry + text if carry else text
                     pos = 0
-                    for m in _EOL_RE.finditer(buf):
-                        if not final and m.end() == len(buf) and m.group() == "\r":
-                            break  # a CR ending the chunk may be the first half of a CRLF
-                        line = buf[pos : m.start()]
+                    for start, end in _line_ends(buf, final=final):
+                        line = buf[pos:start]
                         no += 1
                         if too_long(line):
                             self.out.append(OversizedTagFile(path, no, MAX_TAG_LINE))
@@ -363,7 +399,7 @@ class _Validator:
                         if refused(no):
                             return
                         yield _Line(no, line, True)
-                        pos = m.end()
+                        pos = end
                     carry = buf[pos:]
                     if too_long(carry.rstrip("\r")):
                         self.out.append(OversizedTagFile(path, no + 1, MAX_TAG_LINE))
@@ -474,8 +510,8 @@ class _Validator:
                 raw_path = raw_path[1:]  # 0.96/0.97: md5sum's binary-mode marker
             if not _HEX_RE.match(checksum) or (width is not None and len(checksum) != width):
                 self.out.append(
-                    MalformedLine(name, line.no, f"checksum {checksum!r} is not a hexadecimal "
-                                  f"{algorithm} digest")
+                    MalformedLine(name, line.no, f"checksum {checksum[:160]!r} is not a "
+                                  f"hexadecimal {algorithm} digest")
                 )
                 continue
             decoded = _decode_path(raw_path, self.rules)
@@ -484,6 +520,9 @@ class _Validator:
                     MalformedLine(name, line.no, "a '%' in a filepath MUST be percent-encoded "
                                   "as %25 (BagIt 1.0)")
                 )
+                continue
+            if _too_long(decoded, MAX_PATH):
+                self.out.append(MalformedLine(name, line.no, _LONG_PATH))
                 continue
             path = _strip_dot_slash(decoded)
             why = _path_problem(path)
@@ -553,7 +592,8 @@ class _Validator:
                     continue
             have_element = True
             if label == "Payload-Oxum" and len(oxum) < MAX_TAG_FILE_PROBLEMS:
-                oxum.append((line.no, value))  # a repeat is one problem naming the lines
+                # A repeat is one problem naming the lines; a value is digits, a dot, digits.
+                oxum.append((line.no, value[:100]))
         if len(oxum) > 1 and (self.rules.repeated_oxum_refused
                               or len({v.strip() for _, v in oxum}) > 1):
             self.out.append(DuplicateEntry(name, "Payload-Oxum", tuple(n for n, _ in oxum)))
@@ -594,6 +634,10 @@ class _Validator:
             if decoded is None:
                 self.out.append(MalformedLine("fetch.txt", line.no, "a '%' in a filepath MUST be "
                                               "percent-encoded as %25 (BagIt 1.0)"))
+                continue
+            if _too_long(decoded, MAX_PATH) or _too_long(url, MAX_URL):
+                self.out.append(MalformedLine("fetch.txt", line.no, _LONG_PATH if
+                                              _too_long(decoded, MAX_PATH) else _LONG_URL))
                 continue
             path = _strip_dot_slash(decoded)
             why = _path_problem(path)

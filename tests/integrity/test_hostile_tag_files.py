@@ -244,3 +244,37 @@ def test_line_endings_and_characters_split_across_read_chunks_still_read(
         (hostile_bag / "bag-info.txt").write_bytes(body)
         assert problems(hostile_bag) == []
         assert is_valid(hostile_bag)
+
+
+def test_manifest_lines_just_under_the_line_limit_are_refused_in_bounded_memory(
+    hostile_bag: Path,
+) -> None:
+    """1,500 lines of 60 KiB paths (each line under MAX_TAG_LINE): a path longer than MAX_PATH
+    names no file any store holds, so each is a MalformedLine and is not kept — before, the
+    1,000 allowed ones alone held 65 MiB — and the problem limit ends the file."""
+    from integrity.validate import MAX_PATH
+
+    manifest = hostile_bag / "manifest-sha256.txt"
+    with manifest.open("a") as f:
+        f.writelines(f"{_digest(n)}  data/{n:06d}{'x' * 60_000}\n" for n in range(1500))
+    result = validate_in_child(hostile_bag)
+    found = result["problems"]
+    assert isinstance(found, list)
+    malformed = [p for p in found if p[0] == "MalformedLine"]
+    assert len(malformed) == MAX_TAG_FILE_PROBLEMS and malformed[0][2] == 2
+    assert ["TooManyProblems", "manifest-sha256.txt", MAX_TAG_FILE_PROBLEMS + 2,
+            MAX_TAG_FILE_PROBLEMS] in found
+    assert MAX_PATH < 60_000 < MAX_TAG_LINE
+    assert float(result["seconds"]) < 2.0  # type: ignore[arg-type]
+    assert int(result["growth_kib"]) < 64 * 1024  # type: ignore[call-overload]
+
+
+def test_a_path_at_the_path_limit_is_still_a_path(hostile_bag: Path) -> None:
+    """A missing file whose path is exactly MAX_PATH bytes is reported missing, like any."""
+    from integrity.validate import MAX_PATH
+
+    name = "data/" + "ә" * ((MAX_PATH - 5) // 2)
+    assert len(name.encode()) <= MAX_PATH
+    with (hostile_bag / "manifest-sha256.txt").open("a", encoding="utf-8") as f:
+        f.write(f"{_digest(1)}  {name}\n")
+    assert problems(hostile_bag) == [MissingFile(name, "manifest-sha256.txt")]
