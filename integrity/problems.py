@@ -128,6 +128,21 @@ class TooManyProblems(BagProblem):
 
 
 @dataclass(frozen=True)
+class TooManyManifests(BagProblem):
+    """More payload (or tag) manifests than the validator reads: this one is refused unread.
+    Each manifest costs a check of every payload file (a bag of many files and many empty
+    manifests would otherwise be that many problems), and no bag needs more algorithms."""
+
+    file: str
+    limit: int
+
+    @property
+    def message(self) -> str:
+        return (f"{self.file}: more than {self.limit} manifests of this kind; refused unread "
+                "(a bag needs one per checksum algorithm)")
+
+
+@dataclass(frozen=True)
 class UnsupportedAlgorithm(BagProblem):
     """A (tag) manifest uses an algorithm this validator cannot compute: it cannot be verified."""
 

@@ -40,6 +40,7 @@ from integrity.problems import (
     OversizedTagFile,
     OxumMismatch,
     TooManyLines,
+    TooManyManifests,
     TooManyProblems,
     UnexpectedFile,
     UnreadableFile,
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_BAG_INFO",
+    "MAX_MANIFESTS",
     "MAX_MANIFEST_SURPLUS",
     "MAX_PATH",
     "MAX_TAG_FILE_PROBLEMS",
@@ -88,6 +90,10 @@ a manifest of millions of short lines costs no more than the bag's own listing."
 MAX_TAG_FILE_PROBLEMS = 1000
 """How many problems one tag file may give (malformed lines, unsafe paths, ...) before the rest
 of it is refused unread (:class:`TooManyProblems`)."""
+MAX_MANIFESTS = 16
+"""The most payload manifests, and the most tag manifests, a bag may have (one per checksum
+algorithm; the IANA registry BagIt points to holds fewer). Each costs a check of every payload
+file; the rest are refused unread (:class:`TooManyManifests`)."""
 MAX_PATH = 4096
 """The longest filepath a manifest or ``fetch.txt`` line may name, in bytes (Linux's PATH_MAX;
 an S3 key holds 1,024): a longer one names no file any store holds. Refused as a malformed
@@ -488,6 +494,13 @@ class _Validator:
                     )
         return True
 
+    def _manifests(self, top: Sequence[str], pattern: re.Pattern[str]) -> list[str]:
+        """The (tag) manifests to read: the first :data:`MAX_MANIFESTS` by name; the rest are
+        refused unread (:class:`TooManyManifests`)."""
+        names = [p for p in top if pattern.match(p)]
+        self.out.extend(TooManyManifests(p, MAX_MANIFESTS) for p in names[MAX_MANIFESTS:])
+        return names[:MAX_MANIFESTS]
+
     def _manifest(self, name: str, algorithm: str, *, payload: bool, files: int) -> _Manifest:
         """Read one (tag) manifest; ``files`` is how many files of its kind (payload files for
         a payload manifest, tag files for a tag manifest) the bag holds: more lines than that
@@ -725,14 +738,14 @@ class _Validator:
 
         # The listing first: a manifest cannot meaningfully list more files than there are.
         n_payload, n_tag = _counts(present)
-        top = [p for p in present if "/" not in p]
+        top = sorted(p for p in present if "/" not in p)
         payload_mans = [
             self._manifest(p, m.group(1), payload=True, files=n_payload)
-            for p in sorted(top) if (m := _MANIFEST_RE.match(p))
+            for p in self._manifests(top, _MANIFEST_RE) if (m := _MANIFEST_RE.match(p))
         ]
         tag_mans = [
             self._manifest(p, m.group(1), payload=False, files=n_tag)
-            for p in sorted(top) if (m := _TAGMANIFEST_RE.match(p))
+            for p in self._manifests(top, _TAGMANIFEST_RE) if (m := _TAGMANIFEST_RE.match(p))
         ]
         if not payload_mans:
             self.out.append(
@@ -846,7 +859,8 @@ def manifest_digests(bag: BagRef) -> dict[str, dict[str, str]]:
     v._declaration(entries)  # the bag's version decides how its filepaths are read
     n_payload, n_tag = _counts(entries)
     out: dict[str, dict[str, str]] = {}
-    for name in sorted(p for p in present if "/" not in p):
+    top = sorted(p for p in present if "/" not in p)
+    for name in v._manifests(top, _MANIFEST_RE) + v._manifests(top, _TAGMANIFEST_RE):
         m = _MANIFEST_RE.match(name) or _TAGMANIFEST_RE.match(name)
         if m is None:
             continue

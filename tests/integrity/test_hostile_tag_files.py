@@ -278,3 +278,21 @@ def test_a_path_at_the_path_limit_is_still_a_path(hostile_bag: Path) -> None:
     with (hostile_bag / "manifest-sha256.txt").open("a", encoding="utf-8") as f:
         f.write(f"{_digest(1)}  {name}\n")
     assert problems(hostile_bag) == [MissingFile(name, "manifest-sha256.txt")]
+
+
+def test_manifests_past_the_limit_are_refused_unread(hostile_bag: Path) -> None:
+    """200 payload files and 100 empty manifests would be 20,000 UnexpectedFile problems (one
+    per file and manifest); past MAX_MANIFESTS each manifest is refused unread, by name."""
+    from integrity.problems import TooManyManifests, UnexpectedFile
+    from integrity.validate import MAX_MANIFESTS
+
+    for n in range(199):
+        (hostile_bag / "data" / f"p{n}.txt").write_bytes(b"")
+    for n in range(100):
+        (hostile_bag / f"manifest-x{n:03d}.txt").write_bytes(b"")
+    found = problems(hostile_bag)
+    refused = [p for p in found if isinstance(p, TooManyManifests)]
+    names = sorted(["manifest-sha256.txt", *(f"manifest-x{n:03d}.txt" for n in range(100))])
+    assert refused == [TooManyManifests(n, MAX_MANIFESTS) for n in names[MAX_MANIFESTS:]]
+    unexpected = [p for p in found if isinstance(p, UnexpectedFile)]
+    assert len(unexpected) <= 200 * MAX_MANIFESTS
