@@ -269,11 +269,15 @@ def _read(path: Path, fmt: MarcFormat | None) -> Iterator[tuple[int, Record | No
     """The file's records, streamed: ``(position, record or None, why not)``.
 
     Hostile input is refused with a named reason in bounded time and memory (issue 15):
-    ISO 2709 is read record by record (each at most 99 999 bytes, its own length says so);
-    MARCXML is parsed by lxml with entities left unresolved, no network, lxml's own limits on
-    tree depth and text size (``huge_tree=False``), and a document that declares a DOCTYPE
-    (the carrier of entity expansion and external entities, which MARCXML never needs) is
-    refused outright.
+    ISO 2709 is read record by record, framed by Qor itself (each at most 99 999 bytes, its
+    own length says so; pymarc's reader read the whole rest of the file for a length of
+    ``00004`` and raised ValueError for ``-0001``); MARCXML is parsed by lxml with entities
+    left unresolved, no network, lxml's own limits on tree depth and text size
+    (``huge_tree=False``), each record at most :data:`MAX_RECORD_BYTES` as ISO 2709 would
+    hold it, and a document that declares a
+    DOCTYPE (the carrier of entity expansion and external entities, which MARCXML never
+    needs) is refused outright. At most :data:`MAX_UNREADABLE` unreadable records are
+    reported; the rest of such a file is refused.
     """
     try:
         with path.open("rb") as fh:
@@ -285,17 +289,57 @@ def _read(path: Path, fmt: MarcFormat | None) -> Iterator[tuple[int, Record | No
     if fmt == "marcxml":
         yield from _read_marcxml(path)
         return
+    yield from _read_iso2709(path)
+
+
+_END_OF_RECORD = b"\x1d"
+MAX_UNREADABLE = 1000
+"""How many unreadable records a file may hold before the rest of it is refused unread: each is
+one problem in the report, so a file of millions of broken records cannot fill memory."""
+
+
+def _read_iso2709(path: Path) -> Iterator[tuple[int, Record | None, str | None]]:
+    """ISO 2709 records framed by their own leaders, one at a time: five ASCII digits give the
+    record's length (at most :data:`MAX_RECORD_BYTES`), and the record must end with the record
+    terminator there. A record that breaks the framing (a length that is not five digits or is
+    shorter than a leader, a file that ends inside the record, no terminator where the length
+    says) ends the file: past it nothing can be told apart. A framed record pymarc cannot parse
+    is reported and the next one read."""
+    unreadable = 0
     with path.open("rb") as fh:  # streamed: one record (≤ 99 999 bytes) at a time
-        reader = pymarc.MARCReader(fh, to_unicode=True, force_utf8=True, permissive=True)
-        for n, rec in enumerate(reader, 1):
-            if rec is None:
-                exc = reader.current_exception
-                yield n, None, f"not a readable MARC record ({type(exc).__name__}: {exc})"
-                if isinstance(exc, pymarc.exceptions.FatalReaderError):
-                    yield n + 1, None, "the rest of the file cannot be read after this point"
-                    return
+        n = 0
+        while first5 := fh.read(5):
+            n += 1
+            why: str | None = None
+            length = int(first5) if len(first5) == 5 and first5.isdigit() else -1
+            if length < 0:
+                why = (f"RecordLengthInvalid: the record length {first5!r} is not five digits"
+                       if len(first5) == 5 else "TruncatedRecord: the file ends inside a leader")
+            elif length < 24 + 1:
+                why = f"RecordLengthInvalid: a record length of {length} is shorter than a leader"
             else:
-                yield n, rec, None
+                chunk = first5 + fh.read(length - 5)
+                if len(chunk) < length:
+                    why = (f"TruncatedRecord: the file ends {length - len(chunk):,} bytes before "
+                           "the end its leader gives")
+                elif chunk[-1:] != _END_OF_RECORD:
+                    why = ("EndOfRecordNotFound: no record terminator at the end its leader gives "
+                           f"(byte {length:,})")
+            if why is not None:
+                yield n, None, f"not a readable MARC record ({why})"
+                yield n + 1, None, "the rest of the file cannot be read after this point"
+                return
+            try:
+                rec = Record(chunk, to_unicode=True, force_utf8=True)
+            except Exception as e:  # pymarc raises many kinds for bad bytes, as its reader does
+                unreadable += 1
+                yield n, None, f"not a readable MARC record ({type(e).__name__}: {e})"
+                if unreadable >= MAX_UNREADABLE:
+                    yield n + 1, None, (f"{MAX_UNREADABLE:,} unreadable records already; the "
+                                        "rest of the file is not read")
+                    return
+                continue
+            yield n, rec, None
 
 
 def _local(tag: object) -> str:
@@ -339,6 +383,41 @@ def _refuse_doctype(path: Path) -> None:
                         "and external entities are not accepted)")
 
 
+MAX_RECORD_BYTES = 99_999
+"""The largest record ISO 2709 can hold (its leader gives the length in five digits). A MARCXML
+record, or anything else at the top of a collection, larger than that once written as ISO 2709
+(:func:`_iso_size`) is refused, and the rest of the file with it: reading on would hold the
+whole record in memory (a 64 MiB record took 961 MiB)."""
+
+_ISO_OVERHEAD = {"controlfield": 12 + 1, "datafield": 12 + 2 + 1, "subfield": 2,
+                 "leader": 0, "record": 24 + 1}
+"""Bytes an element costs in ISO 2709 beyond its text: a directory entry (12) and a field
+terminator for a field, two indicators for a data field, delimiter and code for a subfield,
+the leader and the record terminator for a record."""
+
+
+_INDENT = 16
+"""Whitespace between elements up to this many characters (a line break and indentation) is
+not counted: a pretty-printed record is the same record."""
+_MARC_ATTRIBUTES = frozenset({"tag", "ind1", "ind2", "code"})
+
+
+def _iso_size(el: etree._Element) -> int:
+    """What ``el`` adds to its record's ISO 2709 length (an estimate from below for elements
+    MARCXML does not define: their text, tail and attributes)."""
+    size = _ISO_OVERHEAD.get(_local(el.tag), 2)
+    for value in (el.text, el.tail):
+        if value and value.isspace():
+            size += max(0, len(value) - _INDENT)  # pretty-printing is not content
+        elif value:
+            size += len(value.encode("utf-8", "replace"))
+    for name, value in el.attrib.items():
+        # tag, ind1, ind2 and code are in the overhead (directory, indicators, code): only
+        # what is longer than a tag counts; any other attribute counts whole.
+        size += max(0, len(value) - 3) if name in _MARC_ATTRIBUTES else len(name) + len(value)
+    return size
+
+
 def _read_marcxml(path: Path) -> Iterator[tuple[int, Record | None, str | None]]:
     _refuse_doctype(path)
     context = etree.iterparse(
@@ -347,6 +426,10 @@ def _read_marcxml(path: Path) -> Iterator[tuple[int, Record | None, str | None]]
         remove_pis=True)
     n = 0
     checked = False
+    depth = 0
+    unit_depth = 0  # the depth of the record (or other top-level element) being read; 0: none
+    unit_size = 0
+    unreadable = 0
     try:
         for event, el in context:
             if not checked:
@@ -354,13 +437,34 @@ def _read_marcxml(path: Path) -> Iterator[tuple[int, Record | None, str | None]]
                 if el.getroottree().docinfo.doctype:
                     raise MarcError(f"{path}: refused: the MARCXML declares a DOCTYPE (entity "
                                     "declarations and external entities are not accepted)")
-            if event != "end" or _local(el.tag) != "record":
+            if event == "start":
+                depth += 1
+                if not unit_depth and (depth == 2 or _local(el.tag) == "record"):
+                    unit_depth, unit_size = depth, 0
                 continue
-            n += 1
-            try:
-                yield n, _record_from_xml(el), None
-            except (MarcError, ValueError) as e:
-                yield n, None, f"not a readable MARCXML record ({e})"
+            depth -= 1
+            if not unit_depth:
+                continue
+            unit_size += _iso_size(el)
+            if unit_size > MAX_RECORD_BYTES:
+                yield n + 1, None, (f"record {n + 1} is larger than {MAX_RECORD_BYTES:,} bytes, "
+                                    "the most an ISO 2709 record can hold; refused, and the rest "
+                                    "of the file is not read")
+                return
+            if depth + 1 != unit_depth:
+                continue
+            unit_depth = 0
+            if _local(el.tag) == "record":
+                n += 1
+                try:
+                    yield n, _record_from_xml(el), None
+                except (MarcError, ValueError) as e:
+                    yield n, None, f"not a readable MARCXML record ({e})"
+                    unreadable += 1
+                    if unreadable >= MAX_UNREADABLE:
+                        yield n + 1, None, (f"{MAX_UNREADABLE:,} unreadable records already; "
+                                            "the rest of the file is not read")
+                        return
             # Streamed: what has been read is dropped, whatever the file's size.
             el.clear()
             parent = el.getparent()
@@ -441,7 +545,23 @@ def _control(rec: Record) -> str | None:
     return value or None
 
 
+_CONTROL_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _refuse_control_characters(rec: Record) -> None:
+    """A control character (other than tab and line breaks) in any field is refused by name:
+    it is no text a catalogue means, and PostgreSQL cannot store a NUL at all (the import
+    failed with a database error before)."""
+    for f in rec.fields:
+        values = [f.data or ""] if f.is_control_field() else [s.value for s in f.subfields]
+        for value in values:
+            if m := _CONTROL_CHAR.search(value):
+                raise MarcError(f"field {f.tag} holds the control character "
+                                f"U+{ord(m.group()):04X}; records hold text only")
+
+
 def _import_record(session: Session, rec: Record, *, actor: str) -> tuple[bool, int, int]:
+    _refuse_control_characters(rec)
     control = _control(rec)
     if not control:
         raise MarcError("no control number (001): the import could not be repeated safely")

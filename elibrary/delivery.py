@@ -36,7 +36,8 @@ from storage import (
 
 logger = logging.getLogger(__name__)
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# ASCII digits only (RFC 9110's DIGIT): ``\d`` alone also takes "٣" and int() reads it as 3.
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$", re.ASCII)
 
 
 def _position(digits: str, size: int) -> int:

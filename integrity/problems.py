@@ -90,6 +90,59 @@ class OversizedTagFile(BagProblem):
 
 
 @dataclass(frozen=True)
+class TooManyLines(BagProblem):
+    """A manifest or ``fetch.txt`` has more lines than the bag has files it could name, plus a
+    margin: past that point every further line can only be an error (a missing file, a
+    duplicate, a malformed line), so the file is refused unread from there on and memory stays
+    bounded by the bag's own listing. The lines before it are checked as usual."""
+
+    file: str
+    line_no: int
+    """The first line not read."""
+    limit: int
+    """The most lines the file may have (the files it could name plus the margin)."""
+    files: int
+    """How many files of the kind it lists the bag holds (payload files, or tag files)."""
+
+    @property
+    def message(self) -> str:
+        return (f"{self.file} line {self.line_no:,}: more than {self.limit:,} lines, though the "
+                f"bag holds {self.files:,} file(s) it could list; refused unread past this line")
+
+
+@dataclass(frozen=True)
+class TooManyProblems(BagProblem):
+    """One tag file has so many faulty lines that the rest is not read: the problems found so
+    far are reported, and memory stays bounded whatever the file holds."""
+
+    file: str
+    line_no: int
+    """The first line not read."""
+    limit: int
+    """How many problems one tag file may give before it is refused."""
+
+    @property
+    def message(self) -> str:
+        return (f"{self.file} line {self.line_no:,}: {self.limit:,} problems in this file already; "
+                "refused unread past this line")
+
+
+@dataclass(frozen=True)
+class TooManyManifests(BagProblem):
+    """More payload (or tag) manifests than the validator reads: this one is refused unread.
+    Each manifest costs a check of every payload file (a bag of many files and many empty
+    manifests would otherwise be that many problems), and no bag needs more algorithms."""
+
+    file: str
+    limit: int
+
+    @property
+    def message(self) -> str:
+        return (f"{self.file}: more than {self.limit} manifests of this kind; refused unread "
+                "(a bag needs one per checksum algorithm)")
+
+
+@dataclass(frozen=True)
 class UnsupportedAlgorithm(BagProblem):
     """A (tag) manifest uses an algorithm this validator cannot compute: it cannot be verified."""
 

@@ -19,7 +19,7 @@ import codecs
 import logging
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,9 @@ from integrity.problems import (
     MissingFile,
     OversizedTagFile,
     OxumMismatch,
+    TooManyLines,
+    TooManyManifests,
+    TooManyProblems,
     UnexpectedFile,
     UnreadableFile,
     UnsafePath,
@@ -49,6 +52,12 @@ from integrity.source import BagEntry, BagSource, FileSystemBagSource
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_BAG_INFO",
+    "MAX_MANIFESTS",
+    "MAX_MANIFEST_SURPLUS",
+    "MAX_PATH",
+    "MAX_TAG_FILE_PROBLEMS",
+    "MAX_TAG_LINE",
     "SUPPORTED_VERSIONS",
     "BagRef",
     "FileCheck",
@@ -66,13 +75,35 @@ BagRef = Path | str | BagSource
 _MANIFEST_RE = re.compile(r"^manifest-([^/]+)\.txt$")
 _TAGMANIFEST_RE = re.compile(r"^tagmanifest-([^/]+)\.txt$")
 _EOL_RE = re.compile(r"\r\n|\r|\n")
-_EOL_BYTES_RE = re.compile(rb"\r\n|\r|\n")
 
 MAX_TAG_LINE = 64 * 1024
 """The longest tag-file line read (64 KiB): a manifest line is a checksum and a file path (at most
 a few kilobytes), a bag-info line a label and a value. Longer lines are refused unread."""
 MAX_BAG_INFO = 16 * 1024 * 1024
 """The largest ``bag-info.txt`` read (16 MiB): metadata about the bag, not content."""
+MAX_MANIFEST_SURPLUS = 1000
+"""How many lines a manifest (or ``fetch.txt``) may have beyond the number of files of its kind
+the bag holds (payload files for a payload manifest and ``fetch.txt``, tag files for a tag
+manifest): room to report that many missing or still-to-fetch files one by one. A line past it
+can only be one more error, so the file is refused unread from there (:class:`TooManyLines`):
+a manifest of millions of short lines costs no more than the bag's own listing."""
+MAX_TAG_FILE_PROBLEMS = 1000
+"""How many problems one tag file may give (malformed lines, unsafe paths, ...) before the rest
+of it is refused unread (:class:`TooManyProblems`)."""
+MAX_MANIFESTS = 16
+"""The most payload manifests, and the most tag manifests, a bag may have (one per checksum
+algorithm; the IANA registry BagIt points to holds fewer). Each costs a check of every payload
+file; the rest are refused unread (:class:`TooManyManifests`)."""
+MAX_PATH = 4096
+"""The longest filepath a manifest or ``fetch.txt`` line may name, in bytes (Linux's PATH_MAX;
+an S3 key holds 1,024): a longer one names no file any store holds. Refused as a malformed
+line, and not kept."""
+MAX_URL = 8192
+"""The longest URL a ``fetch.txt`` line may give, in bytes."""
+_LONG_PATH = f"the filepath is longer than {MAX_PATH:,} bytes; no file system holds such a path"
+_LONG_URL = f"the URL is longer than {MAX_URL:,} bytes"
+TAG_CHUNK = 1 << 20
+"""Tag files are read and decoded this many bytes at a time."""
 _MANIFEST_LINE_RE = re.compile(r"^(\S+)[ \t]+(.+)$", re.DOTALL)
 _HEX_RE = re.compile(r"^[0-9A-Fa-f]+$")
 _PERCENT_RE = re.compile(r"%(0[AaDd]|25)|%")
@@ -204,6 +235,42 @@ def _lines(text: str) -> list[_Line]:
     return out
 
 
+def _too_long(text: str, limit: int) -> bool:
+    """Whether ``text`` is more than ``limit`` bytes in UTF-8 (cheap for short text)."""
+    return len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _counts(present: Collection[str]) -> tuple[int, int]:
+    """(payload files, tag files) of a bag's listing."""
+    payload = sum(1 for p in present if p.startswith("data/"))
+    return payload, len(present) - payload
+
+
+def _line_ends(buf: str, *, final: bool) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each line ending (LF, CR or CRLF) in ``buf``, found with
+    ``str.find`` (memchr speed; a regex alternation crawls through long lines). Unless
+    ``final``, a CR that ends ``buf`` is left for the next chunk: it may be half a CRLF."""
+    n = len(buf)
+    pos = 0
+    lf, cr = buf.find("\n"), buf.find("\r")
+    while True:
+        if 0 <= lf < pos:
+            lf = buf.find("\n", pos)
+        if 0 <= cr < pos:
+            cr = buf.find("\r", pos)
+        if lf < 0 and cr < 0:
+            return
+        if cr < 0 or 0 <= lf < cr:
+            yield lf, lf + 1
+            pos = lf + 1
+            continue
+        if cr + 1 == n and not final:
+            return
+        end = cr + 2 if cr + 1 < n and buf[cr + 1] == "\n" else cr + 1
+        yield cr, end
+        pos = end
+
+
 def _decode_path(raw: str, rules: VersionRules) -> str | None:
     """The filepath a manifest or fetch line names, by the version's rules: ``\\`` as separator
     (0.93–0.95), percent-codes of CR and LF (0.97) and of ``%`` (1.0, RFC 8493 section 2.1.3)
@@ -266,46 +333,92 @@ class _Validator:
 
     # -- reading tag files -------------------------------------------------------------------
 
-    def _read_text(self, path: str, *, max_bytes: int | None = None) -> str | None:
-        """The tag file decoded, read in chunks and refused (:class:`OversizedTagFile`) as soon
-        as one line passes :data:`MAX_TAG_LINE` bytes or the file ``max_bytes``: memory and
-        time stay bounded whatever a bag holds."""
-        chunks: list[bytes] = []
+    def _tag_lines(
+        self, path: str, *, max_bytes: int | None = None, max_lines: int | None = None,
+        files: int = 0,
+    ) -> Iterator[_Line]:
+        """The tag file's lines, streamed: read in chunks, decoded incrementally, one line at a
+        time, and never more than one line held. Refused by name (a problem appended, no more
+        lines) as soon as a line passes :data:`MAX_TAG_LINE` bytes
+        (:class:`OversizedTagFile`), the file ``max_bytes`` (refused unread when the listing
+        already says so), the file has more than ``max_lines`` lines (:class:`TooManyLines`;
+        ``files`` is what the limit was made from) or this file has given
+        :data:`MAX_TAG_FILE_PROBLEMS` problems (:class:`TooManyProblems`): memory and time
+        stay bounded whatever a bag holds. A byte not in the declared encoding stops the file
+        there (:class:`BadEncoding`); the lines before it count."""
+        if max_bytes is not None and self._sizes.get(path, 0) > max_bytes:
+            self.out.append(OversizedTagFile(path, 0, max_bytes))
+            return
+        first_problem = len(self.out)
+        decoder = codecs.getincrementaldecoder(self.encoding)("strict")
+        no = 0
+        carry = ""
         total = 0
-        line_no, line_len = 1, 0
+
+        def refused(line_no: int) -> bool:
+            """Whether line ``line_no`` is past a limit (the refusal appended if so)."""
+            if len(self.out) - first_problem >= MAX_TAG_FILE_PROBLEMS:
+                self.out.append(TooManyProblems(path, line_no, MAX_TAG_FILE_PROBLEMS))
+                return True
+            if max_lines is not None and line_no > max_lines:
+                self.out.append(TooManyLines(path, line_no, max_lines, files))
+                return True
+            return False
+
+        def too_long(text: str) -> bool:
+            # Characters first (cheap): a line of at most MAX_TAG_LINE / 4 characters cannot
+            # pass the limit in any encoding Python knows; only longer ones are encoded.
+            return (len(text) > MAX_TAG_LINE // 4
+                    and len(text.encode(self.encoding, "replace")) > MAX_TAG_LINE)
+
         try:
             with self.src.open(path) as f:
-                while chunk := f.read(CHUNK_SIZE):
+                while True:
+                    chunk = f.read(TAG_CHUNK)
+                    final = not chunk
                     total += len(chunk)
                     if max_bytes is not None and total > max_bytes:
                         self.out.append(OversizedTagFile(path, 0, max_bytes))
-                        return None
-                    # Line lengths across chunk boundaries; CR, LF and CRLF all end a line.
-                    start = 0
-                    for m in _EOL_BYTES_RE.finditer(chunk):
-                        line_len += m.start() - start
-                        if line_len > MAX_TAG_LINE:
-                            self.out.append(OversizedTagFile(path, line_no, MAX_TAG_LINE))
-                            return None
-                        line_no += 1
-                        line_len, start = 0, m.end()
-                    line_len += len(chunk) - start
-                    if line_len > MAX_TAG_LINE:
-                        self.out.append(OversizedTagFile(path, line_no, MAX_TAG_LINE))
-                        return None
-                    chunks.append(chunk)
+                        return
+                    pending = len(decoder.getstate()[0])
+                    try:
+                        text = decoder.decode(chunk, final)
+                    except UnicodeDecodeError as e:
+                        at = total - len(chunk) - pending + e.start
+                        self.out.append(BadEncoding(
+                            path, f"not valid {self.encoding} as Tag-File-Character-Encoding "
+                            f"declares (byte {at})"))
+                        return
+                    except UnicodeError as e:  # e.g. UTF-16 without its byte-order mark
+                        self.out.append(BadEncoding(
+                            path, f"not valid {self.encoding} as Tag-File-Character-Encoding "
+                            f"declares ({e})"))
+                        return
+                    buf = carry + text if carry else text
+                    pos = 0
+                    for start, end in _line_ends(buf, final=final):
+                        line = buf[pos:start]
+                        no += 1
+                        if too_long(line):
+                            self.out.append(OversizedTagFile(path, no, MAX_TAG_LINE))
+                            return
+                        if refused(no):
+                            return
+                        yield _Line(no, line, True)
+                        pos = end
+                    carry = buf[pos:]
+                    if too_long(carry.rstrip("\r")):
+                        self.out.append(OversizedTagFile(path, no + 1, MAX_TAG_LINE))
+                        return
+                    if final:
+                        break
         except OSError as e:
             self.out.append(UnreadableFile(path, str(e)))
-            return None
-        raw = b"".join(chunks)
-        try:
-            return raw.decode(self.encoding)
-        except UnicodeDecodeError as e:
-            self.out.append(
-                BadEncoding(path, f"not valid {self.encoding} as Tag-File-Character-Encoding "
-                            f"declares (byte {e.start})")
-            )
-            return None
+            return
+        if carry:
+            if refused(no + 1):
+                return
+            yield _Line(no + 1, carry, False)
 
     def _declaration(self, present: Mapping[str, BagEntry]) -> bool:
         if "bagit.txt" not in present:
@@ -371,7 +484,9 @@ class _Validator:
                 )
             else:
                 try:
-                    self.encoding = codecs.lookup(m.group(1)).name
+                    encoding = codecs.lookup(m.group(1)).name
+                    "".encode(encoding)  # LookupError for codecs that are no text encoding
+                    self.encoding = encoding
                 except LookupError:
                     self.out.append(
                         BadDeclaration(f"Tag-File-Character-Encoding {m.group(1)!r} is not a known "
@@ -379,16 +494,23 @@ class _Validator:
                     )
         return True
 
-    def _manifest(self, name: str, algorithm: str, *, payload: bool) -> _Manifest:
+    def _manifests(self, top: Sequence[str], pattern: re.Pattern[str]) -> list[str]:
+        """The (tag) manifests to read: the first :data:`MAX_MANIFESTS` by name; the rest are
+        refused unread (:class:`TooManyManifests`)."""
+        names = [p for p in top if pattern.match(p)]
+        self.out.extend(TooManyManifests(p, MAX_MANIFESTS) for p in names[MAX_MANIFESTS:])
+        return names[:MAX_MANIFESTS]
+
+    def _manifest(self, name: str, algorithm: str, *, payload: bool, files: int) -> _Manifest:
+        """Read one (tag) manifest; ``files`` is how many files of its kind (payload files for
+        a payload manifest, tag files for a tag manifest) the bag holds: more lines than that
+        plus :data:`MAX_MANIFEST_SURPLUS` are refused unread (:class:`TooManyLines`)."""
         man = _Manifest(name, algorithm, algorithm in SUPPORTED)
         if not man.supported:
             self.out.append(UnsupportedAlgorithm(name, algorithm))
-        text = self._read_text(name)
-        if text is None:
-            return man
         width = 2 * digest_size(algorithm) if man.supported else None
         seen: dict[str, list[int]] = {}
-        for line in _lines(text):
+        for line in self._tag_lines(name, max_lines=files + MAX_MANIFEST_SURPLUS, files=files):
             m = _MANIFEST_LINE_RE.match(line.text)
             if not m:
                 self.out.append(
@@ -401,8 +523,8 @@ class _Validator:
                 raw_path = raw_path[1:]  # 0.96/0.97: md5sum's binary-mode marker
             if not _HEX_RE.match(checksum) or (width is not None and len(checksum) != width):
                 self.out.append(
-                    MalformedLine(name, line.no, f"checksum {checksum!r} is not a hexadecimal "
-                                  f"{algorithm} digest")
+                    MalformedLine(name, line.no, f"checksum {checksum[:160]!r} is not a "
+                                  f"hexadecimal {algorithm} digest")
                 )
                 continue
             decoded = _decode_path(raw_path, self.rules)
@@ -411,6 +533,9 @@ class _Validator:
                     MalformedLine(name, line.no, "a '%' in a filepath MUST be percent-encoded "
                                   "as %25 (BagIt 1.0)")
                 )
+                continue
+            if _too_long(decoded, MAX_PATH):
+                self.out.append(MalformedLine(name, line.no, _LONG_PATH))
                 continue
             path = _strip_dot_slash(decoded)
             why = _path_problem(path)
@@ -434,13 +559,10 @@ class _Validator:
         name = self.rules.info_file
         if name not in present:
             return None
-        text = self._read_text(name, max_bytes=MAX_BAG_INFO)
-        if text is None:
-            return None
         strict = self.rules.strict_elements
         oxum: list[tuple[int, str]] = []
         have_element = False
-        for line in _lines(text):
+        for line in self._tag_lines(name, max_bytes=MAX_BAG_INFO):
             if strict and not line.terminated:
                 self.out.append(
                     MalformedLine(name, line.no, "a metadata element MUST be "
@@ -482,8 +604,9 @@ class _Validator:
                     )
                     continue
             have_element = True
-            if label == "Payload-Oxum":
-                oxum.append((line.no, value))
+            if label == "Payload-Oxum" and len(oxum) < MAX_TAG_FILE_PROBLEMS:
+                # A repeat is one problem naming the lines; a value is digits, a dot, digits.
+                oxum.append((line.no, value[:100]))
         if len(oxum) > 1 and (self.rules.repeated_oxum_refused
                               or len({v.strip() for _, v in oxum}) > 1):
             self.out.append(DuplicateEntry(name, "Payload-Oxum", tuple(n for n, _ in oxum)))
@@ -499,16 +622,16 @@ class _Validator:
         return int(m.group(1)), int(m.group(2))
 
     def _fetch(self, present: Mapping[str, BagEntry],
-               payload_manifests: Sequence[_Manifest]) -> set[str]:
-        """Check fetch.txt; return the paths it lists that are not present (reported once)."""
+               payload_manifests: Sequence[_Manifest], payload_files: int) -> set[str]:
+        """Check fetch.txt; return the paths it lists that are not present (reported once).
+        Every line names a file of every payload manifest, so it has at most as many lines
+        as they may have (:class:`TooManyLines` past that)."""
         if "fetch.txt" not in present:
-            return set()
-        text = self._read_text("fetch.txt")
-        if text is None:
             return set()
         pending: set[str] = set()
         seen: dict[str, list[int]] = {}
-        for line in _lines(text):
+        limit = payload_files + MAX_MANIFEST_SURPLUS
+        for line in self._tag_lines("fetch.txt", max_lines=limit, files=payload_files):
             m = _FETCH_LINE_RE.match(line.text)
             length: int | None = None
             if m and m.group(2) != "-":
@@ -524,6 +647,10 @@ class _Validator:
             if decoded is None:
                 self.out.append(MalformedLine("fetch.txt", line.no, "a '%' in a filepath MUST be "
                                               "percent-encoded as %25 (BagIt 1.0)"))
+                continue
+            if _too_long(decoded, MAX_PATH) or _too_long(url, MAX_URL):
+                self.out.append(MalformedLine("fetch.txt", line.no, _LONG_PATH if
+                                              _too_long(decoded, MAX_PATH) else _LONG_URL))
                 continue
             path = _strip_dot_slash(decoded)
             why = _path_problem(path)
@@ -609,14 +736,16 @@ class _Validator:
                                "named 'data'")
             )
 
-        top = [p for p in present if "/" not in p]
+        # The listing first: a manifest cannot meaningfully list more files than there are.
+        n_payload, n_tag = _counts(present)
+        top = sorted(p for p in present if "/" not in p)
         payload_mans = [
-            self._manifest(p, m.group(1), payload=True)
-            for p in sorted(top) if (m := _MANIFEST_RE.match(p))
+            self._manifest(p, m.group(1), payload=True, files=n_payload)
+            for p in self._manifests(top, _MANIFEST_RE) if (m := _MANIFEST_RE.match(p))
         ]
         tag_mans = [
-            self._manifest(p, m.group(1), payload=False)
-            for p in sorted(top) if (m := _TAGMANIFEST_RE.match(p))
+            self._manifest(p, m.group(1), payload=False, files=n_tag)
+            for p in self._manifests(top, _TAGMANIFEST_RE) if (m := _TAGMANIFEST_RE.match(p))
         ]
         if not payload_mans:
             self.out.append(
@@ -625,7 +754,7 @@ class _Validator:
             )
 
         oxum = self._bag_info(present)
-        pending = self._fetch(present, payload_mans)
+        pending = self._fetch(present, payload_mans, n_payload)
 
         payload_files = sorted(p for p in present if p.startswith("data/"))
         # Completeness: every file listed in every payload manifest MUST be present ...
@@ -726,13 +855,18 @@ def manifest_digests(bag: BagRef) -> dict[str, dict[str, str]]:
     v = _Validator(_as_source(bag), 1)
     entries = {e.path: e for e in v.src.files()}
     present = set(entries)
+    v._sizes = {e.path: e.size for e in entries.values()}
     v._declaration(entries)  # the bag's version decides how its filepaths are read
+    n_payload, n_tag = _counts(entries)
     out: dict[str, dict[str, str]] = {}
-    for name in sorted(p for p in present if "/" not in p):
+    top = sorted(p for p in present if "/" not in p)
+    for name in v._manifests(top, _MANIFEST_RE) + v._manifests(top, _TAGMANIFEST_RE):
         m = _MANIFEST_RE.match(name) or _TAGMANIFEST_RE.match(name)
         if m is None:
             continue
-        man = v._manifest(name, m.group(1), payload=name.startswith("manifest-"))
+        payload = name.startswith("manifest-")
+        man = v._manifest(name, m.group(1), payload=payload,
+                          files=n_payload if payload else n_tag)
         if man.supported:
             for path, digest in man.entries.items():
                 out.setdefault(path, {})[man.algorithm] = digest

@@ -542,6 +542,10 @@ def iter_decrypt_range(
         raise DecryptionFailed(file_id, 0, "no segment after the header (truncated)")
     if n > MAX_SEGMENTS:
         raise DecryptionFailed(file_id, None, "file larger than the format allows")
+    if size - header.length - (n - 1) * (header.segment_size + TAG_SIZE) < TAG_SIZE:
+        # No envelope ends so (its last segment holds at least its tag): cut short. Without
+        # this, the plaintext size would come out as 0 and every range as b"".
+        raise DecryptionFailed(file_id, n - 1, "segment shorter than its tag (truncated)")
     plain_size = header.plaintext_size(size)
     start, end = min(offset, plain_size), min(offset + length, plain_size)
     if start >= end:
