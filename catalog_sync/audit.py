@@ -30,9 +30,27 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import RowMapping, TextClause, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Insert,
+    Integer,
+    RowMapping,
+    String,
+    Subquery,
+    Table,
+    TextClause,
+    Update,
+    bindparam,
+    column,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.orm import Session
 
 from catalog_sync.models import AuditEntry, AuditHead, Loan, utcnow
@@ -192,7 +210,7 @@ def _claim(session: Session, n: int) -> tuple[int, int, str, list[int]]:
             row = session.execute(_PG_CLAIM, {"n": n}).first()
         if row is None:
             # Held already (no wait), or every chain busy: queue for one, as one chain did.
-            chain = chain if chain is not None else random.randint(1, CHAINS)  # noqa: S311
+            chain = chain if chain is not None else random.randint(1, CHAINS)
             row = session.execute(_PG_HOLD, {"n": n, "chain": chain}).one()
         seqs = sorted(int(v) for v in row[3])
     else:
@@ -202,6 +220,97 @@ def _claim(session: Session, n: int) -> tuple[int, int, str, list[int]]:
     # A savepoint rolled back releases the lock; the next append then locks the same chain anew.
     session.info[_HELD] = (session.get_transaction(), int(row[0]))
     return int(row[0]), int(row[1]), str(row[2]), seqs
+
+
+# --- one entry folded into the caller's own statements (the desk's hot path, PostgreSQL) ------
+#
+# A check-out or check-in claims its chain in the SELECT that locks the item (a LEFT JOIN on
+# :func:`free_chain`, NULL when every chain is busy) and writes the entry and the chain's head
+# in the CTE that writes the loan: two statements instead of four, the same chain rules.
+
+
+def free_chain() -> Subquery:
+    """A free chain's head (columns ``chain``, ``chain_pos``, ``chain_hash``), locked with
+    ``FOR UPDATE SKIP LOCKED``; LEFT JOIN it ON true (no row: every chain is busy)."""
+    return _FREE_CHAIN
+
+
+_FREE_CHAIN: Final = (
+    text(
+        "SELECT id AS chain, last_seq AS chain_pos, last_hash AS chain_hash FROM audit_head "
+        "WHERE id > 0 ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
+    .columns(
+        column("chain", Integer), column("chain_pos", BigInteger), column("chain_hash", String)
+    )
+    .subquery("free_chain")
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A chain this transaction locked (from :func:`free_chain`) and a seq drawn for its entry
+    (``nextval('audit_seq')``)."""
+
+    chain: int
+    position: int
+    prev_hash: str
+    seq: int
+
+
+def adopt(session: Session, claim: Claim) -> None:
+    """Record that this transaction holds ``claim.chain``: later appends use the same chain."""
+    session.info[_HELD] = (session.get_transaction(), claim.chain)
+
+
+def entry_params(claim: Claim, change: Change) -> dict[str, object]:
+    """The bound values (``a_*``) of :func:`entry_insert` and :func:`head_update` for one entry
+    appended at ``claim``."""
+    at = (change.at or utcnow()).isoformat(timespec="microseconds")
+    before, after = _dump(change.before), _dump(change.after)
+    position = claim.position + 1
+    digest = entry_hash(seq=claim.seq, at=at, actor=change.actor, action=change.action,
+                        entity=change.entity, entity_key=change.key, before=before, after=after,
+                        prev_hash=claim.prev_hash, chain=claim.chain, chain_seq=position)
+    return {"a_seq": claim.seq, "a_chain": claim.chain, "a_pos": position, "a_at": at,
+            "a_actor": change.actor, "a_action": change.action, "a_entity": change.entity,
+            "a_key": change.key, "a_before": before, "a_after": after,
+            "a_prev": claim.prev_hash, "a_hash": digest}
+
+
+_ENTRY_BINDS: Final = {
+    "seq": "a_seq", "chain": "a_chain", "chain_seq": "a_pos", "at": "a_at", "actor": "a_actor",
+    "action": "a_action", "entity": "a_entity", "entity_key": "a_key", "before": "a_before",
+    "after": "a_after", "prev_hash": "a_prev", "hash": "a_hash",
+}
+
+
+def entry_insert(when: ColumnElement[bool] | None = None) -> Insert:
+    """``INSERT INTO audit_log`` of the entry :func:`entry_params` describes (only ``when``
+    holds, if given), for the caller's CTE."""
+    table = cast(Table, AuditEntry.__table__)
+    if when is None:
+        return table.insert().values(
+            {name: bindparam(b, type_=table.c[name].type) for name, b in _ENTRY_BINDS.items()}
+        )
+    cols = list(_ENTRY_BINDS)
+    return table.insert().from_select(
+        cols,
+        # typed casts: a bare parameter in a SELECT list has no type PostgreSQL could infer
+        select(*[sa_cast(bindparam(_ENTRY_BINDS[n]), table.c[n].type) for n in cols]).where(when),
+    )
+
+
+def head_update(when: ColumnElement[bool] | None = None) -> Update:
+    """``UPDATE audit_head`` to the entry :func:`entry_params` describes, for the caller's CTE."""
+    table = cast(Table, AuditHead.__table__)
+    stmt = (
+        table.update()
+        .where(table.c.id == bindparam("a_chain", type_=Integer))
+        .values(last_seq=bindparam("a_pos", type_=BigInteger),
+                last_hash=bindparam("a_hash", type_=String))
+    )
+    return stmt if when is None else stmt.where(when)
 
 
 def append_many(session: Session, changes: Iterable[Change]) -> int:
@@ -393,11 +502,10 @@ def verify_log(session: Session, *, anchor: LogAnchor | None = None) -> list[Log
                     "its content does not match its hash",
                 )
             )
-        if seq in anchored:
-            if row.hash != anchored.pop(seq):
-                problems.append(
-                    LogProblem(seq, "head-mismatch", f"entry {seq} differs from the kept anchor")
-                )
+        if seq in anchored and row.hash != anchored.pop(seq):
+            problems.append(
+                LogProblem(seq, "head-mismatch", f"entry {seq} differs from the kept anchor")
+            )
         state[chain] = (max(expected, position) + 1, str(row.hash), seq)
     for chain in sorted(set(heads) | set(state)):
         expected, prev, last = state.get(chain, (1, GENESIS_HASH, 0))

@@ -84,7 +84,8 @@ def _chains(sessions: sessionmaker[Session]) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     with sessions() as s:
         for chain, seq in s.execute(
-            select(AuditEntry.chain, AuditEntry.seq).order_by(AuditEntry.chain, AuditEntry.chain_seq)
+            select(AuditEntry.chain, AuditEntry.seq)
+            .order_by(AuditEntry.chain, AuditEntry.chain_seq)
         ):
             out.setdefault(int(chain), []).append(int(seq))
     return out
@@ -296,7 +297,7 @@ def test_desks_at_different_service_points_do_not_wait_for_each_other(
                 s.commit()
             with lock:
                 chains.append(int(chain or 0))
-        except BaseException as e:  # noqa: BLE001 - reported by the test thread
+        except BaseException as e:
             errors.append(e)
             barrier.abort()
 
