@@ -339,3 +339,40 @@ def test_an_entry_commits_and_rolls_back_with_its_change(
         assert [e.action for e in entries] == ["loan.check_out"]
         assert json.loads(entries[0].after or "{}")["item_id"] == second.id
     assert _problems(sessions) == set()
+
+
+def test_when_every_chain_is_busy_a_desk_waits_for_one_and_then_logs(
+    postgres_sessions: sessionmaker[Session],
+) -> None:
+    sessions = postgres_sessions
+    with sessions() as s:
+        point = make_point(s, ServicePointKind.LENDING_DESK).code
+        ticket = make_reader(s).ticket_number
+        code = make_item(s).barcode or ""
+        s.commit()
+    outcome: dict[str, object] = {}
+
+    def desk() -> None:
+        try:
+            with sessions() as s:
+                loan = circulation.check_out(s, item_code=code, ticket_number=ticket,
+                                             service_point=point, actor="desk")
+                s.commit()
+                outcome["loan"] = loan.id
+        except BaseException as e:
+            outcome["error"] = e
+
+    with sessions() as holder:  # every chain's head locked, as 32 desks in mid-commit would
+        held = holder.execute(text("SELECT id FROM audit_head WHERE id > 0 FOR UPDATE")).all()
+        assert len(held) == audit.CHAINS
+        thread = threading.Thread(target=desk)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive()  # queued for a chain, as every desk did with one head row
+        holder.commit()
+    thread.join(60)
+    assert not thread.is_alive() and "error" not in outcome
+    with sessions() as s:
+        entries = audit.history(s, "loan", str(outcome["loan"]))
+        assert [e.action for e in entries] == ["loan.check_out"] and entries[0].chain > 0
+    assert _problems(sessions) == set()
