@@ -13,8 +13,8 @@ loads 1M items in about a minute). Desks are threads — the librarians' clients
 request runs :func:`catalog_sync.circulation.check_out` (a random item to a random reader) and
 commits, then :func:`~catalog_sync.circulation.check_in` and commits — the full code path with
 every refusal check, the partial unique index, the closed-loan trigger, and (issue 17) the
-loan's row appended to the register's hash-chained audit log, whose head row every desk locks in
-turn until it commits. The latency is what
+loan's row appended to the register's hash-chained audit log (issue 20: to whichever of its 32
+chains is free, written in the same statement as the loan). The latency is what
 the desk sees: waiting for a worker, the hand-over and the operation. ``--workers 0`` gives every
 desk a process of its own instead (on 2 cores, 25 processes and their 25 database backends
 mostly wait for each other: fewer operations per second, not more).
@@ -38,6 +38,7 @@ Then, on the same data, one desk at a time:
 * **a reader with 1,000 open loans vs one with none**: check-out + check-in of fresh items,
   alternating between the two readers; p50/p99 and the ratio (Koha bug 30004 makes such a
   reader's check-out take seconds).
+* **statements per operation**: what one check-out and one check-in send to the server.
 
 The database is dropped at the end. The last ``RESERVED`` items are kept out of the desks' draw
 for these two measurements.
@@ -474,6 +475,38 @@ def measure_heavy_reader(url: str, items: int, rounds: int) -> tuple[list[float]
     return times["HEAVY"], times["LIGHT"]
 
 
+def count_statements(url: str, items: int) -> tuple[int, int]:
+    """Statements sent for one check-out and one check-in (each committed), on a reserved item;
+    BEGIN and COMMIT are two more round trips each."""
+    from sqlalchemy import event
+
+    engine = make_engine(url, pool_size=1)
+    sessions = session_factory(engine)
+    sent = [0]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(*_args: object) -> None:
+        sent[0] += 1
+
+    code = f"BC{items:07d}"
+    counts = []
+    for _ in range(3):  # the last round: statement caches warm
+        sent[0] = 0
+        with sessions() as s:
+            circulation.check_out(
+                s, item_code=code, ticket_number="LIGHT", service_point="desk", actor="bench"
+            )
+            s.commit()
+        out = sent[0]
+        sent[0] = 0
+        with sessions() as s:
+            circulation.check_in(s, item_code=code, actor="bench")
+            s.commit()
+        counts = [out, sent[0]]
+    engine.dispose()
+    return counts[0], counts[1]
+
+
 def load_runs(url: str, args: argparse.Namespace) -> tuple[float, float, float]:
     """The paced and the saturated run; returns paced p99, saturated ops/s and p99."""
     elapsed, lat = run(url, args, args.pace_ms / 1000)
@@ -563,6 +596,11 @@ def main() -> int:
             f"{pct(light, 50):.2f} / p99 {pct(light, 99):.2f} ms; ratio p50 "
             f"{pct(heavy, 50) / pct(light, 50):.2f}x, p99 {heavy_ratio:.2f}x "
             f"(goal <= 1.2x: {'met' if heavy_ratio <= 1.2 else 'NOT met'})"
+        )
+        n_out, n_in = count_statements(url, args.items)
+        print(
+            f"statements per operation: check-out {n_out}, check-in {n_in} "
+            f"(round trips: {n_out + 2} and {n_in + 2} with BEGIN and COMMIT)"
         )
         print(
             f"\nsummary: paced p99 {paced_p99:.1f} ms | saturated {sat_ops:,.0f} ops/s, p99 "

@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from functools import cache
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Date,
     Executable,
@@ -541,8 +542,24 @@ def _by_code() -> tuple[ColumnElement[bool], ColumnElement[int]]:
     return match, rank
 
 
+# PostgreSQL's desk statements also claim a free audit chain and draw the entry's seq (and the
+# new loan's id), so that the entry is written in the same statement as the loan.
+_AUDIT_SEQ: Final[ColumnElement[int]] = literal_column("nextval('audit_seq')", Integer)
+_LOAN_ID: Final[ColumnElement[int]] = literal_column(
+    "nextval(pg_get_serial_sequence('loans', 'id'))", Integer
+)
+
+
+def _claim_of(values: tuple[object, ...]) -> audit.Claim | None:
+    chain, position, prev, seq = values
+    if chain is None:  # every chain busy: the entry is appended on its own, waiting for one
+        return None
+    return audit.Claim(int(cast(int, chain)), int(cast(int, position)), str(prev),
+                       int(cast(int, seq)))
+
+
 @cache
-def _check_out_query() -> Executable:
+def _check_out_query(pg: bool = False) -> Executable:
     # Built once: the desk's hot path should not pay for composing SQL on every scan.
     match, rank = _by_code()
     # Overdue by the stored due date: never fewer than by the effective one, so a count within
@@ -571,7 +588,7 @@ def _check_out_query() -> Executable:
         )
         .exists()
     )
-    return (
+    stmt = (
         select(
             Item.id,
             Item.inventory_number,
@@ -592,15 +609,17 @@ def _check_out_query() -> Executable:
         .join(Reader, Reader.ticket_number == bindparam("ticket", type_=String))
         .join(ServicePoint, ServicePoint.code == bindparam("point", type_=String))
         .outerjoin(ItemCirculation, ItemCirculation.item_id == Item.id)
-        .where(match)
-        .order_by(rank)
-        .limit(1)
-        .with_for_update(of=Item)
     )
+    if pg:
+        chain = audit.free_chain()
+        stmt = stmt.add_columns(
+            chain.c.chain, chain.c.chain_pos, chain.c.chain_hash, _AUDIT_SEQ, _LOAN_ID
+        ).outerjoin(chain, true())
+    return stmt.where(match).order_by(rank).limit(1).with_for_update(of=Item)
 
 
 @cache
-def _check_in_query() -> Executable:
+def _check_in_query(pg: bool = False) -> Executable:
     # One locking SELECT: the item (locked), its open loan, whether anyone waits for the title,
     # and whether the reader carries a block the debt flow set (which this return may lift).
     match, rank = _by_code()
@@ -609,16 +628,18 @@ def _check_in_query() -> Executable:
         .where(Hold.record_id == Item.record_id, Hold.status == HoldStatus.WAITING.value)
         .exists()
     )
-    return (
+    stmt = (
         select(Loan, Item.id, Item.inventory_number, waiting, Reader.blocked_reason)
         .select_from(Item)
         .outerjoin(Loan, (Loan.item_id == Item.id) & Loan.returned_at.is_(None))
         .outerjoin(Reader, Reader.id == Loan.reader_id)
-        .where(match)
-        .order_by(rank)
-        .limit(1)
-        .with_for_update(of=Item)
     )
+    if pg:
+        chain = audit.free_chain()
+        stmt = stmt.add_columns(
+            chain.c.chain, chain.c.chain_pos, chain.c.chain_hash, _AUDIT_SEQ
+        ).outerjoin(chain, true())
+    return stmt.where(match).order_by(rank).limit(1).with_for_update(of=Item)
 
 
 def _check_out_fast(
@@ -635,14 +656,18 @@ def _check_out_fast(
     """The common case in one locking SELECT and three writes; ``None`` when any rule might
     refuse (or anything is not found), so :func:`_check_out_checked` decides and explains."""
     today = now.date()
+    pg = session.get_bind().dialect.name == "postgresql"
     row = session.execute(
-        _check_out_query(),
+        _check_out_query(pg),
         {"code": item_code, "ticket": ticket_number, "point": service_point, "today": today},
     ).first()
     if row is None:
         return None
     (item_id, inv, status, record_id, material, room_only, point_id, kind) = row[:8]
-    (reader_id, reader_status, category, n_overdue, held_by, has_own_hold) = row[8:]
+    (reader_id, reader_status, category, n_overdue, held_by, has_own_hold) = row[8:14]
+    claim = _claim_of(tuple(row[14:18])) if pg else None
+    if claim is not None:
+        audit.adopt(session, claim)  # the checked path, if it decides, logs to this chain
     in_room = kind == ServicePointKind.READING_ROOM
     if (
         kind == ServicePointKind.INTERLIBRARY
@@ -668,12 +693,21 @@ def _check_out_fast(
         "renewals": 0,
         "loaned_by": actor,
     }
-    pg = session.get_bind().dialect.name == "postgresql"
-    with _db(f"item {inv}"):
-        # PostgreSQL: the loan, the item's status and the disarmed tag in one round trip.
-        loan_id = session.execute(_pg_check_out() if pg else _NEW_LOAN, values).scalar_one()
+    if claim is not None:
+        # PostgreSQL: the loan, the item's status, the disarmed tag, the audit entry and its
+        # chain's head in one round trip (the loan's id was drawn by the SELECT).
+        loan = Loan(id=int(row[18]), **values, **_NEW_LOAN_NULLS)
+        entry = audit.Change(actor, "loan.check_out", "loan", str(loan.id), None,
+                             audit.loan_snapshot(loan), now)
+        with _db(f"item {inv}"):
+            session.execute(_pg_check_out(logged=True),
+                            {**values, "new_loan_id": loan.id, **audit.entry_params(claim, entry)})
+    else:
+        with _db(f"item {inv}"):
+            # PostgreSQL: the loan, the item's status and the disarmed tag in one round trip.
+            loan_id = session.execute(_pg_check_out() if pg else _NEW_LOAN, values).scalar_one()
+        loan = Loan(id=loan_id, **values, **_NEW_LOAN_NULLS)
     # The row is written; the object joins the session as persistent, without a second INSERT.
-    loan = Loan(id=loan_id, **values, **_NEW_LOAN_NULLS)
     make_transient_to_detached(loan)
     session.add(loan)
     if pg:
@@ -684,15 +718,18 @@ def _check_out_fast(
         _set_armed(session, item_id, False, now)
     if has_own_hold:
         _fulfil_holds(session, reader_id=reader_id, record_id=record_id, item_id=item_id, at=now)
-    _log_loan(session, loan, action="loan.check_out", actor=actor, at=now)
+    if claim is None:
+        _log_loan(session, loan, action="loan.check_out", actor=actor, at=now)
     logger.info("loan %s: %s to %s at %s", loan.id, inv, ticket_number, service_point)
     return loan
 
 
-def _new_loan_insert() -> Insert:
+def _new_loan_insert(*, with_id: bool = False) -> Insert:
+    ident: dict[str, BindParameter[Any]] = {"id": bindparam("new_loan_id")} if with_id else {}
     return (
         _LOANS.insert()
         .values(
+            **ident,
             item_id=bindparam("item_id"),
             reader_id=bindparam("reader_id"),
             service_point_id=bindparam("service_point_id"),
@@ -724,10 +761,11 @@ _NEW_LOAN_NULLS: Final = dict.fromkeys(
 
 
 @cache
-def _pg_check_out() -> Executable:
+def _pg_check_out(*, logged: bool = False) -> Executable:
     # WITH new_loan AS (INSERT … RETURNING id), lent AS (UPDATE items …),
-    #      disarmed AS (INSERT INTO item_circulation … ON CONFLICT … DO UPDATE) SELECT id
-    new_loan = _new_loan_insert().cte("new_loan")
+    #      disarmed AS (INSERT INTO item_circulation … ON CONFLICT … DO UPDATE) SELECT id;
+    # ``logged``: with the loan's id given, and the audit entry and its chain's head written too.
+    new_loan = _new_loan_insert(with_id=logged).cte("new_loan")
     lent = (
         _ITEMS.update()
         .where(_ITEMS.c.id == bindparam("item_id"))
@@ -749,11 +787,15 @@ def _pg_check_out() -> Executable:
         index_elements=["item_id"],
         set_={"armed": tag.excluded.armed, "changed_at": tag.excluded.changed_at},
     ).cte("disarmed")
+    if logged:
+        entry = audit.entry_insert().cte("logged")
+        head = audit.head_update().cte("chain_head")
+        return select(new_loan.c.id).add_cte(lent, disarmed, entry, head)
     return select(new_loan.c.id).add_cte(lent, disarmed)
 
 
 @cache
-def _pg_check_in() -> Executable:
+def _pg_check_in(*, logged: bool = False) -> Executable:
     # WITH closed AS (UPDATE loans … WHERE open RETURNING id), back AS (UPDATE items … WHERE
     # closed), armed AS (INSERT INTO item_circulation SELECT … WHERE closed ON CONFLICT …)
     # SELECT count(*) FROM closed. (The item's id is not called "item_id": a parameter named
@@ -782,6 +824,10 @@ def _pg_check_in() -> Executable:
         index_elements=["item_id"],
         set_={"armed": tag.excluded.armed, "changed_at": tag.excluded.changed_at},
     ).cte("armed")
+    if logged:  # the audit entry and its chain's head, only if the loan closed
+        entry = audit.entry_insert(did_close).cte("logged")
+        head = audit.head_update(did_close).cte("chain_head")
+        return select(func.count()).select_from(closed).add_cte(back, armed, entry, head)
     return select(func.count()).select_from(closed).add_cte(back, armed)
 
 
@@ -981,9 +1027,11 @@ def _close(
     compensation_minor: int | None = None,
     note: str | None = None,
     item_back: int | None = None,
+    claim: audit.Claim | None = None,
 ) -> None:
     """Close ``loan``; with ``item_back`` (a check-in) the item is also made available and its
-    tag armed (R10) — on PostgreSQL in the same statement."""
+    tag armed (R10) — on PostgreSQL in the same statement, and with ``claim`` the audit entry
+    too."""
     if loan.returned_at is not None:
         raise LoanClosed(f"loan {loan.id} was already closed on {loan.returned_on}")
     effective = returned_on or now.date()
@@ -1006,6 +1054,24 @@ def _close(
     session.flush()  # anything pending on the loan goes first, while it is still open
     pg = session.get_bind().dialect.name == "postgresql"
     params = {"loan_id": loan.id, **values}
+    action = f"loan.close.{settlement.value}"
+    if item_back is not None and pg and claim is not None:
+        before = audit.loan_snapshot(loan)
+        for name, value in values.items():
+            set_committed_value(loan, name, value)
+        entry = audit.Change(actor, action, "loan", str(loan.id), before,
+                             audit.loan_snapshot(loan), now)
+        with _db(f"loan {loan.id}"):
+            n = session.execute(
+                _pg_check_in(logged=True),
+                {"back_item_id": item_back, **params, **audit.entry_params(claim, entry)},
+            ).scalar_one()
+        if n != 1:
+            session.expire(loan)
+            raise LoanClosed(f"loan {loan.id} was closed a moment ago by another desk")
+        _expire_loaded(session, Item, item_back)
+        _expire_loaded(session, ItemCirculation, item_back)
+        return
     with _db(f"loan {loan.id}"):
         if item_back is not None and pg:
             # One round trip: close the loan; only if it closed, item available and tag armed.
@@ -1017,8 +1083,7 @@ def _close(
     before = audit.loan_snapshot(loan)
     for name, value in values.items():  # the session's object says what the row now says
         set_committed_value(loan, name, value)
-    _log_loan(session, loan, action=f"loan.close.{settlement.value}", actor=actor, at=now,
-              before=before)
+    _log_loan(session, loan, action=action, actor=actor, at=now, before=before)
     if item_back is not None:
         if pg:
             _expire_loaded(session, Item, item_back)
@@ -1088,10 +1153,14 @@ def check_in(
     is lifted when nothing else is overdue.
     """
     now = at or utcnow()
-    row = session.execute(_check_in_query(), {"code": item_code}).first()
+    pg = session.get_bind().dialect.name == "postgresql"
+    row = session.execute(_check_in_query(pg), {"code": item_code}).first()
     if row is None:
         raise ItemNotFound(item_code, what="inventory number, barcode or RFID tag id")
-    loan, item_id, inv, anyone_waiting, block_reason = row
+    loan, item_id, inv, anyone_waiting, block_reason = row[:5]
+    claim = _claim_of(tuple(row[5:9])) if pg else None
+    if claim is not None:
+        audit.adopt(session, claim)
     if loan is None:
         raise LoanNotFound(f"item {inv} is not on loan")
     _close(
@@ -1102,6 +1171,7 @@ def check_in(
         now=now,
         returned_on=returned_on,
         item_back=item_id,
+        claim=claim,
     )
     kept_for = hold_id = None
     if anyone_waiting:

@@ -178,7 +178,7 @@ def _r3(session: Session, _today: date) -> Evidence:
                 for p in [*audit.verify_log(session), *audit.verify_loans(session)]]
     head = audit.log_head(session)
     last = session.scalar(select(AuditEntry.at).where(AuditEntry.seq == head.seq))
-    return _found({"audit_entries": head.seq, "last_entry_at": last or "—"}, problems)
+    return _found({"audit_entries": head.entries, "last_entry_at": last or "—"}, problems)
 
 
 def _r4(session: Session, _today: date) -> Evidence:

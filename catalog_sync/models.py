@@ -458,7 +458,10 @@ class StocktakeScan(Base):
 
 
 class AuditHead(Base):
-    """The last entry of the audit log (one row), locked while appending so the chain is serial."""
+    """The last entry of one chain of the audit log (a row per chain; ``id`` is the chain).
+
+    A transaction locks one chain's row while it appends, so each chain is serial while
+    transactions appending to different chains never wait for each other (migration 0005)."""
 
     __tablename__ = "audit_head"
 
@@ -471,8 +474,16 @@ class AuditEntry(Base):
     """One change to the register: who, when, what, before and after; hash-chained, append-only."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_chain_seq", "chain", "seq", unique=True),
+        Index("uq_audit_log_chain_position", "chain", "chain_seq", unique=True),
+    )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The chain and the position in it; chain 0 is the log before migration 0005 (its
+    # position is ``seq``, ``chain_seq`` stays empty: those rows were never rewritten).
+    chain: Mapped[int] = mapped_column(Integer, server_default="0")
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger)
     at: Mapped[str] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))

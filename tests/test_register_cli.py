@@ -103,6 +103,42 @@ def test_verify_log_detects_an_entry_altered_in_the_database(
     assert [(p["seq"], p["kind"]) for p in report["problems"]][:1] == [(2, "altered")]
 
 
+def test_verify_log_anchor_catches_a_chain_cut_back_with_its_head(
+    shelved: tuple[Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    """The anchor file names every chain's last entry: a tail removed together with its head
+    row (a self-consistent log) fails against it; an anchor in the older {seq, hash} form is
+    still read."""
+    data_dir, _ = shelved
+    anchor = tmp_path / "anchor.json"
+    assert qor("register", "verify-log", "--save-anchor", str(anchor),
+               env=_env(data_dir)).returncode == 0
+    saved = json.loads(anchor.read_text("utf-8"))
+    assert saved["entries"] == sum(c["position"] for c in saved["chains"]) > 0
+    old_form = tmp_path / "old-anchor.json"
+    old_form.write_text(json.dumps({"seq": saved["seq"], "hash": saved["hash"]}), "utf-8")
+    assert qor("register", "verify-log", "--anchor", str(old_form),
+               env=_env(data_dir)).returncode == 0
+    db = tmp_path / "register.sqlite3"
+    with sqlite3.connect(data_dir / "register.sqlite3") as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    last = max(saved["chains"], key=lambda c: c["seq"])
+    with sqlite3.connect(db) as conn:  # the chain's last entry gone, its head set back
+        conn.execute("DROP TRIGGER audit_log_never_deleted")
+        conn.execute("DELETE FROM audit_log WHERE seq = ?", (last["seq"],))
+        prev = conn.execute("SELECT hash FROM audit_log WHERE chain = ? AND chain_seq = ?",
+                            (last["chain"], last["position"] - 1)).fetchone()
+        conn.execute("UPDATE audit_head SET last_seq = ?, last_hash = ? WHERE id = ?",
+                     (last["position"] - 1, prev[0] if prev else "0" * 64, last["chain"]))
+    env = _env(data_dir, QOR_DATABASE_URL=f"sqlite:///{db}")
+    assert qor("register", "verify-log", env=env).returncode == 0  # self-consistent…
+    proc = qor("register", "verify-log", "--anchor", str(anchor), "--json", check=False,
+               env=env)
+    assert proc.returncode == 4  # …but not what the anchor kept
+    assert [(p["seq"], p["kind"]) for p in json.loads(proc.stdout)["problems"]] == [
+        (last["seq"], "missing")]
+
+
 def test_marc_round_trip_into_an_empty_register(
     shelved: tuple[Path, list[tuple[str, str]]], tmp_path: Path
 ) -> None:

@@ -234,8 +234,9 @@ def stocktake_close(
 
 def verify_log(
     anchor: Annotated[Path | None, typer.Option(
-        help="A JSON file {seq, hash} saved earlier from --save-anchor, kept outside the "
-             "database: detects a rewritten tail too.")] = None,
+        help="A JSON file saved earlier from --save-anchor ({seq, hash, entries, chains}; "
+             "an older {seq, hash} still works), kept outside the database: detects a "
+             "rewritten tail too.")] = None,
     save_anchor: Annotated[Path | None, typer.Option(
         help="After a clean check, write the log's current head to this file.")] = None,
     as_json: JsonOpt = False,
@@ -244,7 +245,7 @@ def verify_log(
     state: exit 0 when intact, 4 when any entry was altered or removed or a loan row was
     changed, inserted or deleted outside the register."""
     settings = cli_settings()
-    from catalog_sync.audit import LogAnchor, log_head, verify_loans
+    from catalog_sync.audit import ChainHead, LogAnchor, log_head, verify_loans
     from catalog_sync.audit import verify_log as verify
     from qor import wiring
 
@@ -252,7 +253,11 @@ def verify_log(
         given = None
         if anchor is not None:
             raw = json.loads(anchor.read_text(encoding="utf-8"))
-            given = LogAnchor(seq=int(raw["seq"]), hash=str(raw["hash"]))
+            given = LogAnchor(
+                seq=int(raw["seq"]), hash=str(raw["hash"]), entries=int(raw.get("entries", 0)),
+                chains=tuple(ChainHead(chain=int(c["chain"]), position=int(c["position"]),
+                                       seq=int(c["seq"]), hash=str(c["hash"]))
+                             for c in raw.get("chains", [])))
         with wiring.register_session(settings) as session:
             found = verify(session, anchor=given) + verify_loans(session)
             head = log_head(session)
@@ -262,13 +267,16 @@ def verify_log(
     except QorError as e:
         raise fail(e) from e
     if not found and save_anchor is not None:
-        save_anchor.write_text(json.dumps({"seq": head.seq, "hash": head.hash}), encoding="utf-8")
+        save_anchor.write_text(json.dumps({
+            "seq": head.seq, "hash": head.hash, "entries": head.entries,
+            "chains": [{"chain": c.chain, "position": c.position, "seq": c.seq, "hash": c.hash}
+                       for c in head.chains]}), encoding="utf-8")
     if as_json:
-        emit_json({"intact": not found, "entries": head.seq,
+        emit_json({"intact": not found, "entries": head.entries,
                     "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail}
                                  for p in found]})
     elif not found:
-        console.print(f"[bold green]audit log intact[/]: {head.seq} entries")
+        console.print(f"[bold green]audit log intact[/]: {head.entries} entries")
     else:
         console.print(f"[bold red]audit log damaged[/]: {len(found)} problem(s)")
         for p in found:

@@ -122,13 +122,14 @@ def test_rechained_forgery_is_caught_by_an_anchor(
     # self-consistent again, but the anchor kept outside the database no longer matches.
     with sessions() as s:
         anchor = audit.log_head(s)
-        rows = s.execute(text("SELECT * FROM audit_log ORDER BY seq")).mappings().all()
+        rows = s.execute(text("SELECT * FROM audit_log ORDER BY chain, seq")).mappings().all()
     forged = []
-    prev = audit.GENESIS_HASH
+    heads: dict[int, str] = {}
     for i, row in enumerate(rows):
         r = dict(row)
         if i == 0:
             r["actor"] = "forger"
+        prev = heads.get(r["chain"], audit.GENESIS_HASH)
         r["prev_hash"] = prev
         r["hash"] = audit.entry_hash(
             seq=r["seq"],
@@ -140,8 +141,10 @@ def test_rechained_forgery_is_caught_by_an_anchor(
             before=r["before"],
             after=r["after"],
             prev_hash=prev,
+            chain=r["chain"],
+            chain_seq=r["chain_seq"],
         )
-        prev = r["hash"]
+        heads[r["chain"]] = r["hash"]
         forged.append(r)
     with register_engine.begin() as conn:
         _bypass_triggers(conn, register_engine)
@@ -153,7 +156,9 @@ def test_rechained_forgery_is_caught_by_an_anchor(
                 ),
                 r,
             )
-        conn.execute(text("UPDATE audit_head SET last_hash = :h"), {"h": prev})
+        for chain, last in heads.items():
+            conn.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = :c"),
+                         {"h": last, "c": chain})
         _restore_triggers(conn, register_engine)
     with sessions() as s:
         assert audit.verify_log(s) == []  # the forgery is self-consistent…
