@@ -25,6 +25,7 @@ from catalog_sync.models import AuditEntry, AuditHead, Loan, ServicePointKind
 from tests.circulation.helpers import make_item, make_point, make_reader
 from tests.register.conftest import (
     BACKENDS,
+    bypass_audit_triggers,
     create_postgres_database,
     drop_postgres_database,
     fresh_engine,
@@ -43,15 +44,6 @@ def damaged_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E
         engine.dispose()
         if url is not None:
             drop_postgres_database(url)
-
-
-def _bypass(conn: object, engine: Engine) -> None:
-    # Someone with database superuser rights, editing the log behind the register.
-    if engine.dialect.name == "postgresql":
-        conn.execute(text("SET session_replication_role = replica"))  # type: ignore[attr-defined]
-    else:
-        conn.execute(text("DROP TRIGGER audit_log_append_only"))  # type: ignore[attr-defined]
-        conn.execute(text("DROP TRIGGER audit_log_never_deleted"))  # type: ignore[attr-defined]
 
 
 def _loans(sessions: sessionmaker[Session], n: int) -> list[int]:
@@ -113,7 +105,7 @@ def test_entries_spread_over_chains_and_every_chain_is_checked(
     # One entry altered in every chain: each is found, at its own entry.
     first = {seqs[0] for seqs in chains.values()}
     with damaged_engine.begin() as conn:
-        _bypass(conn, damaged_engine)
+        bypass_audit_triggers(conn, damaged_engine)
         for seq in first:
             conn.execute(text("UPDATE audit_log SET actor = 'nobody' WHERE seq = :s"), {"s": seq})
     assert _problems(sessions) == {(seq, "altered") for seq in first}
@@ -159,7 +151,7 @@ def test_each_kind_of_tampering_is_found_in_its_own_chain(damaged_engine: Engine
         assert [(p.seq, p.kind) for p in audit.verify_loans(s)] == [(last_logged, "loan-altered")]
         assert audit.verify_log(s) == []  # the chain itself is intact: only the row lies
     with damaged_engine.begin() as conn:
-        _bypass(conn, damaged_engine)
+        bypass_audit_triggers(conn, damaged_engine)
         conn.execute(text("UPDATE audit_log SET actor = 'nobody' WHERE seq = :s"),
                      {"s": altered[1]})
         conn.execute(text("DELETE FROM audit_log WHERE seq = :s"), {"s": deleted[1]})
@@ -243,7 +235,7 @@ def test_a_register_from_before_the_chains_migrates_and_still_verifies(
             assert audit.log_head(s).entries == 5 + len(new)
         assert _problems(sessions, old_anchor) == set()
         with engine.begin() as conn:  # the old entries are still guarded
-            _bypass(conn, engine)
+            bypass_audit_triggers(conn, engine)
             conn.execute(text("UPDATE audit_log SET actor = 'x' WHERE seq = 2"))
             conn.execute(text("DELETE FROM audit_log WHERE seq = 5"))
         assert _problems(sessions, old_anchor) == {

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -113,3 +113,13 @@ def new_batch(session: Session, *, on: date | None = None) -> ReceiptBatch:
     return register.open_receipt_batch(
         session, act_number=uid("ACT"), received_on=on or date(2024, 3, 1), actor="acq"
     )
+
+
+def bypass_audit_triggers(conn: Connection, engine: Engine) -> None:
+    """Act as someone with database superuser rights editing the audit log behind the
+    register: its append-only triggers off for this connection (PostgreSQL) or dropped."""
+    if engine.dialect.name == "postgresql":
+        conn.execute(text("SET session_replication_role = replica"))
+    else:
+        conn.execute(text("DROP TRIGGER audit_log_append_only"))
+        conn.execute(text("DROP TRIGGER audit_log_never_deleted"))

@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog_sync import audit, register
 from catalog_sync.models import AcquisitionSource
 
-from .conftest import BACKENDS, drop_postgres_database, fresh_engine, new_batch, uid
+from .conftest import (
+    BACKENDS,
+    bypass_audit_triggers,
+    drop_postgres_database,
+    fresh_engine,
+    new_batch,
+    uid,
+)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -44,15 +51,6 @@ def logged_changes(sessions: sessionmaker[Session]) -> Iterator[str]:
         register.move_item(s, inv, location="Hall-2", actor="shelver")
         s.commit()
     yield inv
-
-
-def _bypass_triggers(conn: object, engine: Engine) -> None:
-    # Simulates someone with database superuser rights editing the log behind the register.
-    if engine.dialect.name == "postgresql":
-        conn.execute(text("SET session_replication_role = replica"))  # type: ignore[attr-defined]
-    else:
-        conn.execute(text("DROP TRIGGER audit_log_append_only"))  # type: ignore[attr-defined]
-        conn.execute(text("DROP TRIGGER audit_log_never_deleted"))  # type: ignore[attr-defined]
 
 
 def _restore_triggers(conn: object, engine: Engine) -> None:
@@ -88,7 +86,7 @@ def test_altered_entry_is_detected(
     with sessions() as s:
         seq = audit.history(s, "item", logged_changes)[-1].seq
     with register_engine.begin() as conn:
-        _bypass_triggers(conn, register_engine)
+        bypass_audit_triggers(conn, register_engine)
         conn.execute(text("UPDATE audit_log SET actor = 'nobody' WHERE seq = :s"), {"s": seq})
         _restore_triggers(conn, register_engine)
     with sessions() as s:
@@ -104,7 +102,7 @@ def test_removed_entries_are_detected(
         anchor = audit.log_head(s)
     middle, last = entries[0].seq - 1, anchor.seq  # the receipt act, and the move
     with register_engine.begin() as conn:
-        _bypass_triggers(conn, register_engine)
+        bypass_audit_triggers(conn, register_engine)
         conn.execute(text("DELETE FROM audit_log WHERE seq IN (:a, :b)"), {"a": middle, "b": last})
         _restore_triggers(conn, register_engine)
     with sessions() as s:
@@ -147,7 +145,7 @@ def test_rechained_forgery_is_caught_by_an_anchor(
         heads[r["chain"]] = r["hash"]
         forged.append(r)
     with register_engine.begin() as conn:
-        _bypass_triggers(conn, register_engine)
+        bypass_audit_triggers(conn, register_engine)
         for r in forged:
             conn.execute(
                 text(
