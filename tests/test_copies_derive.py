@@ -252,3 +252,48 @@ def test_the_elibrary_serves_iiif_and_the_access_pdf_after_derive(derived: Deriv
     assert len(pdf.content) < len(_read(derived.env, layout.bag_prefix(derived.bag_id)
                                         + f"data/access/{INVENTORY}.pdf"))
 
+
+
+def test_a_derive_interrupted_by_the_store_resumes_and_keeps_what_it_stored(
+        prefect_server: None, sample_pages: list[SamplePage], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store goes away after the new objects were written and before the tag files got
+    their new versions (fault at the store seam): the bag's manifests are untouched, the
+    copy is not marked derived; the next run finishes it with the objects already stored."""
+    from catalog_sync import register
+    from flows.derivation import derive_copy
+    from storage import FileStore, StoreUnavailable
+
+    data_dir = tmp_path / "qor"
+    env = _env(data_dir)
+    qor("items", "add", INVENTORY, "--title", "Абай жолы", env=env)
+    made = json.loads(qor("digitise", str(sample_pages[1].path), "--inventory", INVENTORY,
+                          "--json", env={**env, "QOR_ACCESS_DERIVATIVES": "false"}).stdout)
+    bag_id = str(made["bag_id"])
+    prefix = layout.bag_prefix(bag_id)
+    settings = _settings(env)
+    with wiring.register_session(settings) as session:
+        facts = register.copy_facts(register.get_digital_copy(session, bag_id))
+    manifest_before = _read(env, prefix + "manifest-sha256.txt")
+
+    def store_gone(self: FileStore, key: str, *args: object, **kwargs: object) -> object:
+        raise StoreUnavailable(self.uri, f"new version of {key}", "test: the store went away")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(FileStore, "put_new_version", store_gone)
+        with pytest.raises(StoreUnavailable) as failed:
+            derive_copy(settings, facts=facts, work=tmp_path / "work")
+    assert failed.value.retryable and failed.value.operation.startswith("new version of")
+    assert _read(env, prefix + "manifest-sha256.txt") == manifest_before
+    store = wiring.primary_store(settings)
+    orphans = [i.key for i in store.list(prefix + layout.WEB_DIR)]
+    assert prefix + layout.web_pdf_path(INVENTORY) in orphans
+    stored_pdf = _read(env, prefix + layout.web_pdf_path(INVENTORY))
+
+    result = json.loads(qor("copies", "derive", INVENTORY, "--json", env=env).stdout)[0]
+    assert result["status"] == "derived"
+    assert _read(env, prefix + layout.web_pdf_path(INVENTORY)) == stored_pdf  # kept as stored
+    proc = qor("fixity", "audit", "--mode", "deep", "--bag", bag_id, "--json", env=env,
+               check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["bags"][0]["failures"] == []
