@@ -43,6 +43,7 @@ from flows.capture import (
     PageResult,
 )
 from flows.capture.derivatives import make_access_pdf, make_reading_images
+from flows.errors import DerivationRefused
 from flows.steps import _format_of, _qor_version, fresh_dir, remove_tree, safe_component
 from integrity import layout
 from integrity.algorithms import MultiHasher
@@ -254,13 +255,18 @@ def derive_copy(settings: QorSettings, *, facts: register.CopyFacts, work: Path,
         algorithms = manifest_algorithms(tag_names)
         payload = _manifest_paths(current["manifest-sha256.txt"])
         archival = [p for p in payload if p.startswith(layout.ACCESS_DIR) and p.endswith(".pdf")]
-        if len(archival) != 1:
-            raise ValueError(f"bag {facts.bag_id} has {len(archival)} archival PDFs, not one")
-        pages = _pages_of(current["metadata/mets.xml"])
+        if len(archival) != 1 or "metadata/mets.xml" not in current:
+            raise DerivationRefused(bag_id=facts.bag_id, reason=(
+                f"{len(archival)} archival PDFs, not one" if len(archival) != 1
+                else "no metadata/mets.xml"))
         plain = scratch / "plain"
         pdf = _decrypt_to(store, prefix, archival[0], plain / "archival.pdf", keyring=keyring,
                           wrapped=wrapped)
-        results = _prepared_pages(pdf, pages, plain)
+        try:
+            pages = _pages_of(current["metadata/mets.xml"])
+            results = _prepared_pages(pdf, pages, plain)
+        except (ValueError, etree.XMLSyntaxError, pikepdf.PdfError) as e:
+            raise DerivationRefused(bag_id=facts.bag_id, reason=str(e)) from e
         for page, result in zip(pages, results, strict=True):
             _decrypt_to(store, prefix, page.hocr, result.hocr_path, keyring=keyring,
                         wrapped=wrapped)
