@@ -1295,6 +1295,33 @@ def record_copy_event(
     return ev
 
 
+def all_digital_copies(session: Session) -> list[DigitalCopy]:
+    """Every digital copy in the register, by bag id."""
+    return list(session.scalars(select(DigitalCopy).order_by(DigitalCopy.bag_id)))
+
+
+def record_derivatives(
+    session: Session, *, copy: DigitalCopy | str, added_bytes: int, added_files: int, actor: str
+) -> None:
+    """Files added to a stored copy's bag (``qor copies derive``): its stored size and file
+    count grow by them; audited with the before and after values."""
+    target = copy if isinstance(copy, DigitalCopy) else get_digital_copy(session, copy)
+    if added_bytes < 0 or added_files < 0:
+        raise RegisterError(f"bag {target.bag_id}: added bytes and files cannot be negative")
+    before = _copy_snapshot(target)
+    target.payload_bytes = target.payload_bytes + added_bytes
+    target.file_count = target.file_count + added_files
+    with _db():
+        session.flush()
+    after = _copy_snapshot(target)
+    audit.append(
+        session, actor=actor, action="copy.derivatives", entity="digital_copy",
+        key=target.bag_id,
+        before={k: before[k] for k in ("payload_bytes", "file_count")},
+        after={k: after[k] for k in ("payload_bytes", "file_count")},
+    )
+
+
 def copy_events(session: Session, bag_id: str) -> list[CopyEvent]:
     """A copy's events in the order they were recorded."""
     target = get_digital_copy(session, bag_id)

@@ -95,6 +95,7 @@ def capture_options(settings: QorSettings) -> CaptureOptions:
         clean_borders=settings.clean_borders,
         confidence_gate=settings.confidence_gate,
         access_jpeg_quality=settings.access_jpeg_quality,
+        access_text_pages=settings.access_text_pages,
         pdf_raster_dpi=settings.pdf_raster_dpi,
         layout=settings.ocr_layout,
         prepare_old_print=settings.ocr_prepare_old_print,
@@ -163,12 +164,14 @@ def make_pdfa(
 def make_derivatives(
     pages: Sequence[PageResult], work: Path, metadata: DocumentMetadata, options: CaptureOptions
 ) -> tuple[Path, list[Path], str]:
-    """The access PDF (veraPDF-checked) and the pages' reading images (:mod:`.derivatives`)."""
-    pdf = make_access_pdf(pages, out=work / "web.pdf", metadata=metadata, options=options)
-    report = verapdf.validate(pdf, flavour="2u")
+    """The access PDF (veraPDF-checked) and the pages' reading images (:mod:`.derivatives`);
+    the verdict names the veraPDF result and each page's encoding."""
+    made = make_access_pdf(pages, out=work / "web.pdf", metadata=metadata, options=options)
+    report = verapdf.validate(made.path, flavour="2u")
     report.raise_for_failures()
     images = make_reading_images(pages, out_dir=work / "web-pages")
-    return pdf, images, f"PDF/A-{report.flavour.upper()} compliant (veraPDF)"
+    return (made.path, images,
+            f"PDF/A-{report.flavour.upper()} compliant (veraPDF); {made.describe()}")
 
 
 @task(name="encrypt and bag")
@@ -446,7 +449,12 @@ def digitise(
         )
         with stages("pdfa"):
             pdf, verdict = make_pdfa(results, work / "access.pdf", metadata, options)
-            web_pdf, web_pages, web_verdict = make_derivatives(results, work, metadata, options)
+            web_pdf: Path | None = None
+            web_pages: list[Path] = []
+            web_verdict: str | None = None
+            if settings.access_derivatives:  # else: `qor copies derive` adds them later
+                web_pdf, web_pages, web_verdict = make_derivatives(results, work, metadata,
+                                                                   options)
         with stages("package"):
             bag_dir, wrapped = make_bag(
                 dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf,

@@ -201,3 +201,16 @@ class ExportRefused(DigitiseError):
         self.dest = dest
         self.reason = reason
         super().__init__(f"export to {dest} refused: {reason}")
+
+
+class DerivationRefused(DigitiseError):
+    """A stored copy's bag cannot be given access derivatives as it is (its METS, archival PDF
+    or manifests do not describe the pages as Qor wrote them); nothing was changed in it."""
+
+    exit_code = 1
+    http_status = 422
+
+    def __init__(self, *, bag_id: str, reason: str) -> None:
+        self.bag_id = bag_id
+        self.reason = reason
+        super().__init__(f"cannot derive bag {bag_id}: {reason}")

@@ -58,6 +58,7 @@ class EventType(StrEnum):
     VALIDATION = "validation"
     INGESTION = "ingestion"
     FORMAT_IDENTIFICATION = "format identification"
+    DERIVATION = "derivation"
 
     @property
     def uri(self) -> str:
@@ -75,6 +76,7 @@ _EVENT_TYPE_CODES = {
     "validation": "val",
     "ingestion": "ing",
     "format identification": "for",
+    "derivation": "der",
 }
 _PRONOM = "PRONOM"
 

@@ -176,6 +176,12 @@ class QorSettings(BaseSettings):
     """A page whose mean word confidence (0–100) is below this marks the copy for review."""
     access_jpeg_quality: int = Field(default=45, ge=10, le=95)
     """JPEG quality of page images in access-profile PDFs."""
+    access_text_pages: Literal["bitonal", "grey", "off"] = "bitonal"
+    """Text pages of access PDFs (flows.capture.access): ``bitonal`` (1-bit Group 4 at up to
+    300 dpi, the default), ``grey`` (grey JPEG at 150 dpi) or ``off`` (like pictures)."""
+    access_derivatives: bool = True
+    """Make the access derivatives (access PDF, reading images) when digitising; ``false``
+    stores masters and the archival PDF only, and ``qor copies derive`` adds them later."""
     pdf_raster_dpi: int | None = Field(default=None, ge=50, le=1200)
     """Resolution for scanner-PDF pages that must be rasterised; unset = ``dpi_fallback`` or 300."""
 

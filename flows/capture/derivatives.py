@@ -4,9 +4,10 @@ The archival masters and the archival PDF/A stay lossless; readers get lighter f
 the same prepared page images:
 
 * the **access PDF** (``data/web/<inventory number>.pdf``): the capture engine's ``"access"``
-  profile — the same invisible text layer, grey and colour pages as JPEG at
-  ``access_jpeg_quality``, downsampled to ``access_max_dpi``; PDF/A-2u, validated by veraPDF
-  like the archival one;
+  profile — the same invisible text layer; each page encoded by the measured rule of
+  :mod:`flows.capture.access` (text pages 1-bit Group 4 at up to 300 dpi, pictures and colour
+  pages JPEG at ``access_jpeg_quality``, downsampled to ``access_max_dpi``), every choice
+  recorded; PDF/A-2u, validated by veraPDF like the archival one;
 * one **reading image** per page (``data/web/pages/NNNN.jpg``, NNNN the page number), its long
   side at most :data:`WEB_LONG_SIDE` pixels, sRGB or grey baseline JPEG: the source the
   e-library's IIIF Image API cuts its regions and tiles from.
@@ -19,13 +20,15 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from flows.capture import colour
+from flows.capture.access import AccessEncoding
 from flows.capture.model import CaptureOptions, DocumentMetadata, PageResult
-from flows.capture.pdfa import assemble_pdfa
+from flows.capture.pdfa import assemble_pdfa_encoded
 
 #: Long side of a page's reading image, in pixels (a 300 dpi A4 page's long side is 3508).
 WEB_LONG_SIDE = 2400
@@ -38,12 +41,35 @@ def access_options(options: CaptureOptions) -> CaptureOptions:
     return dataclasses.replace(options, profile="access")
 
 
+@dataclass(frozen=True)
+class AccessPdf:
+    """The access PDF written, and how each of its pages was encoded (in page order)."""
+
+    path: Path
+    encodings: tuple[AccessEncoding, ...]
+
+    def describe(self) -> str:
+        """The per-page choices in one line for PREMIS: runs of pages encoded alike, e.g.
+        ``pages 1-3: text page (…): 1-bit CCITT G4, 300 dpi, threshold 160``."""
+        runs: list[tuple[int, int, str]] = []
+        for number, encoding in enumerate(self.encodings, start=1):
+            text = encoding.describe()
+            if runs and runs[-1][2] == text and runs[-1][1] == number - 1:
+                runs[-1] = (runs[-1][0], number, text)
+            else:
+                runs.append((number, number, text))
+        return "; ".join(f"page {a}: {t}" if a == b else f"pages {a}-{b}: {t}"
+                         for a, b, t in runs)
+
+
 def make_access_pdf(
     pages: Sequence[PageResult], *, out: Path, metadata: DocumentMetadata,
     options: CaptureOptions,
-) -> Path:
+) -> AccessPdf:
     """The access PDF/A-2u of ``pages`` at ``out`` (validate it with veraPDF)."""
-    return assemble_pdfa(pages, out=out, metadata=metadata, options=access_options(options))
+    path, encodings = assemble_pdfa_encoded(pages, out=out, metadata=metadata,
+                                            options=access_options(options))
+    return AccessPdf(path=path, encodings=tuple(e for e in encodings if e is not None))
 
 
 def reading_image(image: Image.Image, *, long_side: int = WEB_LONG_SIDE,

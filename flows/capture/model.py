@@ -19,6 +19,7 @@ PdfTextPolicy = Literal["skip-text", "redo-ocr", "force-ocr"]
 """
 Layout = Literal["page", "line"]
 PreparationPolicy = Literal["auto", "always", "off"]
+AccessTextPages = Literal["bitonal", "grey", "off"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,10 @@ class CaptureOptions:
     * ``profile`` — ``"archival"`` keeps page images lossless (or the scanner's own JPEG,
       unchanged);
       ``"access"`` re-encodes grey/colour pages as JPEG at ``access_jpeg_quality``, downsampled to
-      ``access_max_dpi`` if finer.
+      ``access_max_dpi`` if finer; ``access_text_pages`` says what becomes of *text* pages
+      there (:mod:`flows.capture.access`): ``"bitonal"`` (default) thresholds them to 1-bit
+      Group 4 at up to 300 dpi, ``"grey"`` keeps them grey JPEG at 150 dpi, ``"off"`` treats
+      them like pictures.
     * ``load_workers`` — threads decoding pages in :func:`load_pages` (default: CPU count).
     * ``min_dpi`` — image pages below this resolution (recorded or fallback) are refused by name;
       None: no minimum (the digitise flow sets the capture profile's, 200 dpi by default).
@@ -87,6 +91,7 @@ class CaptureOptions:
     profile: Profile = "archival"
     access_jpeg_quality: int = 45
     access_max_dpi: int = 200
+    access_text_pages: AccessTextPages = "bitonal"
     confidence_gate: float = 70.0
     load_workers: int | None = None
     min_dpi: float | None = None

@@ -2,7 +2,9 @@
 
 * Page size comes from each image's resolution; the image fills the page.
 * Archival profile: lossless page images (PNG data passed through as Flate with PNG predictors,
-  no re-encoding) or the scanner's JPEG unchanged. Access profile: JPEG at a set quality.
+  no re-encoding) or the scanner's JPEG unchanged. Access profile: each page by the measured
+  rule of :mod:`flows.capture.access` — text pages bitonal (Group 4), pictures and colour JPEG
+  at a set quality and resolution.
 * Bitonal (1-bit) pages in either profile: CCITT Group 4 (lossless, the archival norm for
   black-and-white scans, several times smaller than Flate on clean pages).
 * Invisible text (rendering mode 3) per word, placed on the word's box and baseline, in a tiny
@@ -22,6 +24,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 import zlib
@@ -33,7 +36,8 @@ from pathlib import Path
 import pikepdf
 from PIL import Image, ImageCms
 
-from flows.capture import colour
+from flows.capture import access, colour
+from flows.capture.access import AccessEncoding
 from flows.capture.model import CaptureOptions, DocumentMetadata, PageResult
 from flows.capture.ocr import PageText, parse_hocr
 
@@ -368,38 +372,39 @@ def _jpeg_xobject(pdf: pikepdf.Pdf, data: bytes, space: SpaceFor) -> pikepdf.Str
 
 def _image_xobject(
     pdf: pikepdf.Pdf, page: PageResult, options: CaptureOptions, spaces: _ColourSpaces
-) -> pikepdf.Stream:
+) -> tuple[pikepdf.Stream, AccessEncoding | None]:
     suffix = page.image_path.suffix.lower()
     if options.profile == "archival":
         space = spaces.of(page)
         if suffix == ".png":
-            return _png_xobject(pdf, page.image_path, space)
+            return _png_xobject(pdf, page.image_path, space), None
         if suffix in (".jpg", ".jpeg"):
-            return _jpeg_xobject(pdf, page.image_path.read_bytes(), space)
+            return _jpeg_xobject(pdf, page.image_path.read_bytes(), space), None
         with Image.open(page.image_path) as im:
-            return _flate_xobject(pdf, im, space)
+            return _flate_xobject(pdf, im, space), None
     profile = _page_profile(page)
     with Image.open(page.image_path) as im:
         im.load()
-        if im.mode == "1":
-            return _g4_xobject(pdf, im)
-        if (
-            suffix in (".jpg", ".jpeg")
-            and page.dpi <= options.access_max_dpi
-            and profile is None
-        ):
-            return _jpeg_xobject(pdf, page.image_path.read_bytes(), _device_space)
-        image = im.convert("RGB") if im.mode not in ("L", "RGB") else im
+        image = im if im.mode in ("1", "L", "RGB") else im.convert("RGB")
         if profile is not None:
             # Access copies are sRGB throughout: right in every viewer, no profile to carry.
             image = colour.to_srgb(image, profile)
-        if page.dpi > options.access_max_dpi:
-            scale = options.access_max_dpi / page.dpi
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.LANCZOS)
+        # The per-page rule (flows.capture.access): text pages bitonal, pictures JPEG.
+        encoding = access.choose_encoding(
+            image, dpi=page.dpi, text_pages=options.access_text_pages,
+            jpeg_quality=options.access_jpeg_quality, max_dpi=options.access_max_dpi)
+        if image.mode == "1":
+            return _g4_xobject(pdf, image), encoding
+        if encoding.codec == "CCITT G4":
+            return _g4_xobject(pdf, access.bitonal(image, dpi=page.dpi, encoding=encoding)), \
+                encoding
+        if suffix in (".jpg", ".jpeg") and page.dpi <= encoding.dpi and profile is None:
+            return _jpeg_xobject(pdf, page.image_path.read_bytes(), _device_space), \
+                dataclasses.replace(encoding, quality=None)
+        image = access.resample(image, dpi=page.dpi, to_dpi=encoding.dpi)
         buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=options.access_jpeg_quality, optimize=True)
-        return _jpeg_xobject(pdf, buffer.getvalue(), _device_space)
+        image.save(buffer, "JPEG", quality=encoding.quality, optimize=True)
+        return _jpeg_xobject(pdf, buffer.getvalue(), _device_space), encoding
 
 
 # --- text layer -----------------------------------------------------------------------------
@@ -495,6 +500,19 @@ def assemble_pdfa(
     The file is written next to ``out`` and renamed into place, so a crash never leaves a partial
     PDF under the final name. Validate it with :func:`flows._exec.verapdf.validate`.
     """
+    return assemble_pdfa_encoded(pages, out=out, metadata=metadata, options=options)[0]
+
+
+def assemble_pdfa_encoded(
+    pages: Sequence[PageResult],
+    *,
+    out: Path,
+    metadata: DocumentMetadata,
+    options: CaptureOptions,
+) -> tuple[Path, list[AccessEncoding | None]]:
+    """:func:`assemble_pdfa`, also saying how each page's image was encoded: the access
+    profile's per-page choice (:class:`flows.capture.access.AccessEncoding`), ``None`` for
+    archival pages (lossless, as scanned)."""
     if not pages:
         raise ValueError("a PDF needs at least one page")
     if metadata.page_labels and len(metadata.page_labels) != len(pages):
@@ -509,10 +527,13 @@ def assemble_pdfa(
     pdf = pikepdf.new()
     font = _text_font(pdf, codes)
     spaces = _ColourSpaces(pdf)
+    encodings: list[AccessEncoding | None] = []
     for page, text in zip(pages, texts, strict=True):
         k = 72.0 / page.dpi
         width_pt, height_pt = page.width_px * k, page.height_px * k
-        image = pdf.make_indirect(_image_xobject(pdf, page, options, spaces))
+        xobject, encoding = _image_xobject(pdf, page, options, spaces)
+        encodings.append(encoding)
+        image = pdf.make_indirect(xobject)
         draw = f"q {width_pt:.4f} 0 0 {height_pt:.4f} 0 0 cm /Im0 Do Q\n"
         layer = _text_layer(text, dpi=page.dpi, height_px=page.height_px, codes=codes)
         content = pikepdf.Stream(pdf, (draw + layer).encode("ascii"))
@@ -551,4 +572,4 @@ def assemble_pdfa(
     partial = out.with_name(f".{out.name}.partial")
     pdf.save(partial, fix_metadata_version=True, deterministic_id=False)
     partial.replace(out)
-    return out
+    return out, encodings

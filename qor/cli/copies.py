@@ -14,7 +14,13 @@ from qor.cli._common import (
     cli_settings,
     console,
     emit_json,
+    err_console,
     fail,
+    flow_run_context,
+    flow_settings,
+    load_prefect,
+    run_label,
+    stage_progress,
 )
 from qor.errors import QorError
 
@@ -86,3 +92,53 @@ def copies_export(
         return
     for p in written:
         console.print(f"{p}  ({p.stat().st_size:,} bytes)")
+
+
+@app.command("derive")
+def copies_derive(
+    inventory: Annotated[list[str] | None, typer.Argument(
+        help="Inventory numbers whose latest copy to derive.")] = None,
+    bag: Annotated[list[str] | None, typer.Option(
+        "--bag", help="Derive this bag id (repeat for several).")] = None,
+    every: Annotated[bool, typer.Option(
+        "--all", help="Every copy in the register (those already derived are skipped).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give stored copies their access derivatives (access PDF, reading images for IIIF).
+
+    For copies stored without them (digitised before they existed, or with
+    QOR_ACCESS_DERIVATIVES=false): the archival PDF's page images are decrypted, the derivatives
+    made and encrypted into the bag, manifests, PREMIS and METS get new versions (the store
+    keeps the old ones). A copy already derived is left as it is.
+    """
+    if not inventory and not bag and not every:
+        err_console.print("[bold red]error:[/] name inventory numbers, --bag IDs or --all")
+        raise typer.Exit(2)
+    flow_settings(quiet=as_json)  # before Prefect loads: it reads its API address on import
+    load_prefect()
+    from flows import progress
+    from flows.derive import run_derive
+
+    with stage_progress({"derive-copies": "Copies", "derive-derive": "Pages derived",
+                         "derive-store": "Objects stored"}, hidden=as_json) as on_progress:
+        try:
+            with progress.listening(on_progress), flow_run_context():
+                results = run_derive(inventory_numbers=inventory or [], bag_ids=bag or [],
+                                     every=every, run_label=run_label())
+        except QorError as e:
+            raise fail(e) from e
+    if as_json:
+        emit_json(results)
+        return
+    if not results:
+        console.print("No digital copies to derive.")
+    for r in results:
+        if r["status"] == "already derived":
+            console.print(f"{r['inventory_number']} ({r['bag_id']}): already derived",
+                          highlight=False)
+            continue
+        console.print(f"{r['inventory_number']} ({r['bag_id']}): derived, "
+                      f"{len(r['files'])} file(s), {r['stored_bytes']:,} bytes stored; "
+                      f"access PDF {r['pdfa_verdict']}", highlight=False)
+        for n, choice in enumerate(r["encodings"], start=1):
+            console.print(f"  page {n}: {choice}", highlight=False)
