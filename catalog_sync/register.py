@@ -755,7 +755,7 @@ _FACT_LOOKUPS: Final = {
 
 
 @functools.cache
-def _facts_sql(dialect: str, lookup: str) -> str:
+def facts_sql(dialect: str, lookup: str) -> str:
     """The SQL of one lean lookup, built once per dialect from the fixed column names above:
     the :class:`ItemFacts` columns of the item whose code (one positional parameter per column
     tried, then again per column for the order) is in the first of the lookup's columns that
@@ -782,7 +782,7 @@ def facts_by(session: Session, lookup: str, code: str) -> ItemFacts | None:
     # session's transaction, and its one row becomes a frozen dataclass.
     conn = session.connection()
     dialect = conn.dialect.name
-    sql = _facts_sql(dialect, lookup)
+    sql = facts_sql(dialect, lookup)
     n = len(_FACT_LOOKUPS[lookup])
     params = (code,) * (n if n == 1 else 2 * n)
     dbapi = conn.connection.dbapi_connection
