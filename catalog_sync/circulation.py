@@ -1358,12 +1358,10 @@ def place_hold(
     if (item_code is None) == (record_id is None):
         raise RegisterError("a hold is placed on an item or on a record id, not both")
     if item_code is not None:
-        record = find_item(session, item_code).record
-    else:
-        found = session.get(BibRecord, record_id)
-        if found is None:
-            raise RegisterError(f"no bibliographic record {record_id}")
-        record = found
+        record_id = find_item_facts(session, item_code).record_id
+    record = session.get(BibRecord, record_id)
+    if record is None:
+        raise RegisterError(f"no bibliographic record {record_id}")
     reader = get_reader(session, ticket_number)
     if reader.status == ReaderStatus.BLOCKED:
         raise LoanRefused(
@@ -1509,5 +1507,5 @@ def open_loans(
 
 def loan_history(session: Session, item_code: str) -> list[Loan]:
     """Every loan of an item, oldest first."""
-    item = find_item(session, item_code)
+    item = find_item_facts(session, item_code)
     return list(session.scalars(select(Loan).where(Loan.item_id == item.id).order_by(Loan.id)))
