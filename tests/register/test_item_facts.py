@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_sync import circulation, register
@@ -149,3 +151,21 @@ def test_reads_inside_the_callers_transaction_and_never_commits(
             register.item_facts(s, number)
         with pytest.raises(ItemNotFound):
             circulation.find_item_facts(s, barcode)
+
+
+def test_a_database_error_surfaces_as_from_the_orm_path(session: Session) -> None:
+    # The lean path bypasses SQLAlchemy's execution, not its error classes: a failing statement
+    # raises the same DBAPIError subclass around the same driver error as get_item's.
+    session.execute(text("ALTER TABLE items RENAME TO items_gone"))  # rolled back below
+    caught: list[DBAPIError] = []
+    for lookup in (register.get_item, register.item_facts):
+        nested = session.begin_nested()
+        with pytest.raises(DBAPIError) as e:
+            lookup(session, uid("INV"))
+        caught.append(e.value)
+        nested.rollback()
+    orm, lean = caught
+    assert type(lean) is type(orm)
+    assert type(lean.orig) is type(orm.orig)
+    assert "items" in str(lean.statement)
+    session.rollback()
