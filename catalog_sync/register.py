@@ -716,6 +716,107 @@ def find_item_by_code(session: Session, code: str) -> Item:
     return item
 
 
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """An item as the desk, a self-check kiosk or a security gate reads it: the copy's own
+    columns, no relationships, detached from the session. Read by :func:`item_facts` and
+    :func:`item_facts_by_code` without building an ORM object; a caller that changes the item
+    takes the :class:`~catalog_sync.models.Item` from :func:`get_item` instead."""
+
+    id: int
+    inventory_number: str
+    record_id: int
+    barcode: str | None
+    rfid: str | None
+    location: str | None
+    shelf_mark: str | None
+    status: str
+    condition: str | None
+
+    @property
+    def item_status(self) -> ItemStatus:
+        """The status as an enum."""
+        return ItemStatus(self.status)
+
+    @property
+    def is_processed(self) -> bool:
+        """R8: the item has passed library processing (it may be given out)."""
+        return self.status not in (ItemStatus.RECEIVED, ItemStatus.WRITTEN_OFF)
+
+
+#: The columns of :class:`ItemFacts`, in its field order.
+FACT_COLUMNS: Final = tuple(ItemFacts.__dataclass_fields__)
+#: The lookup orders the desk's codes are tried in (the first match wins).
+_FACT_LOOKUPS: Final = {
+    "inventory_number": ("inventory_number",),
+    "code": ("barcode", "rfid"),
+    "any": ("inventory_number", "barcode", "rfid"),
+}
+
+
+@functools.cache
+def facts_sql(dialect: str, lookup: str) -> str:
+    """The SQL of one lean lookup, built once per dialect from the fixed column names above:
+    the :class:`ItemFacts` columns of the item whose code (one positional parameter per column
+    tried, then again per column for the order) is in the first of the lookup's columns that
+    holds it. One round trip whatever the number of columns tried."""
+    mark = "%s" if dialect == "postgresql" else "?"
+    columns = _FACT_LOOKUPS[lookup]
+    # Only the fixed column names above go into the text; the code is always a parameter.
+    where = " OR ".join(f"{c} = {mark}" for c in columns)
+    sql = f"SELECT {', '.join(FACT_COLUMNS)} FROM items WHERE {where}"  # noqa: S608
+    if len(columns) > 1:
+        # The first column that matches wins, as the ORM lookups try them one after the other.
+        whens = " ".join(f"WHEN {c} = {mark} THEN {i}" for i, c in enumerate(columns))
+        sql += f" ORDER BY CASE {whens} END LIMIT 1"
+    return sql
+
+
+def facts_by(session: Session, lookup: str, code: str) -> ItemFacts | None:
+    """The :class:`ItemFacts` of the item ``code`` names under ``lookup`` (``inventory_number``;
+    ``code``: barcode, else RFID tag id; ``any``: inventory number, barcode, RFID tag id in that
+    order), or None. One statement, in the session's transaction; never commits."""
+    # The desk's scans are most of the register's reads, and for them SQLAlchemy's per-query
+    # Python (result metadata, the identity map, an ORM object) cost more than the database's
+    # answer (issue 20): the statement goes to the session's own DBAPI connection, inside the
+    # session's transaction, and its one row becomes a frozen dataclass.
+    conn = session.connection()
+    dialect = conn.dialect.name
+    sql = facts_sql(dialect, lookup)
+    n = len(_FACT_LOOKUPS[lookup])
+    params = (code,) * (n if n == 1 else 2 * n)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    try:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    except conn.dialect.loaded_dbapi.Error as e:
+        raise DBAPIError.instance(sql, params, e, conn.dialect.loaded_dbapi.Error) from e
+    return None if row is None else ItemFacts(*row)
+
+
+def item_facts(session: Session, inventory_number: str) -> ItemFacts:
+    """The item with this inventory number as :class:`ItemFacts` (no ORM object), or
+    :class:`ItemNotFound` as :func:`get_item` raises it."""
+    facts = facts_by(session, "inventory_number", inventory_number)
+    if facts is None:
+        raise ItemNotFound(inventory_number)
+    return facts
+
+
+def item_facts_by_code(session: Session, code: str) -> ItemFacts:
+    """:func:`find_item_by_code` as :class:`ItemFacts` (no ORM object): the item whose barcode,
+    or else RFID tag id, is ``code``; :class:`ItemNotFound` as that raises it."""
+    facts = facts_by(session, "code", code)
+    if facts is None:
+        raise ItemNotFound(code, what="barcode or RFID tag id")
+    return facts
+
+
 def _change_item(session: Session, item: Item, *, actor: str, action: str, **values: Any) -> Item:
     before = item_snapshot(item)
     for name, value in values.items():

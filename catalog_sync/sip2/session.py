@@ -541,7 +541,7 @@ class Sip2Session:
         code = request.get("AB")
         with self._tx() as s:
             try:
-                item = circulation.find_item(s, code)
+                item = circulation.find_item_facts(s, code)  # read only: no ORM object
             except ItemNotFound as e:
                 return (
                     Response("18", "01" + "00" + "01" + self._now())
@@ -559,7 +559,7 @@ class Sip2Session:
             status = _CIRCULATION_STATUS.get(item.status, "01")
             if ready is not None and item.status == ItemStatus.AVAILABLE:
                 status = "08"  # waiting on the hold shelf
-            title, location = item.record.title, item.location
+            title, location = _title(s, item.id), item.location
             due = loan.due_on if loan else None
         return (
             Response("18", status + "00" + "01" + self._now())

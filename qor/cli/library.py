@@ -645,7 +645,7 @@ def holds_queue(item: str, as_json: JsonOpt = False) -> None:
     from catalog_sync.models import Reader
 
     with _desk() as s:
-        record_id = circulation.find_item(s, item).record_id
+        record_id = circulation.find_item_facts(s, item).record_id
         rows = []
         for h in circulation.hold_queue(s, record_id):
             reader = s.get(Reader, h.reader_id)
