@@ -144,6 +144,8 @@ class ElibraryConfig:
     pdfjs_dir: Path = Path("/usr/share/javascript/pdf")
     mirador_dir: Path = Path.home() / ".cache" / "qor-tools" / "mirador-4.0.0"
     iiif_cache_bytes: int = 256 * 1024 * 1024
+    debt_limit: int = 0
+    """Overdue loans a reader may have and still borrow at the console's desk (R16)."""
 
 
 def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
@@ -187,4 +189,5 @@ def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig
         pdfjs_dir=elib.elibrary_pdfjs_dir,
         mirador_dir=elib.elibrary_mirador_dir,
         iiif_cache_bytes=elib.elibrary_iiif_cache_mb * 1024 * 1024,
+        debt_limit=settings.debt_limit,
     )

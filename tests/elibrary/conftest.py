@@ -19,6 +19,7 @@ from elibrary.config import ElibraryConfig, parse_networks
 from elibrary.models import Rights
 from elibrary.web import create_app
 from storage import FileStore, LocalKeyring, open_store
+from tests.elibrary.console_data import ConsoleRegister, make_console_register
 from tests.elibrary.library import Library, MadeCopy
 
 READING_ROOM_NET = "10.20.0.0/16"
@@ -115,11 +116,8 @@ class LiveServer:
     app: FastAPI
 
 
-@pytest.fixture(scope="session")
-def live_server(library: Library, copies: Copies) -> Iterator[LiveServer]:
-    """The e-library served by uvicorn on localhost (for the harvester and the browser)."""
-    port = free_port()
-    app = build_app(library, base_url=f"http://localhost:{port}")
+def serve(app: FastAPI, port: int) -> Iterator[LiveServer]:
+    """Serve ``app`` with uvicorn on localhost:``port`` until the generator is closed."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -131,6 +129,38 @@ def live_server(library: Library, copies: Copies) -> Iterator[LiveServer]:
     yield LiveServer(url=f"http://localhost:{port}", app=app)
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(library: Library, copies: Copies) -> Iterator[LiveServer]:
+    """The e-library served by uvicorn on localhost (for the harvester and the browser)."""
+    port = free_port()
+    yield from serve(build_app(library, base_url=f"http://localhost:{port}"), port)
+
+
+@pytest.fixture(scope="session")
+def console_register(tmp_path_factory: pytest.TempPathFactory) -> ConsoleRegister:
+    """The staff console's register: service points, readers, 705 processed items, one staff
+    member per role (tests/elibrary/console_data.py)."""
+    return make_console_register(tmp_path_factory.mktemp("console"))
+
+
+@dataclass(frozen=True)
+class ConsoleServer:
+    url: str
+    register: ConsoleRegister
+
+
+@pytest.fixture(scope="session")
+def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]:
+    """The e-library app (with its staff console) on the console's register, under uvicorn."""
+    port = free_port()
+    root = console_register.root
+    app = create_app(make_config(base_url=f"http://localhost:{port}"),
+                     sessions=console_register.sessions, open_store=lambda uri: open_store(uri),
+                     keyring=LocalKeyring(root / "keys"), flush_seconds=0.2)
+    for live in serve(app, port):
+        yield ConsoleServer(url=live.url, register=console_register)
 
 
 

@@ -1,0 +1,69 @@
+"""The staff console's test register: service points, readers, processed items, staff of
+every role — all made through the domain API, as the console and the CLI make them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog_sync import circulation, db, readers, register
+from elibrary.accounts import create_staff_account
+from tests.elibrary.library import PASSWORD
+
+#: One staff member per role (user name → role).
+STAFF = {"erlan": "operator", "saule": "preservation", "aliya": "librarian",
+         "dana": "statistician", "bolat": "admin"}
+STOCK_SCOPE = "Hall-S"
+STOCK_ITEMS = 700
+DESK_ITEMS = 5
+
+
+def barcode(n: int) -> str:
+    """The barcode of the n-th stocktake item (EAN-13 shaped)."""
+    return f"2{n:012d}"
+
+
+def desk_barcode(n: int) -> str:
+    return f"3{n:012d}"
+
+
+@dataclass(frozen=True)
+class ConsoleRegister:
+    """The register the console tests run on."""
+
+    sessions: sessionmaker[Session]
+    root: Path
+    desk_items: tuple[str, ...]
+    """Inventory numbers of the desk's items (barcodes :func:`desk_barcode` 1..n)."""
+
+
+def make_console_register(root: Path) -> ConsoleRegister:
+    engine = db.make_engine(f"sqlite:///{root / 'register.sqlite3'}")
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    with sessions() as s, s.begin():
+        circulation.add_service_point(s, code="DESK", name="Abonement", kind="lending_desk",
+                                      actor="test")
+        circulation.add_service_point(s, code="ROOM", name="Reading room 1",
+                                      kind="reading_room", actor="test")
+        for n in (1, 2, 3):
+            readers.add_reader(s, ticket_number=f"R-200{n}", name=f"Оқырман {n}",
+                               category="adult", actor="test")
+        for name, role in STAFF.items():
+            create_staff_account(s, username=name, role=role, password=PASSWORD, actor="test")
+        batch = register.open_receipt_batch(s, act_number="ACT-CONSOLE-1",
+                                            received_on=date(2026, 1, 15), actor="test")
+        rec = register.add_record(s, title="Абай жолы", authors=["Әуезов М."], actor="test",
+                                  year=1942, language="kaz")
+        stock = [register.BulkItem(record_id=rec.id, source="purchase", barcode=barcode(n),
+                                   location=f"{STOCK_SCOPE}/S{n % 7}", status="available")
+                 for n in range(1, STOCK_ITEMS + 1)]
+        register.bulk_receive(s, batch=batch, items=stock, actor="test")
+        desk = [register.BulkItem(record_id=rec.id, source="purchase", barcode=desk_barcode(n),
+                                  location="Hall-D/S1", status="available")
+                for n in range(1, DESK_ITEMS + 1)]
+        numbers = register.bulk_receive(s, batch=batch, items=desk, actor="test")
+    return ConsoleRegister(sessions=sessions, root=root, desk_items=tuple(numbers))
