@@ -14,11 +14,12 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
 
 from catalog_sync import circulation
-from catalog_sync.calendar_kz import load_calendar
-from catalog_sync.models import Reader, ServicePointKind, utcnow
+from catalog_sync.calendar_kz import KazakhCalendar, load_calendar
+from catalog_sync.models import Item, Loan, Reader, ServicePointKind, utcnow
 from catalog_sync.readers import get_reader
 from elibrary import console
 from elibrary.accounts import Principal
@@ -48,7 +49,8 @@ def _point(request: Request, form: Any, points: list[tuple[str, str]]) -> str:
 
 def desk(request: Request, lib: Elibrary, visitor: Visitor, session: Session, *,
          ticket: str = "", point: str | None = None, message: str | None = None,
-         error: str | None = None, status: int = 200) -> Response:
+         error: str | None = None, status: int = 200,
+         calendar: KazakhCalendar | None = None) -> Response:
     """The desk page, with the reader's loans and debts when a reader is chosen."""
     points = _points(session)
     point = point if point is not None else _point(request, None, points)
@@ -62,8 +64,13 @@ def desk(request: Request, lib: Elibrary, visitor: Visitor, session: Session, *,
             error = error or e.message
             status = e.http_status if status == 200 else status
         if reader is not None:
-            calendar = load_calendar(session)
-            for loan in circulation.open_loans(session, ticket_number=ticket):
+            calendar = calendar or load_calendar(session)
+            for loan in session.scalars(
+                select(Loan).where(Loan.reader_id == reader.id, Loan.returned_at.is_(None))
+                .options(joinedload(Loan.item).joinedload(Item.record),
+                         joinedload(Loan.service_point))
+                .order_by(Loan.due_on, Loan.id)
+            ):
                 days = circulation.overdue_days(loan, today=today, calendar=calendar)
                 loans.append({
                     "inventory_number": loan.item.inventory_number if loan.item else "",
@@ -102,8 +109,8 @@ def _operate(request: Request, lib: Elibrary, form: Any, operation: str) -> Resp
         if not code:
             raise InvalidParameter("barcode", "scan or type a barcode")
         policy = circulation.CirculationPolicy(debt_limit=lib.config.debt_limit)
+        calendar = load_calendar(session)
         try:
-            calendar = load_calendar(session)
             if operation == "out":
                 if not ticket:
                     raise InvalidParameter("ticket", "choose a reader first")
@@ -139,7 +146,7 @@ def _operate(request: Request, lib: Elibrary, form: Any, operation: str) -> Resp
             return desk(request, lib, visitor, session, ticket=ticket, point=point,
                         error=e.message, status=e.http_status)
         return desk(request, lib, visitor, session, ticket=ticket, point=point,
-                    message=message)
+                    message=message, calendar=calendar)
 
     return console.post(request, lib, form, ROLES, act)
 
