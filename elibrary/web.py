@@ -48,7 +48,10 @@ from elibrary.errors import (
 from elibrary.routers import (
     accounts,
     console_admin,
+    console_catalogue,
     console_desk,
+    console_readers,
+    console_reports,
     console_stocktake,
     iiif,
     oai,
@@ -221,6 +224,7 @@ def create_app(
         return Response(status_code=exc.status_code)
 
     for router in (reading.router, iiif.router, accounts.router, staff.router, oai.router,
-                   console_desk.router, console_stocktake.router, console_admin.router):
+                   console_desk.router, console_stocktake.router, console_catalogue.router,
+                   console_readers.router, console_reports.router, console_admin.router):
         app.include_router(router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -156,7 +157,9 @@ def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]
     """The e-library app (with its staff console) on the console's register, under uvicorn."""
     port = free_port()
     root = console_register.root
-    app = create_app(make_config(base_url=f"http://localhost:{port}"),
+    # The operator's jobs page lists the runs of the test services' Prefect server.
+    jobs_api = os.environ.get("QOR_TEST_PREFECT_API_URL")
+    app = create_app(make_config(base_url=f"http://localhost:{port}", jobs_api_url=jobs_api),
                      sessions=console_register.sessions, open_store=lambda uri: open_store(uri),
                      keyring=LocalKeyring(root / "keys"), flush_seconds=0.2)
     for live in serve(app, port):

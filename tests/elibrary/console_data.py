@@ -10,13 +10,17 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_sync import circulation, db, readers, register
+from catalog_sync.models import utcnow
 from elibrary.accounts import create_staff_account
+from integrity.audit import BagAudit, FixityFailure
+from integrity.records import record_bag_audit
 from tests.elibrary.library import PASSWORD
 
 #: One staff member per role (user name → role).
 STAFF = {"erlan": "operator", "saule": "preservation", "aliya": "librarian",
          "dana": "statistician", "bolat": "admin"}
 STOCK_SCOPE = "Hall-S"
+DAMAGED_BAG = "console-damaged-bag"
 STOCK_ITEMS = 700
 DESK_ITEMS = 5
 
@@ -38,6 +42,8 @@ class ConsoleRegister:
     root: Path
     desk_items: tuple[str, ...]
     """Inventory numbers of the desk's items (barcodes :func:`desk_barcode` 1..n)."""
+    received_item: str
+    """An item received but not processed yet (no barcode, no location: R8)."""
 
 
 def make_console_register(root: Path) -> ConsoleRegister:
@@ -66,4 +72,22 @@ def make_console_register(root: Path) -> ConsoleRegister:
                                   location="Hall-D/S1", status="available")
                 for n in range(1, DESK_ITEMS + 1)]
         numbers = register.bulk_receive(s, batch=batch, items=desk, actor="test")
-    return ConsoleRegister(sessions=sessions, root=root, desk_items=tuple(numbers))
+        received = register.bulk_receive(
+            s, batch=batch, items=[register.BulkItem(record_id=rec.id, source="donation")],
+            actor="test")[0]
+        # A stored copy of the last desk item whose last deep audit found a damaged file that
+        # could not be repaired (what integrity.audit records for such a bag).
+        register.add_digital_copy(
+            s, inventory_number=numbers[-1], bag_id=DAMAGED_BAG, store_uri="file:///nowhere",
+            version=1, kek_id="test-kek", wrapped_key=b"k" * 40, pdfa_verdict="not checked",
+            ocr_confidence=None, payload_bytes=1000, file_count=2, actor="test")
+        failure = FixityFailure(bag_id=DAMAGED_BAG, path="data/archival/0001.tif",
+                                problem="ChecksumMismatch", message="checksum differs",
+                                algorithm="sha256", expected="a" * 64, found="b" * 64)
+        now = utcnow()
+        record_bag_audit(s, BagAudit(
+            bag_id=DAMAGED_BAG, store_uri="file:///nowhere", mode="deep", started_at=now,
+            finished_at=now, files_checked=2, bytes_checked=1000, failures=(failure,),
+            remaining=(failure,), inventory_number=numbers[-1]), run_id="test-run", actor="test")
+    return ConsoleRegister(sessions=sessions, root=root, desk_items=tuple(numbers),
+                           received_item=received)
