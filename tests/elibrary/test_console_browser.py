@@ -24,6 +24,7 @@ from tests.elibrary.console_data import (
     desk_barcode,
 )
 from tests.elibrary.library import PASSWORD
+from tests.elibrary.test_viewer_browser import AXE, _axe
 
 ROLE_OF = {role: name for name, role in STAFF.items()}
 
@@ -375,3 +376,54 @@ def test_operator_lists_the_digitisation_jobs(
     expect(page.get_by_role("heading", level=1)).to_have_text("Digitisation jobs")
     expect(page.locator("#jobs caption")).to_contain_text("Running and recent runs")
     context.close()
+
+
+#: The console's pages per role, for axe-core.
+AXE_PAGES = {
+    "librarian": ["/staff", "/staff/desk?ticket=R-2001", "/staff/stocktake",
+                  "/staff/catalogue?q=Абай", "/staff/catalogue/{desk}", "/staff/readers?q=R",
+                  "/staff/readers/R-2001"],
+    "preservation": ["/staff/fixity"],
+    "operator": ["/staff/jobs"],
+    "statistician": ["/staff/reports"],
+    "admin": ["/staff/admin/accounts"],
+}
+
+
+def test_console_pages_pass_axe(browser: Browser, console_server: ConsoleServer) -> None:
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is not installed at {AXE} (run infra/install-system)",
+                    pytrace=False)
+    problems: dict[str, object] = {}
+    for role, paths in AXE_PAGES.items():
+        context = browser.new_context(bypass_csp=True, locale="kk-KZ")
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{console_server.url}/staff/login")
+        found = _axe(page)
+        if found:
+            problems["login"] = found
+        page.locator("#name").fill(ROLE_OF[role])
+        page.locator("#password").fill(PASSWORD)
+        page.locator("form[action='/staff/login'] button[type=submit]").click()
+        page.wait_for_url(re.compile(r"/staff$"))
+        if role == "librarian":  # a stocktake to open the scanning page, and an error page
+            page.goto(f"{console_server.url}/staff/stocktake")
+            page.locator("#responsible").fill("Axe")
+            page.locator("#scope").fill("Hall-D")
+            page.locator("#start-form button").click()
+            page.wait_for_url(re.compile(r"/staff/stocktake/\d+$"))
+            paths = [*paths, page.url.split(console_server.url, 1)[1], "/staff/jobs"]
+        for lang in ("kk", "ru", "en"):
+            for path in paths:
+                path = path.format(desk=console_server.register.desk_items[3])
+                page.goto(f"{console_server.url}{path}{'&' if '?' in path else '?'}lang={lang}")
+                if path.startswith("/staff/desk"):  # the console speaks kk, ru and en
+                    expect(page.get_by_role("heading", level=1)).to_have_text(
+                        {"kk": "Кітап беру үстелі", "ru": "Кафедра выдачи",
+                         "en": "Circulation desk"}[lang])
+                found = _axe(page)
+                if found:
+                    problems[f"{role}:{lang}:{path}"] = found
+        context.close()
+    assert not problems, problems
