@@ -105,12 +105,15 @@ def _summary(after: str | None) -> str:
 
 def recent_actions(session: Session, who: Principal, *, limit: int = 8) -> list[LogLine]:
     """The staff member's latest entries in the hash-chained audit log, newest first."""
-    rows = session.scalars(
-        select(AuditEntry).where(AuditEntry.actor == actor(who))
+    rows = session.execute(
+        select(AuditEntry.seq, AuditEntry.at, AuditEntry.action, AuditEntry.entity,
+               AuditEntry.entity_key, AuditEntry.after)
+        .where(AuditEntry.actor == actor(who))
         .order_by(AuditEntry.seq.desc()).limit(limit)
     )
-    return [LogLine(seq=r.seq, at=r.at[:19].replace("T", " "), action=r.action,
-                    entity=r.entity, key=r.entity_key, summary=_summary(r.after)) for r in rows]
+    return [LogLine(seq=seq, at=at[:19].replace("T", " "), action=action, entity=entity,
+                    key=key, summary=_summary(after))
+            for seq, at, action, entity, key, after in rows]
 
 
 def render(request: Request, lib: Elibrary, visitor: Visitor, session: Session,
