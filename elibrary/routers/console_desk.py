@@ -104,6 +104,10 @@ def _operate(request: Request, lib: Elibrary, form: Any, operation: str) -> Resp
         _ = lib.gettext(visitor.lang)
         points = _points(session)
         point = _point(request, form, points)
+        asked = form_text(form, "point", limit=32)
+        if asked and asked != point:
+            # Never lend at another point than the one the desk asked for (R15).
+            raise InvalidParameter("point", f"{asked!r} is not a lending service point here")
         ticket = form_text(form, "ticket", limit=32)
         code = form_text(form, "barcode", limit=64)
         if not code:
