@@ -207,7 +207,11 @@ def create_app(
 
     @app.exception_handler(QorError)
     async def on_domain_error(request: Request, exc: QorError) -> Response:
-        # The register's refusals (unknown item, closed stocktake, ...) reached from a page.
+        # The register's refusals (unknown item, closed stocktake, ...) reached from a staff
+        # console page; anywhere else a domain error stays a server error (a damaged copy is
+        # never explained to a reader).
+        if not request.url.path.startswith("/staff"):
+            raise exc
         return await anyio.to_thread.run_sync(error_page, request, exc)
 
     @app.exception_handler(RequestValidationError)

@@ -427,3 +427,23 @@ def test_console_pages_pass_axe(browser: Browser, console_server: ConsoleServer)
                     problems[f"{role}:{lang}:{path}"] = found
         context.close()
     assert not problems, problems
+
+
+def test_console_forms_refuse_a_missing_or_foreign_anti_forgery_token(
+    browser: Browser, console_server: ConsoleServer
+) -> None:
+    """Every console form carries the anti-forgery token: the librarian's own session without
+    it, or with another browser's, changes nothing."""
+    context, page = sign_in(browser, console_server, ROLE_OF["librarian"])
+    other, other_page = sign_in(browser, console_server, ROLE_OF["librarian"])
+    foreign = other_page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+    before = _state(console_server)
+    for token in ("", "0" * 64, foreign):
+        for path, fields in [ACTIONS["librarian"], *LIBRARIAN_ACTIONS]:
+            r = page.request.post(f"{console_server.url}{path}",
+                                  form={"csrf_token": token, **fields})
+            assert r.status == 403, (path, token[:8], r.status)
+            assert "did not come from this site" in r.text()
+    assert _state(console_server) == before
+    context.close()
+    other.close()
