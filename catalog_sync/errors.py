@@ -141,6 +141,14 @@ class StocktakeClosed(RegisterError):
     http_status = 409
 
 
+class BatchInFlight(RegisterError):
+    """The same scan batch is being stored by another request (a client's retry overtook its
+    first try); the caller rolls back and the client sends it again."""
+
+    http_status = 503
+    retryable = True
+
+
 class RegisterBusy(RegisterError):
     """The database is locked by another writer or unreachable; trying again can help."""
 

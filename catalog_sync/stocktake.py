@@ -16,7 +16,8 @@ from __future__ import annotations
 import csv
 import html
 import logging
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,8 +27,9 @@ from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_sync import audit
-from catalog_sync.errors import ActNotFound, RegisterError, StocktakeClosed
+from catalog_sync.errors import ActNotFound, BatchInFlight, RegisterError, StocktakeClosed
 from catalog_sync.models import (
+    AuditEntry,
     BibRecord,
     Item,
     ItemStatus,
@@ -240,6 +242,120 @@ def ingest_scan_stream(
     flush()
     logger.info("stocktake %s: %d scans stored, %d refused", stocktake_id, stored, len(refused))
     return ScanIngest(read, stored, tuple(refused))
+
+
+_BATCH = re.compile(r"^[A-Za-z0-9_-]{8,40}:[0-9]{1,9}$")
+
+
+@dataclass(frozen=True)
+class BatchAck:
+    """What :func:`record_scan_batch` did with one batch from a scanning client."""
+
+    stored: int
+    """Scans stored by this call (0 when the batch had been stored before)."""
+    duplicate: bool
+    """The batch had been stored before (the client retried after losing the answer)."""
+    refused: tuple[str, ...]
+    """Codes that cannot be scans (too long, control characters), reported back, not stored."""
+
+
+def record_scan_batch(
+    session: Session,
+    stocktake_id: int,
+    codes: Sequence[str],
+    *,
+    batch: str,
+    actor: str,
+    location: str | None = None,
+) -> BatchAck:
+    """Store one batch of scans from a scanning client (the staff console's stocktake page),
+    exactly once, and audit it (R14).
+
+    ``batch`` is ``CLIENT:SEQ`` (a random client id per page and the batch's number): a batch
+    already stored is acknowledged without being stored again, so a client that lost an answer
+    may send the same batch again. Two copies of one batch racing each other are told apart
+    under the audit log's lock: the later one raises :class:`BatchInFlight` (retryable) and its
+    caller rolls back. Part of the caller's transaction.
+    """
+    if not _BATCH.fullmatch(batch):
+        raise RegisterError(f"scan batch {batch[:60]!r} is not CLIENT:SEQ")
+    key = f"{stocktake_id}:{batch}"
+    stored_before = select(func.count(AuditEntry.seq)).where(
+        AuditEntry.entity == "stocktake_scans", AuditEntry.entity_key == key)
+    if session.scalar(stored_before):
+        get_stocktake(session, stocktake_id)
+        return BatchAck(stored=0, duplicate=True, refused=())
+    good: list[tuple[str, str | None]] = []
+    refused: list[str] = []
+    for parsed in parse_scan_lines(codes):
+        if len(parsed) == 2:
+            refused.append(parsed[1])
+        else:
+            good.append((parsed[1], parsed[2] or location))
+    n = record_scans(session, stocktake_id, good, location=location)
+    audit.append(
+        session,
+        actor=actor,
+        action="stocktake.scans",
+        entity="stocktake_scans",
+        key=key,
+        before=None,
+        after={"stocktake": stocktake_id, "scans": n,
+               "first": good[0][0] if good else None, "last": good[-1][0] if good else None},
+    )
+    if (session.scalar(stored_before) or 0) > 1:  # under the audit head's lock
+        raise BatchInFlight(f"scan batch {batch} is being stored by another request")
+    return BatchAck(stored=n, duplicate=False, refused=tuple(refused))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Live counts of an open stocktake (the scanning page shows them)."""
+
+    scans: int
+    distinct_codes: int
+    expected: int
+    """Items in scope expected on the shelf (not on loan, in repair or written off)."""
+    found: int
+    missing: int
+    """Expected and not scanned (yet)."""
+    unexpected: int
+    """Scanned codes of no item in scope (unknown, elsewhere, written off)."""
+    misplaced: int
+    """In scope and scanned at another location than the register's."""
+
+
+def stocktake_progress(session: Session, stocktake_id: int) -> Progress:
+    """How far the stocktake is: scans, found, missing so far, unexpected, misplaced."""
+    st = get_stocktake(session, stocktake_id)
+    scanned: dict[str, str | None] = {}
+    scans = 0
+    for code, loc in session.execute(
+        select(StocktakeScan.code, StocktakeScan.location)
+        .where(StocktakeScan.stocktake_id == stocktake_id)
+        .order_by(StocktakeScan.id)
+    ):
+        scans += 1
+        scanned[code] = loc
+    expected = found = misplaced = missing = 0
+    matched: set[str] = set()
+    for barcode, rfid, status, location in session.execute(
+        select(Item.barcode, Item.rfid, Item.status, Item.location)
+        .where(_scope_clause(st.scope), Item.status != ItemStatus.WRITTEN_OFF.value)
+    ):
+        hits = [c for c in (barcode, rfid) if c is not None and c in scanned]
+        if status not in NOT_ON_SHELF:
+            expected += 1
+            missing += not hits
+        if hits:
+            found += 1
+            matched.update(hits)
+            where = scanned[hits[0]]
+            if where is not None and where != location:
+                misplaced += 1
+    return Progress(scans=scans, distinct_codes=len(scanned), expected=expected, found=found,
+                    missing=missing, unexpected=len(set(scanned) - matched),
+                    misplaced=misplaced)
 
 
 def _line(

@@ -35,6 +35,7 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from catalog_sync import audit
 from catalog_sync.errors import ReaderNotFound
 from catalog_sync.models import Reader, ReaderStatus, utcnow
 from elibrary.errors import AccountError, BadCredentials
@@ -68,8 +69,11 @@ def _verify(stored: str, password: str) -> bool:
         return False
 
 
-def create_reader_account(session: Session, *, ticket_number: str, password: str) -> ReaderAccount:
-    """Open an e-library account for the reader holding ``ticket_number``.
+def create_reader_account(
+    session: Session, *, ticket_number: str, password: str, actor: str
+) -> ReaderAccount:
+    """Open an e-library account for the reader holding ``ticket_number`` (audited as
+    ``reader.account_create``, without the password).
 
     Refused (:class:`AccountError`) for an unknown ticket or one that already has an account.
     """
@@ -82,13 +86,16 @@ def create_reader_account(session: Session, *, ticket_number: str, password: str
                             failed_logins=0, disabled=False, created_at=utcnow())
     session.add(account)
     session.flush()
+    audit.append(session, actor=actor, action="reader.account_create", entity="reader_account",
+                 key=ticket_number, before=None, after={"ticket_number": ticket_number})
     return account
 
 
 def create_staff_account(
-    session: Session, *, username: str, role: StaffRole | str, password: str
+    session: Session, *, username: str, role: StaffRole | str, password: str, actor: str
 ) -> StaffAccount:
-    """Open a staff account with one role (refused if the name is taken or malformed)."""
+    """Open a staff account with one role (refused if the name is taken or malformed); the
+    hash-chained audit log records who opened it with which role (never the password)."""
     name = username.strip()
     if not name or len(name) > 64 or not name.replace("-", "").replace(".", "").isalnum():
         raise AccountError(f"staff user name {username!r}: 1–64 letters, digits, '.', '-'")
@@ -104,13 +111,16 @@ def create_staff_account(
                            failed_logins=0, disabled=False, created_at=utcnow())
     session.add(account)
     session.flush()
+    audit.append(session, actor=actor, action="staff.create", entity="staff_account", key=name,
+                 before=None, after={"username": name, "role": role_value})
     return account
 
 
 def set_password(
-    session: Session, *, kind: str, name: str, password: str
+    session: Session, *, kind: str, name: str, password: str, actor: str
 ) -> None:
-    """Set a new password and lift any lock-out (``kind`` is ``reader`` or ``staff``)."""
+    """Set a new password and lift any lock-out (``kind`` is ``reader`` or ``staff``); the
+    audit log records who reset whose password (never the password)."""
     account = _find(session, kind, name)
     if account is None:
         raise AccountError(f"no {kind} account {name!r}")
@@ -118,6 +128,8 @@ def set_password(
     account.failed_logins = 0
     account.locked_until = None
     session.flush()
+    audit.append(session, actor=actor, action=f"{kind}.password_reset",
+                 entity=f"{kind}_account", key=name, before=None, after={"reset": True})
 
 
 def unlock(session: Session, *, kind: str, name: str) -> None:

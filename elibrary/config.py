@@ -144,6 +144,10 @@ class ElibraryConfig:
     pdfjs_dir: Path = Path("/usr/share/javascript/pdf")
     mirador_dir: Path = Path.home() / ".cache" / "qor-tools" / "mirador-4.0.0"
     iiif_cache_bytes: int = 256 * 1024 * 1024
+    debt_limit: int = 0
+    """Overdue loans a reader may have and still borrow at the console's desk (R16)."""
+    jobs_api_url: str | None = None
+    """The orchestration (Prefect) API the console's jobs page lists runs from."""
 
 
 def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
@@ -187,4 +191,17 @@ def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig
         pdfjs_dir=elib.elibrary_pdfjs_dir,
         mirador_dir=elib.elibrary_mirador_dir,
         iiif_cache_bytes=elib.elibrary_iiif_cache_mb * 1024 * 1024,
+        debt_limit=settings.debt_limit,
+        jobs_api_url=_jobs_api(settings),
     )
+
+
+def _jobs_api(settings: QorSettings) -> str | None:
+    """The Prefect API ``qor jobs`` would ask: the configured one, else the local service's."""
+    from qor import orchestration
+
+    configured = orchestration.configured_api_url(settings)
+    if configured is not None:
+        return configured[0]
+    server, _up = orchestration.local_status(settings)
+    return server.api_url if server is not None else None

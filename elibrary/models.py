@@ -58,14 +58,23 @@ class Rights(enum.StrEnum):
 
 
 class StaffRole(enum.StrEnum):
-    """Staff roles, each reaching only what it needs (R10).
+    """Staff roles, each reaching only what it needs (R10, R11); the staff console
+    (``/staff/...``, docs/operations.md) checks the role on every route.
 
-    ``librarian`` (кітапханашы · библиотекарь) sets the rights of copies and unlocks reader
-    accounts; ``statistician`` sees read statistics aggregated per copy (never per reader).
+    * ``operator`` (цифрлау операторы · оператор оцифровки): the digitisation jobs;
+    * ``preservation`` (сақтау маманы · хранитель): fixity reports;
+    * ``librarian`` (кітапханашы · библиотекарь): circulation desk, stocktake, catalogue,
+      readers, rights of copies;
+    * ``statistician`` (статистик): read-only reports (read statistics aggregated per copy,
+      never per reader; compliance, debts);
+    * ``admin`` (әкімші · администратор): staff accounts and their roles.
     """
 
+    OPERATOR = "operator"
+    PRESERVATION = "preservation"
     LIBRARIAN = "librarian"
     STATISTICIAN = "statistician"
+    ADMIN = "admin"
 
 
 class ReaderAccount(Base):

@@ -45,7 +45,20 @@ from elibrary.errors import (
     NotSignedIn,
     RangeNotSatisfiable,
 )
-from elibrary.routers import accounts, iiif, oai, reading, staff
+from elibrary.routers import (
+    accounts,
+    console_admin,
+    console_catalogue,
+    console_desk,
+    console_readers,
+    console_reports,
+    console_stocktake,
+    iiif,
+    oai,
+    reading,
+    staff,
+)
+from qor.errors import QorError
 from storage import Keyring, ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -158,13 +171,14 @@ def create_app(
                                                 reader_cookie=READER_COOKIE))
     app.add_middleware(SecurityHeaders)
 
-    def error_page(request: Request, exc: ElibraryError) -> Response:
+    def error_page(request: Request, exc: QorError) -> Response:
         with lib.sessions() as session:
             visitor = lib.visitor(request, session)
         _ = lib.gettext(visitor.lang)
         headings = {
             400: _("Request refused"), 401: _("Please sign in"), 403: _("Not allowed"),
-            404: _("Not found"), 416: _("Range not satisfiable"), 423: _("Account locked"),
+            404: _("Not found"), 409: _("Refused"), 416: _("Range not satisfiable"),
+            423: _("Account locked"),
         }
         messages = {
             CopyNotAvailable: _("There is no such copy in the e-library."),
@@ -175,7 +189,8 @@ def create_app(
         message = next((m for t, m in messages.items() if isinstance(exc, t)), None)
         if message is None:
             message = (_("You may not open this page.") if exc.http_status == 403
-                       else exc.message if exc.http_status in (400, 416)
+                       else exc.message if exc.http_status in (400, 416) or (
+                           not isinstance(exc, ElibraryError) and exc.http_status < 500)
                        else _("Something went wrong."))
         response = lib.render(
             request, visitor, "error.html", status=exc.http_status,
@@ -188,6 +203,15 @@ def create_app(
 
     @app.exception_handler(ElibraryError)
     async def on_elibrary_error(request: Request, exc: ElibraryError) -> Response:
+        return await anyio.to_thread.run_sync(error_page, request, exc)
+
+    @app.exception_handler(QorError)
+    async def on_domain_error(request: Request, exc: QorError) -> Response:
+        # The register's refusals (unknown item, closed stocktake, ...) reached from a staff
+        # console page; anywhere else a domain error stays a server error (a damaged copy is
+        # never explained to a reader).
+        if not request.url.path.startswith("/staff"):
+            raise exc
         return await anyio.to_thread.run_sync(error_page, request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -203,6 +227,8 @@ def create_app(
             return await anyio.to_thread.run_sync(error_page, request, err)
         return Response(status_code=exc.status_code)
 
-    for router in (reading.router, iiif.router, accounts.router, staff.router, oai.router):
+    for router in (reading.router, iiif.router, accounts.router, staff.router, oai.router,
+                   console_desk.router, console_stocktake.router, console_catalogue.router,
+                   console_readers.router, console_reports.router, console_admin.router):
         app.include_router(router)
     return app

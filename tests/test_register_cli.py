@@ -176,3 +176,38 @@ def test_marc_export_format_follows_the_extension(
     again = tmp_path / "again.xml"
     qor("marc", "export", str(again), env=fresh)
     assert again.read_bytes() == xml.read_bytes()
+
+
+def test_admin_account_from_the_cli_is_audited_and_unknown_roles_are_listed(
+    shelved: tuple[Path, list[tuple[str, str]]],
+) -> None:
+    """``qor elibrary add-staff`` (the first admin of the staff console comes from the CLI):
+    every role of R10 is accepted, the account lands in the audit log under the caller's name,
+    an unknown role is refused naming the valid ones, and nothing is stored for it."""
+    import subprocess
+    import sys
+
+    data_dir, _items = shelved
+    env = {**_env(data_dir), "QOR_ACTOR": "it-admin"}
+
+    def add(name: str, role: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "qor", "elibrary", "add-staff", name,
+                               "--role", role, "--password-stdin"],
+                              input="a-long-enough-password\n", env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+
+    for name, role in (("boss", "admin"), ("keeper", "preservation"), ("scan1", "operator")):
+        done = add(name, role)
+        assert done.returncode == 0, done.stderr
+    refused = add("ghost", "janitor")
+    assert refused.returncode == 1
+    for role in ("operator", "preservation", "librarian", "statistician", "admin"):
+        assert role in refused.stderr
+    with sqlite3.connect(data_dir / "register.sqlite3") as db:
+        rows = db.execute("SELECT actor, action, entity_key, after FROM audit_log "
+                          "WHERE action = 'staff.create' ORDER BY seq").fetchall()
+        roles = dict(db.execute("SELECT username, role FROM elibrary_staff_accounts"))
+    assert [(a, k, json.loads(after)["role"]) for a, _, k, after in rows] == [
+        ("it-admin", "boss", "admin"), ("it-admin", "keeper", "preservation"),
+        ("it-admin", "scan1", "operator")]
+    assert "ghost" not in roles and roles["boss"] == "admin"

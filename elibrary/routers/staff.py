@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog_sync.errors import DigitalCopyNotFound
+from elibrary import console
 from elibrary.context import Elibrary, Lib, Visitor, need_staff
 from elibrary.errors import CopyNotAvailable
 from elibrary.library import check_bag_id, parse_rights, set_rights, visible_copies_by_id
@@ -39,8 +40,8 @@ def staff_page(request: Request, lib: Elibrary, visitor: Visitor, session: Sessi
             inv = views[copy_id].inventory_number if copy_id in views else f"#{copy_id}"
             stats.append({"month": month, "inventory_number": inv, "reads": n,
                           "bytes": nbytes})
-    return lib.render(request, visitor, "staff.html", stats=stats, message=message,
-                      rights=[r.value for r in Rights])
+    return console.render(request, lib, visitor, session, "staff.html", stats=stats,
+                          message=message, rights=[r.value for r in Rights])
 
 @router.get("/staff", response_class=HTMLResponse)
 def staff_home(request: Request, lib: Lib) -> Response:

@@ -11,6 +11,7 @@ from qor.cli._common import (
     JsonOpt,
     cli_settings,
     console,
+    current_actor,
     emit_json,
     fail,
 )
@@ -151,7 +152,8 @@ def add_reader(
     password = _password("Password", password_stdin)
     try:
         with wiring.register_session(settings) as session:
-            create_reader_account(session, ticket_number=ticket_number, password=password)
+            create_reader_account(session, ticket_number=ticket_number, password=password,
+                                  actor=current_actor())
     except QorError as e:
         raise fail(e) from e
     console.print(f"reader {ticket_number} can now sign in to the e-library")
@@ -160,7 +162,8 @@ def add_reader(
 @app.command("add-staff")
 def add_staff(
     username: Annotated[str, typer.Argument()],
-    role: Annotated[str, typer.Option(help="librarian | statistician")],
+    role: Annotated[str, typer.Option(
+        help="operator | preservation | librarian | statistician | admin")],
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="Read the password from standard input.")] = False,
 ) -> None:
@@ -172,7 +175,8 @@ def add_staff(
     password = _password("Password", password_stdin)
     try:
         with wiring.register_session(settings) as session:
-            create_staff_account(session, username=username, role=role, password=password)
+            create_staff_account(session, username=username, role=role, password=password,
+                                 actor=current_actor())
     except QorError as e:
         raise fail(e) from e
     console.print(f"staff account {username} ({role}) created")

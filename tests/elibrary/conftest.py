@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import threading
 import time
@@ -13,12 +15,14 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, sync_playwright
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog_sync import db
 from elibrary.config import ElibraryConfig, parse_networks
 from elibrary.models import Rights
 from elibrary.web import create_app
 from storage import FileStore, LocalKeyring, open_store
+from tests.elibrary.console_data import ConsoleRegister, make_console_register
 from tests.elibrary.library import Library, MadeCopy
 
 READING_ROOM_NET = "10.20.0.0/16"
@@ -115,12 +119,11 @@ class LiveServer:
     app: FastAPI
 
 
-@pytest.fixture(scope="session")
-def live_server(library: Library, copies: Copies) -> Iterator[LiveServer]:
-    """The e-library served by uvicorn on localhost (for the harvester and the browser)."""
-    port = free_port()
-    app = build_app(library, base_url=f"http://localhost:{port}")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+def serve(app: FastAPI, port: int, *, asgi: ASGIApp | None = None) -> Iterator[LiveServer]:
+    """Serve ``app`` (or ``asgi``, a wrapper of it) with uvicorn on localhost:``port`` until the
+    generator is closed."""
+    server = uvicorn.Server(uvicorn.Config(asgi or app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -131,6 +134,75 @@ def live_server(library: Library, copies: Copies) -> Iterator[LiveServer]:
     yield LiveServer(url=f"http://localhost:{port}", app=app)
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(library: Library, copies: Copies) -> Iterator[LiveServer]:
+    """The e-library served by uvicorn on localhost (for the harvester and the browser)."""
+    port = free_port()
+    yield from serve(build_app(library, base_url=f"http://localhost:{port}"), port)
+
+
+@pytest.fixture(scope="session")
+def console_register(tmp_path_factory: pytest.TempPathFactory) -> ConsoleRegister:
+    """The staff console's register: service points, readers, 705 processed items, one staff
+    member per role (tests/elibrary/console_data.py)."""
+    return make_console_register(tmp_path_factory.mktemp("console"))
+
+
+@dataclass
+class LostAnswers:
+    """A network fault at the server's edge, for the stocktake scans: while ``every`` is set,
+    every ``every``-th scan batch is handled in full (stored) and its answer never sent — the
+    connection is closed instead, as when a Wi-Fi scanner cart loses the access point."""
+
+    every: int = 0
+    seen: int = 0
+    lost: int = 0
+
+
+class LoseAnswers:
+    """ASGI wrapper that applies :class:`LostAnswers` to ``POST /staff/stocktake/N/scans``."""
+
+    def __init__(self, app: ASGIApp, faults: LostAnswers) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        f = self.faults
+        if (f.every and scope["type"] == "http" and scope["method"] == "POST"
+                and re.fullmatch(r"/staff/stocktake/\d+/scans", scope["path"])):
+            f.seen += 1
+            if f.seen % f.every == 0:
+                async def swallow(message: Message) -> None:
+                    pass
+
+                await self.app(scope, receive, swallow)  # stored, answer dropped
+                f.lost += 1
+                raise ConnectionResetError("test: the answer is lost on the way")
+        await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class ConsoleServer:
+    url: str
+    register: ConsoleRegister
+    lost_answers: LostAnswers
+
+
+@pytest.fixture(scope="session")
+def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]:
+    """The e-library app (with its staff console) on the console's register, under uvicorn."""
+    port = free_port()
+    root = console_register.root
+    # The operator's jobs page lists the runs of the test services' Prefect server.
+    jobs_api = os.environ.get("QOR_TEST_PREFECT_API_URL")
+    app = create_app(make_config(base_url=f"http://localhost:{port}", jobs_api_url=jobs_api),
+                     sessions=console_register.sessions, open_store=lambda uri: open_store(uri),
+                     keyring=LocalKeyring(root / "keys"), flush_seconds=0.2)
+    faults = LostAnswers()
+    for live in serve(app, port, asgi=LoseAnswers(app, faults)):
+        yield ConsoleServer(url=live.url, register=console_register, lost_answers=faults)
 
 
 

@@ -189,8 +189,8 @@ class Library:
         with self.sessions() as s, s.begin():
             readers.add_reader(s, ticket_number=ticket, name=f"Reader {ticket}",
                                category="adult", actor="test")
-            create_reader_account(s, ticket_number=ticket, password=password)
+            create_reader_account(s, ticket_number=ticket, password=password, actor="test")
 
     def add_staff(self, name: str, role: str, *, password: str = PASSWORD) -> None:
         with self.sessions() as s, s.begin():
-            create_staff_account(s, username=name, role=role, password=password)
+            create_staff_account(s, username=name, role=role, password=password, actor="test")

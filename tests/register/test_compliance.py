@@ -58,7 +58,8 @@ def _keep(s: Session) -> None:
     register.record_copy_event(s, copy=copy, event_type="fixity check", outcome="success",
                                detail="deep", agent="qor-fixity", at=AT)
     enter_library(s, copy, default_rights=Rights.READERS, actor="op")
-    create_staff_account(s, username="aigul", role="librarian", password="s3cret-pass-word")
+    create_staff_account(s, username="aigul", role="librarian", password="s3cret-pass-word",
+                         actor="test")
 
 
 @pytest.fixture(scope="module")

@@ -113,3 +113,46 @@ def test_hundred_thousand_scans_are_stored_without_loss(sessions: sessionmaker[S
     assert act.scans == 100_000
     assert act.found == 1990 and len(act.missing) == 10
     assert sorted(x.code for x in act.unexpected) == sorted(f"UNKNOWN-{i}" for i in range(10))
+
+
+def test_a_scan_batch_is_stored_once_however_often_it_is_sent(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The console's scanning page re-sends a batch whose answer it lost (R14: no scan lost,
+    none counted twice): the second delivery is acknowledged and stores nothing."""
+    from catalog_sync import audit
+    from catalog_sync.errors import RegisterError
+
+    hall = uid("Hall")
+    with sessions() as s:
+        shelf = _shelve(s, hall, "S1", 5, "Q")
+        st = stocktake.start_stocktake(s, reason="loss", responsible="Сейітова Ә.", scope=hall,
+                                       actor="t")
+        s.commit()
+        sid = st.id
+    codes = [b for _, b in shelf[:3]] + ["UNKNOWN-1"]
+    with sessions() as s:
+        first = stocktake.record_scan_batch(s, sid, codes, batch="client0001:1", actor="staff:a",
+                                            location=f"{hall}/S2")
+        s.commit()
+    with sessions() as s:
+        again = stocktake.record_scan_batch(s, sid, codes, batch="client0001:1", actor="staff:a")
+        s.commit()
+    assert (first.stored, first.duplicate) == (4, False)
+    assert (again.stored, again.duplicate) == (0, True)
+    with sessions() as s:
+        bad = stocktake.record_scan_batch(s, sid, ["ok-code", "x" * 65, "a\x07b"],
+                                          batch="client0001:2", actor="staff:a")
+        s.commit()
+        assert bad.stored == 1 and len(bad.refused) == 2
+        with pytest.raises(RegisterError):
+            stocktake.record_scan_batch(s, sid, ["c"], batch="no seq", actor="staff:a")
+        s.rollback()
+        p = stocktake.stocktake_progress(s, sid)
+        assert (p.scans, p.distinct_codes, p.expected, p.found) == (5, 5, 5, 3)
+        assert (p.missing, p.unexpected, p.misplaced) == (2, 2, 3)
+        assert audit.verify_log(s) == []
+        stocktake.close_stocktake(s, sid, actor="t")
+        s.commit()
+    with sessions() as s, pytest.raises(StocktakeClosed):
+        stocktake.record_scan_batch(s, sid, ["late"], batch="client0001:3", actor="staff:a")

@@ -1,0 +1,93 @@
+"""The staff console's test register: service points, readers, processed items, staff of
+every role — all made through the domain API, as the console and the CLI make them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog_sync import circulation, db, readers, register
+from catalog_sync.models import utcnow
+from elibrary.accounts import create_staff_account
+from integrity.audit import BagAudit, FixityFailure
+from integrity.records import record_bag_audit
+from tests.elibrary.library import PASSWORD
+
+#: One staff member per role (user name → role).
+STAFF = {"erlan": "operator", "saule": "preservation", "aliya": "librarian",
+         "dana": "statistician", "bolat": "admin"}
+STOCK_SCOPE = "Hall-S"
+DAMAGED_BAG = "console-damaged-bag"
+STOCK_ITEMS = 700
+DESK_ITEMS = 5
+
+
+def barcode(n: int) -> str:
+    """The barcode of the n-th stocktake item (EAN-13 shaped)."""
+    return f"2{n:012d}"
+
+
+def desk_barcode(n: int) -> str:
+    return f"3{n:012d}"
+
+
+@dataclass(frozen=True)
+class ConsoleRegister:
+    """The register the console tests run on."""
+
+    sessions: sessionmaker[Session]
+    root: Path
+    desk_items: tuple[str, ...]
+    """Inventory numbers of the desk's items (barcodes :func:`desk_barcode` 1..n)."""
+    received_item: str
+    """An item received but not processed yet (no barcode, no location: R8)."""
+
+
+def make_console_register(root: Path) -> ConsoleRegister:
+    engine = db.make_engine(f"sqlite:///{root / 'register.sqlite3'}")
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    with sessions() as s, s.begin():
+        circulation.add_service_point(s, code="DESK", name="Abonement", kind="lending_desk",
+                                      actor="test")
+        circulation.add_service_point(s, code="ROOM", name="Reading room 1",
+                                      kind="reading_room", actor="test")
+        for n in (1, 2, 3):
+            readers.add_reader(s, ticket_number=f"R-200{n}", name=f"Оқырман {n}",
+                               category="adult", actor="test")
+        for name, role in STAFF.items():
+            create_staff_account(s, username=name, role=role, password=PASSWORD, actor="test")
+        batch = register.open_receipt_batch(s, act_number="ACT-CONSOLE-1",
+                                            received_on=date(2026, 1, 15), actor="test")
+        rec = register.add_record(s, title="Абай жолы", authors=["Әуезов М."], actor="test",
+                                  year=1942, language="kaz")
+        stock = [register.BulkItem(record_id=rec.id, source="purchase", barcode=barcode(n),
+                                   location=f"{STOCK_SCOPE}/S{n % 7}", status="available")
+                 for n in range(1, STOCK_ITEMS + 1)]
+        register.bulk_receive(s, batch=batch, items=stock, actor="test")
+        desk = [register.BulkItem(record_id=rec.id, source="purchase", barcode=desk_barcode(n),
+                                  location="Hall-D/S1", status="available")
+                for n in range(1, DESK_ITEMS + 1)]
+        numbers = register.bulk_receive(s, batch=batch, items=desk, actor="test")
+        received = register.bulk_receive(
+            s, batch=batch, items=[register.BulkItem(record_id=rec.id, source="donation")],
+            actor="test")[0]
+        # A stored copy of the last desk item whose last deep audit found a damaged file that
+        # could not be repaired (what integrity.audit records for such a bag).
+        register.add_digital_copy(
+            s, inventory_number=numbers[-1], bag_id=DAMAGED_BAG, store_uri="file:///nowhere",
+            version=1, kek_id="test-kek", wrapped_key=b"k" * 40, pdfa_verdict="not checked",
+            ocr_confidence=None, payload_bytes=1000, file_count=2, actor="test")
+        failure = FixityFailure(bag_id=DAMAGED_BAG, path="data/archival/0001.tif",
+                                problem="ChecksumMismatch", message="checksum differs",
+                                algorithm="sha256", expected="a" * 64, found="b" * 64)
+        now = utcnow()
+        record_bag_audit(s, BagAudit(
+            bag_id=DAMAGED_BAG, store_uri="file:///nowhere", mode="deep", started_at=now,
+            finished_at=now, files_checked=2, bytes_checked=1000, failures=(failure,),
+            remaining=(failure,), inventory_number=numbers[-1]), run_id="test-run", actor="test")
+    return ConsoleRegister(sessions=sessions, root=root, desk_items=tuple(numbers),
+                           received_item=received)
