@@ -215,7 +215,9 @@ def stage_prepare(work: PageWork) -> None:
     work.dpi = work.decoded.dpi
     stage_orient(work)
     if options.deskew:
-        skew = measure_skew(work.image, max_angle=options.deskew_max_deg)
+        # A line crop (layout="line") holds one line running across it: rows only.
+        skew = measure_skew(work.image, max_angle=options.deskew_max_deg,
+                            sideways=options.layout != "line")
         work.skew = skew
         work.corrected = skew is not None and abs(skew) > options.deskew_threshold_deg
         if skew is not None and work.corrected and abs(skew) > options.ocr_skew_tolerance_deg:
