@@ -234,6 +234,8 @@ def stage_prepare(work: PageWork) -> None:
         work.measures = oldprint.measure(work.image, dpi=work.dpi)
         if options.prepare_old_print == "always" or oldprint.needs_preparation(work.measures):
             work.ocr_image, work.preparation = oldprint.prepare_for_ocr(work.image, dpi=work.dpi)
+        elif oldprint.needs_deblocking(oldprint.jpeg_quantisation(work.decoded.original_jpeg)):
+            work.ocr_image, work.preparation = oldprint.deblock_for_ocr(work.image)
         work.lap("preparation")
 
 
