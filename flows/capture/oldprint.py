@@ -78,7 +78,7 @@ def jpeg_quantisation(data: bytes | None) -> float | None:
     if not tables or 0 not in tables:
         return None
     table = list(tables[0])
-    return sum(table) / len(table)
+    return float(sum(table)) / len(table)
 
 
 def needs_deblocking(quantisation: float | None) -> bool:
