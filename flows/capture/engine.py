@@ -215,7 +215,9 @@ def stage_prepare(work: PageWork) -> None:
     work.dpi = work.decoded.dpi
     stage_orient(work)
     if options.deskew:
-        skew = measure_skew(work.image, max_angle=options.deskew_max_deg)
+        # A line crop (layout="line") holds one line running across it: rows only.
+        skew = measure_skew(work.image, max_angle=options.deskew_max_deg,
+                            sideways=options.layout != "line")
         work.skew = skew
         work.corrected = skew is not None and abs(skew) > options.deskew_threshold_deg
         if skew is not None and work.corrected and abs(skew) > options.ocr_skew_tolerance_deg:
@@ -232,6 +234,8 @@ def stage_prepare(work: PageWork) -> None:
         work.measures = oldprint.measure(work.image, dpi=work.dpi)
         if options.prepare_old_print == "always" or oldprint.needs_preparation(work.measures):
             work.ocr_image, work.preparation = oldprint.prepare_for_ocr(work.image, dpi=work.dpi)
+        elif oldprint.needs_deblocking(oldprint.jpeg_quantisation(work.decoded.original_jpeg)):
+            work.ocr_image, work.preparation = oldprint.deblock_for_ocr(work.image)
         work.lap("preparation")
 
 

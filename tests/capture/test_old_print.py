@@ -355,3 +355,22 @@ def test_worn_ink_keeps_the_scan_when_the_prepared_input_reads_worse(tmp_path: P
     assert "preparation none (background+sauvola+despeckle tried, read worse)" in (
         result.choices.describe()
     )
+
+
+def test_a_heavily_compressed_jpeg_page_is_deblocked_for_ocr_only(tmp_path: Path) -> None:
+    """JPEG damage (quality 8) is measured from the file's quantisation table and the OCR input
+    median-filtered ("deblock", recorded); a quality-90 JPEG is left as scanned; the kept page
+    image is the scanner's JPEG, byte for byte."""
+    image = Image.new("L", (800, 300), 255)
+    font = ImageFont.truetype(_FONTS["DejaVuSerif"][0], 40)
+    ImageDraw.Draw(image).text((20, 100), "Первый поезд пройдёт по новому участку.", font=font,
+                               fill=0)
+    for quality, expected in ((8, "deblock"), (90, "none")):
+        path = tmp_path / f"q{quality}.jpg"
+        image.save(path, format="JPEG", quality=quality, dpi=(200, 200))
+        result = process_page(PageRef(path, 0, f"q{quality}"), work_dir=tmp_path / f"out{quality}",
+                              options=CaptureOptions(languages="rus"))
+        assert result.choices is not None
+        assert result.choices.preparation == expected
+        assert result.image_path.read_bytes() == path.read_bytes()
+        assert "поезд" in result.text
