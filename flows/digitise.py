@@ -31,6 +31,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.futures import as_completed
+from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from catalog_sync import register
@@ -400,8 +401,6 @@ def digitise(
     options = dataclasses.replace(capture_options(settings), pdf_text_policy=text_policy)
     if layout is not None:
         options = dataclasses.replace(options, layout=layout)
-    from prefect.runtime import flow_run
-
     # First of all, before reading the register or touching the scratch folder: a second run
     # of the same item (same batch: same bag id and scratch folder) is refused here, naming
     # the run that holds the item (R13: one digital fund copy per batch, stored once).
