@@ -12,6 +12,7 @@ it, so a bag counts as stored only once it is whole (the register row is the com
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import time
@@ -30,11 +31,12 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.futures import as_completed
+from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from catalog_sync import register
 from elibrary.textindex import index_copy
-from flows import progress
+from flows import claims, faults, progress
 from flows._exec import verapdf
 from flows.capture import (
     CaptureOptions,
@@ -48,7 +50,7 @@ from flows.capture import (
 from flows.capture.derivatives import make_access_pdf, make_reading_images
 from flows.capture.languages import batch_languages
 from flows.capture.model import Layout, PdfTextPolicy
-from flows.errors import CopyAlreadyExists
+from flows.errors import CopyAlreadyExists, ScratchFull
 from flows.reporting import DigitiseSummary, StoredFileSummary, page_report
 from flows.steps import (
     StoredBag,
@@ -244,6 +246,8 @@ def upload_bag(
 
     def on_file(done: int, total: int) -> None:
         progress.report("store", done, total)
+        if done == 1:  # the bag's first object stored, the others not yet
+            faults.reached("uploading")
 
     primary = wiring.primary_store(settings)
     stored = store_bag(bag_dir, bag_id=bag_id, store=primary, on_file=on_file)
@@ -319,10 +323,12 @@ def register_copy(
 class _Stages:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.current = "check"
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        self.current = name
         try:
             yield
         finally:
@@ -398,6 +404,27 @@ def digitise(
     options = dataclasses.replace(capture_options(settings), pdf_text_policy=text_policy)
     if layout is not None:
         options = dataclasses.replace(options, layout=layout)
+    # First of all, before reading the register or touching the scratch folder: a second run
+    # of the same item (same batch: same bag id and scratch folder) is refused here, naming
+    # the run that holds the item (R13: one digital fund copy per batch, stored once).
+    with claims.claim_item(settings, inventory_number, run=flow_run.get_name()):
+        return _digitise_claimed(
+            settings, options, pages=pages, inventory_number=inventory_number, title=title,
+            new_version=new_version, text_policy=text_policy, languages=languages)
+
+
+def _digitise_claimed(
+    settings: QorSettings,
+    options: CaptureOptions,
+    *,
+    pages: list[str],
+    inventory_number: str,
+    title: str | None,
+    new_version: bool,
+    text_policy: PdfTextPolicy,
+    languages: str | None,
+) -> DigitiseSummary:
+    """The body of :func:`digitise`, run while this run holds the item's claim."""
     stages = _Stages()
 
     with stages("check"):
@@ -424,6 +451,7 @@ def digitise(
     bag_id = copy_bag_id(inventory_number, version, fingerprint)
     # Not emptied: a resumed attempt at this copy finds the earlier attempt's finished bag here.
     work = settings.work_dir / bag_id
+    upload_started = False
     try:
         with stages("ocr"):
             page_dir = work / "pages"
@@ -441,6 +469,7 @@ def digitise(
                     update_progress_artifact(progress_id, progress=100.0 * done / len(refs))
                     last_update = time.monotonic()
             results: list[PageResult] = [f.result() for f in futures]
+        faults.reached("after-ocr")
         needs_review = any(p.mean_confidence < options.confidence_gate for p in results)
 
         metadata = DocumentMetadata(
@@ -455,6 +484,7 @@ def digitise(
             if settings.access_derivatives:  # else: `qor copies derive` adds them later
                 web_pdf, web_pages, web_verdict = make_derivatives(results, work, metadata,
                                                                    options)
+        faults.reached("after-pdfa")
         with stages("package"):
             bag_dir, wrapped = make_bag(
                 dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf,
@@ -464,8 +494,10 @@ def digitise(
                 web_pdf=web_pdf, web_pages=web_pages, web_pdf_verdict=web_verdict,
             )
         formats = pronom_ids((bag_dir / "metadata" / "premis.xml").read_bytes())
+        upload_started = True
         with stages("store"):
             stored, replica = upload_bag(bag_dir, bag_id, wrapped)
+        faults.reached("before-register")
         with stages("register"):
             register_copy(
                 inventory_number=inventory_number, stored=stored, replica=replica,
@@ -474,9 +506,19 @@ def digitise(
                 formats=formats,
             )
     except BaseException as exc:
-        # Kept after a transient fault (store or database away) so a re-submitted run resumes
-        # the same bag; anything else (bad input) leaves no scratch behind.
-        if not is_retryable(exc):
+        full = _disk_full(exc) if not upload_started else None
+        if full is not None:
+            # A full scratch disk (issue 15): the run's scratch folder goes, freeing what it
+            # took; nothing was stored or registered. Said as such, not as bad input.
+            remove_tree(work)
+            raise ScratchFull(path=Path(full.filename) if full.filename else work,
+                              stage=stages.current, reason=full.strerror or str(full)) from exc
+        # Bad input leaves no scratch behind. Kept, so that a rerun resumes the same bag:
+        # after a transient fault (store or database away); when the run was stopped
+        # (SIGTERM, Ctrl-C: not an Exception); and once the upload began, whatever the error,
+        # since only this bag's bytes can complete the objects already stored (a bag built
+        # again differs in every byte and would be refused against them, issue 15).
+        if isinstance(exc, Exception) and not is_retryable(exc) and not upload_started:
             remove_tree(work)
         raise
     remove_tree(work)
@@ -504,6 +546,21 @@ def digitise(
     )
     _publish(summary)
     return summary
+
+
+def _disk_full(exc: BaseException) -> OSError | None:
+    """The "no space left" (or quota) error behind ``exc``, if that is what it is: raised as
+    such, or wrapped (a bag that could not be written is a :class:`BagBuildError`)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, QorError) and cur.retryable:
+            return None  # a full store or database disk is theirs to report (StoreUnavailable)
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def artifact_key(inventory_number: str) -> str:

@@ -214,3 +214,49 @@ class DerivationRefused(DigitiseError):
         self.bag_id = bag_id
         self.reason = reason
         super().__init__(f"cannot derive bag {bag_id}: {reason}")
+
+
+class CopyInProgress(DigitiseError):
+    """Another run is digitising the same item right now; this one was refused before it read
+    or wrote anything (:mod:`flows.claims`). Retryable: once that run ends, try again.
+
+    ``holder`` describes the run holding the item (None if it ended meanwhile);
+    ``holder_pid`` and ``holder_host`` name its process.
+    """
+
+    exit_code = 1
+    http_status = 409
+    retryable = True
+
+    def __init__(self, *, inventory_number: str, holder: str | None,
+                 holder_pid: int | None = None, holder_host: str | None = None) -> None:
+        self.inventory_number = inventory_number
+        self.holder = holder
+        self.holder_pid = holder_pid
+        self.holder_host = holder_host
+        super().__init__(
+            f"inventory number {inventory_number} is being digitised by "
+            f"{holder or 'another run'}: wait for it to end (qor jobs) and run again; "
+            "nothing was done"
+        )
+
+
+class ScratchFull(DigitiseError):
+    """The scratch folder's disk is full (ENOSPC or quota) during a stage of the run.
+
+    Nothing was stored or registered and the run's scratch folder was removed. Not retryable
+    as such: free space (or give the data directory a larger disk) first.
+    """
+
+    exit_code = 3
+    http_status = 507
+    retryable = False
+
+    def __init__(self, *, path: Path, stage: str, reason: str) -> None:
+        self.path = path
+        self.stage = stage
+        self.reason = reason
+        super().__init__(
+            f"no space left in the scratch folder {path} during the {stage} stage ({reason}): "
+            "nothing was stored; free space there and run again"
+        )

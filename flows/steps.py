@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from flows import faults
 from flows.capture import DocumentMetadata, PageResult
 from flows.errors import StoreVerificationFailed
 from flows.reporting import page_report
@@ -264,7 +265,13 @@ def package_copy(
                       inventory_number=metadata.identifier)
     payload.extend(web)
 
+    encrypted = 0
+
     def encrypt(source: BinaryIO, file_id: str) -> Iterator[bytes]:
+        nonlocal encrypted
+        encrypted += 1
+        if encrypted == 2:  # one payload file written, the others not yet
+            faults.reached("packaging")
         return encrypt_chunks(source, bag_key=bag_key, file_id=file_id)
 
     agent = PremisAgent(identifier="qor", name="Qor", agent_type="software",

@@ -253,6 +253,39 @@ def _wait_healthy(settings: QorSettings, server: LocalServer, proc: subprocess.P
         time.sleep(0.25)
 
 
+_DEFERRED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGTERM, SIGINT and SIGHUP for the block, then act on them as they would have.
+
+    Around "start a detached process, then record it": a command stopped between the two would
+    leave a process nobody knows of (an orphan Prefect server or runner that no ``qor server
+    stop`` finds, and a second one started by the next command, issue 15). With the signals
+    held, the command dies only once the process is recorded. Main thread only (Python runs
+    handlers there); elsewhere the block runs as it is.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in _DEFERRED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for held in dict.fromkeys(pending):
+            signal.raise_signal(held)
+
+
 def _spawn(settings: QorSettings) -> tuple[LocalServer, subprocess.Popen[bytes]]:
     home = server_dir(settings)
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -300,10 +333,11 @@ def ensure_local_server(
             _wait_healthy(settings, server, None, deadline=deadline)
             return server, False
         _clear_state(settings)
-        server, proc = _spawn(settings)
-        # Recorded before it answers: a command that comes while it starts waits for this one
-        # instead of starting a second server, even if this command is killed now.
-        _write_state(settings, server)
+        with deferred_signals():  # never a started server left unrecorded (an orphan)
+            server, proc = _spawn(settings)
+            # Recorded before it answers: a command that comes while it starts waits for this
+            # one instead of starting a second server, even if this command is killed now.
+            _write_state(settings, server)
         try:
             _wait_healthy(settings, server, proc, deadline=deadline)
         except OrchestrationUnavailable:

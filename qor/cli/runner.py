@@ -104,7 +104,8 @@ def ensure_runner(settings: QorSettings, api_url: str, *, timeout: float = 180.0
             with contextlib.suppress(FileNotFoundError):
                 sock_path.unlink()
             env = {**os.environ, "PREFECT_API_URL": api_url, "PYTHONUNBUFFERED": "1"}
-            with log_path.open("ab") as log:
+            # Signals held until the runner is recorded: never an orphan runner (issue 15).
+            with orchestration.deferred_signals(), log_path.open("ab") as log:
                 proc = subprocess.Popen(
                     # -P: the data dir (the working directory) holds a "storage" folder of
                     # Prefect's that must not shadow Qor's package of that name.
@@ -113,11 +114,11 @@ def ensure_runner(settings: QorSettings, api_url: str, *, timeout: float = 180.0
                     env=env, cwd=orchestration.server_dir(settings),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True, close_fds=True)
-            partial = state_path.with_name(state_path.name + ".partial")
-            partial.write_text(json.dumps(asdict(RunnerState(
-                pid=proc.pid, socket=str(sock_path), stamp=stamp,
-                started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z")))), "utf-8")
-            partial.replace(state_path)
+                partial = state_path.with_name(state_path.name + ".partial")
+                partial.write_text(json.dumps(asdict(RunnerState(
+                    pid=proc.pid, socket=str(sock_path), stamp=stamp,
+                    started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z")))), "utf-8")
+                partial.replace(state_path)
             return sock_path if _wait_listening(sock_path, proc.pid, timeout) else None
     except QorError as e:
         logger.info("no resident runner (%s): running the flow in this process", e)
