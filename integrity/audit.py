@@ -330,9 +330,7 @@ def deep_check(
         if on_file is not None:
             on_file(check, [FixityFailure.from_problem(bag_id, p) for p in check.problems])
 
-    # Issue 18: a remote store is read with more threads than cores (I/O overlaps hashing).
-    found = problems(source, workers=workers or store.read_parallelism(), skip=skip,
-                     on_file=done)
+    found = problems(source, workers=workers, skip=skip, on_file=done)
     failures = _dedupe([*prior_failures, *(FixityFailure.from_problem(bag_id, p) for p in found)])
     return failures, counts[0], counts[1]
 

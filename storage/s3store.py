@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
 import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -500,13 +499,6 @@ class S3Store(ObjectStore):
                 raise ObjectNotFound(self.uri, key, version_id) from e
             raise err from e
         return io.BufferedReader(BoundedReader(_BodyReader(r["Body"], self, key), None))
-
-    def read_parallelism(self) -> int:
-        """Three reads per core (at least ``max_concurrency``): each GET spends part of its time
-        waiting on the server, which shares the cores on loopback; with one read per core the
-        hashing stood idle meanwhile (issue 18: the deep audit ran 0.6x the file store's; 2,
-        3 and 4 per core measured 0.72x, 0.82x and 0.72x on 2 loaded cores)."""
-        return max(3 * (os.cpu_count() or 1), self.options.max_concurrency)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")

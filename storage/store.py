@@ -17,7 +17,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import io
-import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -177,14 +176,6 @@ class ObjectStore(ABC):
 
         Listing gives key and size; call :meth:`head` for checksums and retention.
         """
-
-    def read_parallelism(self) -> int:
-        """How many objects to read at once to keep the cores busy while hashing them (audits).
-
-        A local store's reads cost no waiting, so one per core; a remote store (S3) overrides
-        this with more, so that while some reads wait on the network the others are hashed.
-        """
-        return os.cpu_count() or 1
 
     def list_actual(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """What the store really holds under ``prefix``, in key order — for audits.
