@@ -186,10 +186,16 @@ def stage_progress(labels: dict[str, str], *, hidden: bool) -> Iterator[
 
 
 def run_label() -> str:
-    """What a command adds to its flow run's name: ``pid 4242@host`` (``qor jobs`` reads it)."""
+    """What a command adds to its flow run's name: ``pid 4242@host`` (``qor jobs`` reads it).
+
+    The pid is the operator's command's, also when the resident runner's child runs it
+    (``qor.cli.delegate``): that is the process the operator sees, and kills."""
     import socket
 
-    return f"pid {os.getpid()}@{socket.gethostname()}"
+    from qor.cli.delegate import COMMAND_PID
+
+    pid = os.environ.get(COMMAND_PID, "")
+    return f"pid {pid if pid.isdigit() else os.getpid()}@{socket.gethostname()}"
 
 
 def _drain_prefect() -> None:

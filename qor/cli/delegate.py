@@ -49,6 +49,8 @@ DELEGATED = frozenset({
 FLOW_COMMANDS = frozenset({"digitise"})
 #: Set in a runner's child: a command there never hands itself over again.
 IN_RUNNER = "QOR_IN_RUNNER"
+#: Set in a runner's child: the pid of the command it runs for (flow run names carry it).
+COMMAND_PID = "QOR_COMMAND_PID"
 _GLOBAL_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose", "--debug"})
 
 
@@ -159,7 +161,8 @@ def try_delegate(argv: list[str]) -> int | None:
     try:
         sock.settimeout(5.0)
         sock.connect(str(path))
-        request = json.dumps({"job": "command", "argv": argv, "env": dict(os.environ),
+        request = json.dumps({"job": "command", "argv": argv,
+                              "env": {**os.environ, COMMAND_PID: str(os.getpid())},
                               "cwd": str(Path.cwd()), "data_dir": str(data_dir)}).encode() + b"\n"
         # The terminal (or pipes, or files) this command was given: the child uses them.
         fds = array.array("i", [0, 1, 2])
