@@ -207,10 +207,14 @@ def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]
 
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Headless Chromium, started once for every browser test (each test opens its own
-    context, so no cookie or cache crosses tests)."""
+    """Headless Chromium, started once for the e-library's browser tests (each test opens
+    its own context, so no cookie or cache crosses tests).
+
+    Package-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop running
+    in the main thread while it is open, and later tests that call ``asyncio.run`` (the
+    orchestration tests) would fail on it."""
     if not CHROMIUM.is_file():
         pytest.fail(f"Chromium is not installed at {CHROMIUM} (infra/install-system installs "
                     "Debian's chromium)", pytrace=False)
