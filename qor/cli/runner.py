@@ -435,12 +435,12 @@ def _warm_register() -> None:
 
     configure_mappers()
     try:
-        engine = wiring.register_engine(load_settings())
-        with wiring.register_session(load_settings()) as session:
+        settings = load_settings()
+        engine = wiring.register_engine(settings)
+        with wiring.register_session(settings) as session:  # reads only: nothing to commit
             with contextlib.suppress(QorError):
                 register.get_item(session, "QOR-WARM-UP")
             register.digital_copies(session, "QOR-WARM-UP")
-            session.rollback()
     except Exception as e:  # nothing is lost: the jobs open the register themselves
         logger.info("runner: register not warmed up (%s)", e)
         return
