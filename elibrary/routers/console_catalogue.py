@@ -7,6 +7,7 @@ is logged with old and new value in the audit log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -88,12 +89,27 @@ def _parse(name: str, raw: str) -> object:
     return raw or None
 
 
+def _apply(request: Request, lib: Elibrary, visitor: Visitor, session: Session, inv: str,
+           change: Callable[[], object]) -> Response:
+    """Make ``change`` to item ``inv`` and commit, then back to its record; a refusal rolls
+    back and shows the record again with the reason and the error's HTTP status."""
+    try:
+        change()
+        session.commit()
+    except QorError as e:
+        session.rollback()
+        return _item_page(request, lib, visitor, session, inv, error=e.message,
+                          status=e.http_status)
+    return RedirectResponse(f"/staff/catalogue/{inv}", status_code=303)
+
+
 def _edit(request: Request, lib: Elibrary, form: Any, inv: str) -> Response:
     def act(session: Session, visitor: Visitor, who: Principal) -> Response:
         current = items.show_item(session, inv).item.as_dict()
         current["authors"] = "; ".join(current["authors"])
         changes: dict[str, object] = {}
-        try:
+
+        def change() -> None:
             for name in form:
                 if name == "csrf_token":
                     continue
@@ -106,12 +122,8 @@ def _edit(request: Request, lib: Elibrary, form: Any, inv: str) -> Response:
                     changes[name] = _parse(name, raw)
             if changes:
                 items.edit_item(session, inv, actor=console.actor(who), changes=changes)
-                session.commit()
-        except QorError as e:
-            session.rollback()
-            return _item_page(request, lib, visitor, session, inv, error=e.message,
-                              status=e.http_status)
-        return RedirectResponse(f"/staff/catalogue/{inv}", status_code=303)
+
+        return _apply(request, lib, visitor, session, inv, change)
 
     return console.post(request, lib, form, ROLES, act)
 
@@ -125,19 +137,12 @@ async def edit(request: Request, lib: Lib, inventory_number: str) -> Response:
 
 def _process(request: Request, lib: Elibrary, form: Any, inv: str) -> Response:
     def act(session: Session, visitor: Visitor, who: Principal) -> Response:
-        try:
-            items.process_for_use(
-                session, inv, actor=console.actor(who),
-                barcode=form_text(form, "barcode", limit=64) or None,
-                rfid=form_text(form, "rfid", limit=64) or None,
-                location=form_text(form, "location", limit=128) or None,
-                shelf_mark=form_text(form, "shelf_mark", limit=64) or None)
-            session.commit()
-        except QorError as e:
-            session.rollback()
-            return _item_page(request, lib, visitor, session, inv, error=e.message,
-                              status=e.http_status)
-        return RedirectResponse(f"/staff/catalogue/{inv}", status_code=303)
+        return _apply(request, lib, visitor, session, inv, lambda: items.process_for_use(
+            session, inv, actor=console.actor(who),
+            barcode=form_text(form, "barcode", limit=64) or None,
+            rfid=form_text(form, "rfid", limit=64) or None,
+            location=form_text(form, "location", limit=128) or None,
+            shelf_mark=form_text(form, "shelf_mark", limit=64) or None))
 
     return console.post(request, lib, form, ROLES, act)
 
