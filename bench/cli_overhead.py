@@ -112,8 +112,10 @@ def anchor_digitise(pages: list[Path], inventory: str) -> tuple[float, float]:
     metadata = DocumentMetadata(title=facts.title, identifier=inventory, creator=facts.creator,
                                 date=facts.date, language=facts.language)
     with stage("pdfa"):
-        pdf, verdict = d.make_pdfa.fn(results, work / "access.pdf", metadata, options)
-        web_pdf, web_pages, web_verdict = d.make_derivatives.fn(results, work, metadata, options)
+        pdf = d.make_pdfa.fn(results, work / "access.pdf", metadata, options)
+        web_pdf, web_pages, web_description = d.make_derivatives.fn(results, work, metadata,
+                                                                    options)
+        verdict, web_verdict = d.check_pdfa.fn(pdf, web_pdf, web_description)
     with stage("package"):
         bag_dir, wrapped = d.make_bag.fn(
             dest=work / "bag" / bag_id, bag_id=bag_id, pages=results, pdf=pdf, sources=sources,

@@ -155,25 +155,36 @@ def ocr_page(page: PageRef, work_dir: Path, options: CaptureOptions) -> PageResu
 @task(name="assemble PDF/A")
 def make_pdfa(
     pages: Sequence[PageResult], out: Path, metadata: DocumentMetadata, options: CaptureOptions
-) -> tuple[Path, str]:
-    pdf = assemble_pdfa(pages, out=out, metadata=metadata, options=options)
-    report = verapdf.validate(pdf, flavour="2u")
-    report.raise_for_failures()  # PdfaInvalid with veraPDF's rule ids and messages
-    return pdf, f"PDF/A-{report.flavour.upper()} compliant (veraPDF)"
+) -> Path:
+    """The archival PDF/A of the pages (checked by :func:`check_pdfa`, with the access PDF)."""
+    return assemble_pdfa(pages, out=out, metadata=metadata, options=options)
 
 
 @task(name="make access derivatives")
 def make_derivatives(
     pages: Sequence[PageResult], work: Path, metadata: DocumentMetadata, options: CaptureOptions
 ) -> tuple[Path, list[Path], str]:
-    """The access PDF (veraPDF-checked) and the pages' reading images (:mod:`.derivatives`);
-    the verdict names the veraPDF result and each page's encoding."""
+    """The access PDF and the pages' reading images (:mod:`.derivatives`), with a description
+    of each page's encoding; the access PDF is checked by :func:`check_pdfa`."""
     made = make_access_pdf(pages, out=work / "web.pdf", metadata=metadata, options=options)
-    report = verapdf.validate(made.path, flavour="2u")
-    report.raise_for_failures()
     images = make_reading_images(pages, out_dir=work / "web-pages")
-    return (made.path, images,
-            f"PDF/A-{report.flavour.upper()} compliant (veraPDF); {made.describe()}")
+    return made.path, images, made.describe()
+
+
+@task(name="check PDF/A (veraPDF)")
+def check_pdfa(pdf: Path, web_pdf: Path | None, web_description: str | None
+               ) -> tuple[str, str | None]:
+    """veraPDF's verdict on the archival PDF and, if made, the access PDF, in ONE veraPDF run:
+    its JVM start costs more CPU than checking a short book, so a digitise pays it once.
+    Raises :class:`PdfaInvalid` (veraPDF's rule ids and messages) for the first that fails."""
+    reports = verapdf.validate_many([pdf] if web_pdf is None else [pdf, web_pdf], flavour="2u")
+    reports[pdf].raise_for_failures()
+    verdict = f"PDF/A-{reports[pdf].flavour.upper()} compliant (veraPDF)"
+    if web_pdf is None:
+        return verdict, None
+    reports[web_pdf].raise_for_failures()
+    return verdict, (f"PDF/A-{reports[web_pdf].flavour.upper()} compliant (veraPDF); "
+                     f"{web_description}")
 
 
 @task(name="encrypt and bag")
@@ -477,13 +488,14 @@ def _digitise_claimed(
             date=facts.date, language=facts.language,
         )
         with stages("pdfa"):
-            pdf, verdict = make_pdfa(results, work / "access.pdf", metadata, options)
+            pdf = make_pdfa(results, work / "access.pdf", metadata, options)
             web_pdf: Path | None = None
             web_pages: list[Path] = []
-            web_verdict: str | None = None
+            web_description: str | None = None
             if settings.access_derivatives:  # else: `qor copies derive` adds them later
-                web_pdf, web_pages, web_verdict = make_derivatives(results, work, metadata,
-                                                                   options)
+                web_pdf, web_pages, web_description = make_derivatives(results, work, metadata,
+                                                                       options)
+            verdict, web_verdict = check_pdfa(pdf, web_pdf, web_description)
         faults.reached("after-pdfa")
         with stages("package"):
             bag_dir, wrapped = make_bag(
