@@ -331,3 +331,41 @@ def principal_of_digest(session: Session, digest: str, *, kind: str) -> Principa
     if staff is None or staff.disabled:
         return None
     return Principal(kind=STAFF, account_id=staff.id, name=staff.username, role=staff.role)
+
+
+class ReaderPinCheck:
+    """A reader's password (PIN) as a self-check machine gives it (SIP2 field AD): the same
+    e-library password and argon2id check as the sign-in page, throttled per reader and machine
+    address the same way (:class:`SignInThrottle`), so a kiosk cannot be used to guess PINs
+    faster than the web page. Plugged into the SIP2 server as its
+    :class:`~catalog_sync.sip2.session.PatronPasswordCheck`.
+
+    Only the password is judged: a blocked reader's right password is right (the loan is then
+    refused for the block, with its reason, by the circulation rules).
+    """
+
+    def __init__(self, throttle: SignInThrottle) -> None:
+        self.throttle = throttle
+
+    def __call__(self, session: Session, *, ticket: str, password: str,
+                 source: str) -> bool | None:
+        """``True`` right, ``False`` wrong or throttled, ``None`` when the reader has no
+        e-library account (no password to check). The caller commits (a failure is counted)."""
+        name = ticket[:64]
+        if self.throttle.blocked(READER, name, source):
+            refuse_like_a_wrong_password(password)
+            return False
+        account = _find(session, READER, name)
+        if account is None or len(password) > MAX_PASSWORD_LENGTH:
+            _verify(_DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+            return None if account is None else False
+        if account.disabled or not _verify(account.password_hash, password):
+            account.failed_logins += 1
+            session.flush()
+            self.throttle.failed(READER, name, source)
+            return False
+        self.throttle.succeeded(READER, name, source)
+        if _HASHER.check_needs_rehash(account.password_hash):
+            account.password_hash = _HASHER.hash(password)
+            session.flush()
+        return True

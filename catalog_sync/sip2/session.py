@@ -4,7 +4,14 @@
 the same domain functions as the desk (:mod:`catalog_sync.circulation`,
 :mod:`catalog_sync.readers`), each in its own transaction that commits before the reply is sent;
 a refusal rolls back and the machine shows the librarian's message (AF). Fields Qor does not hold
-(fees, recalls, patron PINs, media types) are left out as the spec allows.
+(fees, recalls, media types) are left out as the spec allows.
+
+Readers' passwords (field AD): checked whenever a machine sends one, and required on every
+patron operation by an account with ``patron_pin = required``
+(:mod:`catalog_sync.sip2.accounts`). The check itself is the e-library's (argon2id, throttled per
+reader and machine), injected as :class:`PatronPasswordCheck` so this package needs no web code;
+the answer goes back as CQ (valid patron password) and a wrong one refuses the operation and
+withholds the reader's loans, holds and contact details.
 
 The security-gate flag (R10): a check-out answers ``desensitize = Y`` (the domain disarmed the
 tag in the same transaction) and a check-in ``resensitize = Y`` (armed again).
@@ -12,6 +19,7 @@ tag in the same transaction) and a check-in ``resensitize = Y`` (armed again).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -20,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,6 +87,15 @@ _CIRCULATION_STATUS: Final[Mapping[str, str]] = {
 }
 
 
+class PatronPasswordCheck(Protocol):
+    """Checks a reader's password (PIN): ``True`` right, ``False`` wrong or throttled, ``None``
+    when the reader has no password to check (no e-library account). ``source`` is the machine's
+    address (throttling is per reader and source). The caller commits (a failure is counted)."""
+
+    def __call__(self, session: Session, *, ticket: str, password: str,
+                 source: str) -> bool | None: ...
+
+
 @dataclass(frozen=True)
 class Sip2Config:
     """What every connection shares: accounts, institution id, policy, wire encoding."""
@@ -92,6 +109,9 @@ class Sip2Config:
     mailer: Mailer | None = None
     """Where "your hold is ready" notices go (``QOR_SMTP_URL``); none: nobody is mailed."""
     mail_sender: str = "library@localhost"
+    patron_passwords: PatronPasswordCheck | None = None
+    """How a reader's password (AD) is checked; none: a given password cannot be checked, so it
+    is refused (CQ N), and an account that requires one refuses every patron operation."""
 
 
 class CalendarCache:
@@ -131,6 +151,9 @@ class Sip2Session:
         self.failures = 0
         self.closed = False
         self._last: bytes | None = None
+        # (ticket, SHA-256 of the password) checked right on this connection: a machine sends
+        # the PIN with every message of a reader's session, and argon2 costs ~50 ms each time.
+        self._verified: set[tuple[str, bytes]] = set()
 
     def finished(self) -> bool:
         """Whether the connection is to be closed (too many failed logins, no login)."""
@@ -315,27 +338,83 @@ class Sip2Session:
             return [f"{len(facts.overdue)} overdue item(s): please return them first (R16)"]
         return []
 
+    def _password(self, session: Session, request: Request) -> bool | None:
+        """The reader's password check for CQ: ``None`` when not checked (the machine sent none
+        and its account does not require one), else whether it is right."""
+        ticket, password = request.get("AA"), request.get("AD")
+        assert self.account is not None
+        if not password:
+            return False if self.account.requires_patron_pin else None
+        key = (ticket, hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest())
+        if key in self._verified:
+            return True
+        check = self._config.patron_passwords
+        right = check(session, ticket=ticket, password=password,
+                      source=self.peer.rsplit(":", 1)[0]) if check is not None else None
+        if right:
+            self._verified.add(key)
+            return True
+        logger.warning("sip2 %s: reader %s: %s password", self.peer, ticket,
+                       "wrong" if right is False else "uncheckable")
+        return False
+
+    def _password_refusal(self, request: Request) -> str | None:
+        """Why the reader's password refuses this operation, or ``None`` (checked in its own
+        transaction, so a counted failure is kept though the operation is refused)."""
+        with self._tx() as s:
+            ok = self._password(s, request)
+        if ok is False:
+            if not request.get("AD"):
+                return "this machine needs your PIN: please enter it"
+            return "wrong PIN"
+        return None
+
     def _patron_status(self, request: Request) -> Response:
         ticket = request.get("AA")
         with self._tx() as s:
+            ok = self._password(s, request)
+        with self._tx() as s:
             facts = self._reader_facts(s, ticket)
-        return self._patron_status_reply(request, facts, ticket)
+        return self._patron_status_reply(request, facts, ticket, password_ok=ok)
 
     def _patron_status_reply(
-        self, request: Request, facts: _ReaderFacts | None, ticket: str
+        self, request: Request, facts: _ReaderFacts | None, ticket: str, *,
+        password_ok: bool | None = None,
     ) -> Response:
         command = "26" if request.command == "25" else "24"
-        return (
+        known = facts is not None
+        if password_ok is False:
+            facts = None  # a wrong PIN learns nothing of the reader but that the card is valid
+        reply = (
             Response(command, self._status_flags(facts) + LANGUAGE + self._now())
             .add("AO", self._config.institution)
             .add("AA", ticket)
             .add("AE", facts.reader.name if facts else "")
-            .add("BL", yn(facts is not None))
-            .extend("AF", self._screen(facts, ticket))
+            .add("BL", yn(known))
         )
+        if password_ok is not None:
+            reply.add("CQ", yn(password_ok))
+        if password_ok is False:
+            return reply.add("AF", "wrong PIN" if request.get("AD") else "please enter your PIN")
+        return reply.extend("AF", self._screen(facts, ticket))
 
     def _patron_information(self, request: Request) -> Response:
         ticket = request.get("AA")
+        with self._tx() as s:
+            ok = self._password(s, request)
+        if ok is False:
+            with self._tx() as s:
+                known = s.scalar(select(Reader.id).where(Reader.ticket_number == ticket))
+            return (
+                Response("64", self._status_flags(None) + LANGUAGE + self._now()
+                         + "0000" * 3 + "0000" + "    " + "0000")
+                .add("AO", self._config.institution)
+                .add("AA", ticket)
+                .add("AE", "")
+                .add("BL", yn(known is not None))
+                .add("CQ", "N")
+                .add("AF", "wrong PIN" if request.get("AD") else "please enter your PIN")
+            )
         with self._tx() as s:
             facts = self._reader_facts(s, ticket)
         summary = request.fixed[21:31]
@@ -368,6 +447,8 @@ class Sip2Session:
             .add("AE", facts.reader.name if facts else "")
             .add("BL", yn(facts is not None))
         )
+        if ok is not None:
+            reply.add("CQ", "Y")
         # The summary asks for one list: hold, overdue, charged, fine, recall, unavailable holds.
         lists = [("AS", ready), ("AT", overdue), ("AU", charged), ("AV", empty), ("BU", empty),
                  ("CD", waiting)]
@@ -403,6 +484,9 @@ class Sip2Session:
         assert self.account is not None
         point = self.account.service_point
         reply_fixed = "1N" + "U" + "Y" + self._now()
+        refusal = self._password_refusal(request)
+        if refusal is not None:
+            return self._check_out_refused(request, refusal)
         try:
             with self._tx() as s:
                 loan = circulation.check_out(
@@ -575,6 +659,9 @@ class Sip2Session:
     def _renew(self, request: Request) -> Response:
         ticket, code = request.get("AA"), request.get("AB")
         try:
+            refusal = self._password_refusal(request)
+            if refusal is not None:
+                raise LoanRefused("patron_password", refusal)
             with self._tx() as s:
                 self._own_loan(s, code, ticket)
                 loan = circulation.renew(
@@ -628,6 +715,9 @@ class Sip2Session:
         refused: list[str] = []
         messages: list[str] = []
         try:
+            refusal = self._password_refusal(request)
+            if refusal is not None:
+                raise LoanRefused("patron_password", refusal)
             with self._tx() as s:
                 readers.get_reader(s, ticket)
                 codes = [
@@ -689,6 +779,9 @@ class Sip2Session:
             return self._fee_refused(
                 request, "Qor keeps no fees: a payment names a lost item's loan id (CG)"
             )
+        refusal = self._password_refusal(request)
+        if refusal is not None:
+            return self._fee_refused(request, refusal)
         try:
             with self._tx() as s:
                 loan = s.get(Loan, int(loan_ref))

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,6 +42,8 @@ def serve(
     from catalog_sync.sip2.errors import Sip2ConfigError
     from catalog_sync.sip2.server import Sip2Server, tls_context
     from catalog_sync.sip2.session import Sip2Config
+    from elibrary.accounts import ReaderPinCheck, SignInThrottle
+    from elibrary.config import load_elibrary_settings
     from qor import wiring
 
     # A server's log is its record of sessions and errors: INFO and up, whatever -v says, one
@@ -64,6 +67,11 @@ def serve(
         if (cert is None) != (key is None):
             raise Sip2ConfigError("TLS needs both a certificate and a key (--certfile/--keyfile)")
         tls = tls_context(cert, key) if cert is not None and key is not None else None
+        elib = load_elibrary_settings()
+        # Readers' PINs are their e-library passwords, throttled as the sign-in page does.
+        pins = ReaderPinCheck(SignInThrottle(
+            max_failed=elib.elibrary_max_failed_logins,
+            cap=timedelta(minutes=elib.elibrary_lockout_minutes)))
         engine = wiring.register_engine(settings)
         sessions = db.session_factory(engine)
         with sessions.begin() as s:
@@ -77,6 +85,7 @@ def serve(
             policy=circulation.CirculationPolicy(debt_limit=settings.debt_limit),
             mailer=SmtpMailer(settings.smtp_url) if settings.smtp_url else None,
             mail_sender=settings.mail_sender,
+            patron_passwords=pins,
         )
         server = Sip2Server(
             (host or settings.sip2_host, settings.sip2_port if port is None else port),

@@ -9,7 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pysip2
 import pytest
@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog_sync.circulation import CirculationPolicy
 from catalog_sync.mail import SmtpMailer
 from catalog_sync.models import ServicePointKind
-from catalog_sync.sip2.accounts import Sip2Account, hash_password
+from catalog_sync.sip2.accounts import PatronPin, Sip2Account, hash_password
 from catalog_sync.sip2.server import Sip2Server
 from catalog_sync.sip2.session import Sip2Config
+from elibrary.accounts import ReaderPinCheck, SignInThrottle
 from tests.circulation.conftest import smtp_server
 from tests.circulation.helpers import Inbox, make_point
 from tests.register.conftest import register_engine, session, sessions
@@ -47,22 +48,29 @@ class Kiosk:
     login: str
     service_point: str
     inbox: Inbox
+    pin_login: str = "kiosk-pin"
+    """An account at the same point whose readers must give their PIN (``required``)."""
 
 
 @pytest.fixture
 def kiosk(sessions: sessionmaker[Session], smtp_server: tuple[str, Inbox]) -> Iterator[Kiosk]:
-    """A SIP2 server (plain TCP, in a thread) with one machine account at a lending desk; its
-    notices go to the test SMTP server."""
+    """A SIP2 server (plain TCP, in a thread) with two machine accounts at a lending desk (a
+    card is enough at one, the other requires the reader's PIN), readers' PINs checked as
+    ``qor sip2 serve`` checks them (5 wrong from one machine throttle it); notices go to the
+    test SMTP server."""
     with sessions.begin() as s:
         point = make_point(s, ServicePointKind.LENDING_DESK).code
     config = Sip2Config(
-        accounts={"kiosk-1": Sip2Account("kiosk-1", _HASH, point)},
+        accounts={"kiosk-1": Sip2Account("kiosk-1", _HASH, point),
+                  "kiosk-pin": Sip2Account("kiosk-pin", _HASH, point, PatronPin.REQUIRED)},
         institution=INSTITUTION,
         library_name="Ұлттық кітапхана",
         encoding=ENCODING,
         policy=CirculationPolicy(),
         mailer=SmtpMailer(smtp_server[0]),
         mail_sender="library@example.kz",
+        patron_passwords=ReaderPinCheck(
+            SignInThrottle(max_failed=5, cap=timedelta(minutes=15))),
     )
     server = Sip2Server(("127.0.0.1", 0), config=config, sessions=sessions, idle_timeout_s=30)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -109,9 +117,10 @@ class Wire:
         assert decoded.sequence_number == self.seq
         return decoded.message
 
-    def login(self, kiosk: Kiosk, password: str = PASSWORD) -> pysip2.LoginResponse:
+    def login(self, kiosk: Kiosk, password: str = PASSWORD, *,
+              login: str | None = None) -> pysip2.LoginResponse:
         reply = self.send(pysip2.LoginRequest(
-            uid_algorithm="0", pwd_algorithm="0", login_user_id=kiosk.login,
+            uid_algorithm="0", pwd_algorithm="0", login_user_id=login or kiosk.login,
             login_password=password, location_code=kiosk.service_point,
         ))
         assert isinstance(reply, pysip2.LoginResponse)
