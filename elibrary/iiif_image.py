@@ -112,11 +112,17 @@ class ImageRequest:
 
 
 def parse_identifier(identifier: str) -> tuple[str, int]:
-    """``{bag_id}~{page}`` → (bag id, page number); :class:`InvalidParameter` otherwise."""
+    """``{bag_id}~{page}`` → (bag id, page number). Any other identifier names no image of
+    this server: :class:`CopyNotAvailable`, 404 — Image API 3.0 §7 answers an unknown
+    identifier with 404 (the official validator's "Random identifier gives 404"), not 400."""
     m = _IDENT.match(identifier)
     if m is None:
-        raise InvalidParameter("identifier", "not {bag id}~{page number}")
-    return check_bag_id(m.group("bag")), int(m.group("page"))
+        raise CopyNotAvailable(identifier)
+    try:
+        bag_id = check_bag_id(m.group("bag"))
+    except InvalidParameter:
+        raise CopyNotAvailable(identifier) from None
+    return bag_id, int(m.group("page"))
 
 
 def _region(text: str, width: int, height: int) -> tuple[int, int, int, int]:

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from fpdf import FPDF
+from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_sync import readers, register
@@ -51,6 +52,20 @@ def render_pages(pdf: Path, out: Path, *, dpi: float = 150) -> list[Path]:
             written.append(path)
     finally:
         doc.close()
+    return written
+
+
+def scan_pages(scans: list[Path], out: Path) -> list[Path]:
+    """Each scan made a reading image, ``out/NNNN.jpg``, as the capture flow makes them."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for i, scan in enumerate(scans, start=1):
+        with Image.open(scan) as im:
+            im.load()
+            data = reading_image(im)
+        path = out / f"{i:04d}.jpg"
+        path.write_bytes(data)
+        written.append(path)
     return written
 
 
@@ -132,14 +147,25 @@ class Library:
     _n: int = 0
 
     def add_copy(self, *, title: str, pages: list[str], rights: Rights,
-                 pdf: Path | None = None, authors: tuple[str, ...] = ()) -> MadeCopy:
+                 pdf: Path | None = None, authors: tuple[str, ...] = (),
+                 scans: list[Path] | None = None) -> MadeCopy:
+        """A copy of ``pages`` (their text, in a PDF made of it unless ``pdf`` is given).
+
+        Its reading images are the PDF's pages rendered by PDFium, or, with ``scans``, those
+        images (one per page) made reading images by the capture flow's own
+        :func:`reading_image` — e.g. the IIIF Image API validator's test image."""
+        if scans is not None and len(scans) != len(pages):
+            raise ValueError(f"{len(scans)} scans for {len(pages)} pages")
         self._n += 1
         bag_id = f"bag-{uuid.uuid4().hex[:12]}"
         src = self.work / bag_id
         src.mkdir(parents=True)
         pdf_path = pdf if pdf is not None else make_pdf(src / "access.pdf", pages)
         payload = [PayloadFile(source=pdf_path, bag_path="access/copy.pdf")]
-        if pdf is None:  # the reading images (data/web/pages/NNNN.jpg) of the PDF's pages
+        if scans is not None:  # the reading images (data/web/pages/NNNN.jpg) of the scans
+            payload.extend(PayloadFile(source=p, bag_path=f"web/pages/{i:04d}.jpg")
+                           for i, p in enumerate(scan_pages(scans, src / "web"), start=1))
+        elif pdf is None:  # the reading images (data/web/pages/NNNN.jpg) of the PDF's pages
             payload.extend(PayloadFile(source=p, bag_path=f"web/pages/{i:04d}.jpg")
                            for i, p in enumerate(render_pages(pdf_path, src / "web"), start=1))
         for i, text in enumerate(pages, start=1):

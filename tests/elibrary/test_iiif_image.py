@@ -102,8 +102,12 @@ def test_unknown_pages_identifiers_and_dark_copies_are_404(
         http: TestClient, copies: Copies) -> None:
     assert http.get(f"/iiif/3/{copies.open.bag_id}~99/info.json").status_code == 404
     assert http.get(f"/iiif/3/{copies.dark.bag_id}~1/info.json").status_code == 404
-    assert http.get("/iiif/3/no-tilde/info.json").status_code == 400
-    assert http.get(f"/iiif/3/{copies.open.bag_id}~0/info.json").status_code == 400
+    # Image API 3.0 §7: an identifier that names no image is 404, whatever its shape
+    assert http.get("/iiif/3/no-tilde/info.json").status_code == 404
+    assert http.get(f"/iiif/3/{copies.open.bag_id}~0/info.json").status_code == 404
+    assert http.get("/iiif/3/..~1/full/max/0/default.jpg").status_code == 404
+    assert http.get("/iiif/3/no-tilde/full/max/0/default.jpg").status_code == 404
+    assert http.get("/iiif/3/no-tilde", follow_redirects=False).status_code == 404
 
 
 def test_rights_are_those_of_the_pdf_route(library: Library, copies: Copies) -> None:

