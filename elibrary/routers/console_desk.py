@@ -15,6 +15,7 @@ item for a waiting hold says so at the desk and e-mails the reader after the com
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -166,14 +167,13 @@ SETTLEMENTS = (Settlement.REPLACED.value, Settlement.COMPENSATED.value)
 
 def tell_reader(session: Session, lib: Elibrary, hold_id: int, _: Translate) -> str:
     """E-mail the reader that a copy is kept for their hold, as ``qor loans in`` does, and say
-    at the desk whether it went. Called after the check-in committed: a mail server that is
-    slow or down never holds the loan's transaction open, and a failed e-mail never undoes the
-    check-in (the desk sees why and can phone the reader)."""
+    at the desk whether it went. Called after the check-in committed (:func:`_post`): a failed
+    e-mail never undoes the check-in, and the desk sees why and can phone the reader."""
     if not lib.config.smtp_url:
         return _("The reader was not e-mailed: no mail server is configured.")
     message = circulation.hold_ready_message(
         session, hold_id, sender=lib.config.mail_sender, library=lib.config.library_name,
-        pickup_days=circulation.CirculationPolicy().hold_pickup_days)
+        pickup_days=_policy(lib).hold_pickup_days)
     if message is None:
         return _("The reader was not e-mailed: there is no e-mail address on record.")
     try:
@@ -203,8 +203,44 @@ def desk_page(request: Request, lib: Lib) -> Response:
     return console.page(request, lib, ROLES, show)
 
 
+Show = Callable[[Session, Visitor, str | None, str | None, int], Response]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A committed check-in kept a copy for hold ``hold_id``: the reader is still to be told,
+    and the desk to be shown (``show``) with ``message`` and how the telling went."""
+
+    message: str
+    hold_id: int
+    show: Show
+
+
+def _tell_later(kept: list[Kept], message: str, hold_id: int, show: Show) -> Response:
+    kept.append(Kept(message, hold_id, show))
+    # A stand-in: _post answers with the desk once the reader has been e-mailed.
+    return Response(status_code=204)
+
+
+def _post(request: Request, lib: Elibrary, form: Any,
+          act: Callable[[Session, Visitor, Principal, list[Kept]], Response]) -> Response:
+    """A desk form (:func:`console.post`); then, if it kept a copy for a hold, the e-mail to
+    the reader and the desk page. The e-mail goes after the commit and outside the console's
+    writers' slot: a slow or unreachable mail server holds neither the loan's transaction nor
+    the other desks' check-outs."""
+    kept: list[Kept] = []
+    response = console.post(request, lib, form, ROLES, lambda s, v, w: act(s, v, w, kept))
+    if not kept:
+        return response
+    done = kept[0]
+    with lib.sessions() as session:
+        visitor = lib.visitor(request, session)
+        told = tell_reader(session, lib, done.hold_id, lib.gettext(visitor.lang))
+        return done.show(session, visitor, f"{done.message} {told}", None, 200)
+
+
 def _operate(request: Request, lib: Elibrary, form: Any, operation: str) -> Response:
-    def act(session: Session, visitor: Visitor, who: Principal) -> Response:
+    def act(session: Session, visitor: Visitor, who: Principal, kept: list[Kept]) -> Response:
         _ = lib.gettext(visitor.lang)
         points = _points(session)
         point = _point(request, form, points)
@@ -236,7 +272,9 @@ def _operate(request: Request, lib: Elibrary, form: Any, operation: str) -> Resp
                 message = _returned(back, code, _)
                 session.commit()
                 if back.hold_id is not None:
-                    message += " " + tell_reader(session, lib, back.hold_id, _)
+                    return _tell_later(kept, message, back.hold_id, lambda se, vi, m, _e, _s:
+                                       desk(request, lib, vi, se, ticket=ticket, point=point,
+                                            message=m))
             else:
                 loan = circulation.renew(session, item_code=code, actor=console.actor(who),
                                          policy=policy, calendar=calendar)
@@ -251,7 +289,7 @@ def _operate(request: Request, lib: Elibrary, form: Any, operation: str) -> Resp
         return desk(request, lib, visitor, session, ticket=ticket, point=point,
                     message=message, calendar=calendar)
 
-    return console.post(request, lib, form, ROLES, act)
+    return _post(request, lib, form, act)
 
 
 @router.post("/staff/desk/out")
@@ -277,26 +315,25 @@ def _policy(lib: Elibrary) -> circulation.CirculationPolicy:
 
 
 Change = Callable[[Session, Principal, Translate], tuple[str, int | None]]
-Show = Callable[[Session, Visitor, str | None, str | None, int], Response]
 
 
 def _change(request: Request, lib: Elibrary, form: Any, change: Change, show: Show) -> Response:
     """Run one desk change through the domain API and commit; then tell the reader of a copy
     the change kept for their hold (``change`` returns the message and that hold's id). A
     refusal rolls back and shows the page again with the reason and its HTTP status."""
-    def act(session: Session, visitor: Visitor, who: Principal) -> Response:
+    def act(session: Session, visitor: Visitor, who: Principal, kept: list[Kept]) -> Response:
         _ = lib.gettext(visitor.lang)
         try:
-            message, kept = change(session, who, _)
+            message, hold_id = change(session, who, _)
             session.commit()
         except QorError as e:
             session.rollback()
             return show(session, visitor, None, e.message, e.http_status)
-        if kept is not None:
-            message += " " + tell_reader(session, lib, kept, _)
+        if hold_id is not None:
+            return _tell_later(kept, message, hold_id, show)
         return show(session, visitor, message, None, 200)
 
-    return console.post(request, lib, form, ROLES, act)
+    return _post(request, lib, form, act)
 
 
 def _show_desk(request: Request, lib: Elibrary, ticket: str) -> Show:
@@ -481,6 +518,7 @@ def ill_page(request: Request, lib: Elibrary, visitor: Visitor, session: Session
     """Interlibrary loans (МБА): our items lent to partner libraries and partners' items lent
     to our readers, still open, the earliest due first."""
     today = utcnow().date()
+    calendar = load_calendar(session)
     open_ill = []
     for loan in session.scalars(
         select(Loan).where(Loan.ill_direction.is_not(None), Loan.returned_at.is_(None))
@@ -495,7 +533,7 @@ def ill_page(request: Request, lib: Elibrary, visitor: Visitor, session: Session
             "title": loan.item.record.title if loan.item else (loan.external_item or ""),
             "ticket": loan.reader.ticket_number if loan.reader else "",
             "due_on": loan.due_on, "point": loan.service_point.code,
-            "overdue_days": max(0, (today - loan.due_on).days),
+            "overdue_days": circulation.overdue_days(loan, today=today, calendar=calendar),
         })
     return console.render(request, lib, visitor, session, "console_ill.html", status=status,
                           points=_ill_points(session), loans=open_ill, today=today,
