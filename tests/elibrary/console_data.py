@@ -99,11 +99,11 @@ def make_console_register(root: Path) -> ConsoleRegister:
         # Titles of their own: a hold on "Абай жолы" would get one of its 700 copies at once.
         titles = [register.add_record(s, title=t, authors=["Нұрпейісов Ә."], actor="test",
                                       year=1970, language="kaz")
-                  for t in ("Қан мен тер", "Ұлпан", "Көне кітап")]
+                  for t in ("Қан мен тер", "Ұлпан", "Көне кітап", "Ақбілек")]
         circ = register.bulk_receive(s, batch=batch, items=[
             register.BulkItem(record_id=titles[t].id, source="purchase",
                               barcode=circ_barcode(n), location="Hall-E/S1", status="available")
-            for n, t in ((1, 0), (2, 1), (3, 2), (4, 2), (5, 1))], actor="test")
+            for n, t in ((1, 0), (2, 1), (3, 2), (4, 2), (5, 3))], actor="test")
         received = register.bulk_receive(
             s, batch=batch, items=[register.BulkItem(record_id=rec.id, source="donation")],
             actor="test")[0]

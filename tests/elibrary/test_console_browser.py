@@ -655,15 +655,29 @@ def test_librarian_lends_to_and_borrows_from_a_partner_library_and_takes_both_ba
     assert r.status == 409 and "not an interlibrary loan point" in r.text()
     assert _state(console_server) == before
 
+    # While the copy is away, R-2001 (no e-mail address) waits for the title.
+    page.goto(f"{console_server.url}/staff/desk/holds?item={circ_barcode(2)}")
+    page.get_by_label("Place a hold for a reader (ticket number)").fill("R-2001")
+    page.get_by_role("button", name="Place the hold").click()
+    expect(page.locator("#message")).to_contain_text("number 1 in the queue")
+    page.goto(f"{console_server.url}/staff/desk/ill")
+
     with console_server.register.sessions() as s:
         lent = s.scalars(select(Loan).join(Item).where(Item.inventory_number == inv)).one()
         borrowed = s.scalars(select(Loan).where(Loan.external_item == wanted)).one()
     page.get_by_role("button", name=f"It is back: loan {lent.id}").click()
-    expect(page.locator("#message")).to_contain_text(f"Returned {inv}.")
+    expect(page.locator("#message")).to_have_text(
+        f"Returned {inv}. Keep it for reader R-2001 (hold). The reader was not e-mailed: "
+        "there is no e-mail address on record.")
+    assert _actions(page, 2) == ["hold.ready", "loan.close.returned"]
     page.get_by_role("button", name=f"It is back: loan {borrowed.id}").click()
     expect(page.locator("#message")).to_contain_text(f"Loan {borrowed.id} closed")
     expect(rows).to_have_count(0)
-    assert _actions(page, 2) == ["loan.close.returned", "loan.close.returned"]
+    assert _actions(page, 1) == ["loan.close.returned"]
+    # R-2001 no longer wants it: the copy goes back on the shelf.
+    page.goto(f"{console_server.url}/staff/desk/holds?item={circ_barcode(2)}")
+    page.get_by_role("button", name="Cancel the hold of reader R-2001").click()
+    expect(page.locator("#queue-empty")).to_be_visible()
 
     with console_server.register.sessions() as s:
         for loan_id, direction, who, point in ((lent.id, "lent", partner, ILL_POINT),
