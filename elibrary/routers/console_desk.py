@@ -177,6 +177,8 @@ def tell_reader(session: Session, lib: Elibrary, hold_id: int, _: Translate) -> 
     if message is None:
         return _("The reader was not e-mailed: there is no e-mail address on record.")
     try:
+        # The librarian waits for this answer with the reader at the desk: 10 s, not the
+        # debt flow's 30, before saying the server did not take it.
         SmtpMailer(lib.config.smtp_url, timeout_s=10.0).send(message)
     except QorError as e:
         return _("The reader was not e-mailed: %(reason)s") % {"reason": e.message}
