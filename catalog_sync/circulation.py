@@ -1187,7 +1187,7 @@ def check_in(
     if anyone_waiting:
         item = session.get(Item, item_id)
         if item is not None:
-            kept_for = _trap_for_hold(session, item, now)
+            kept_for = _trap_for_hold(session, item, now, actor=actor)
             if kept_for is not None:
                 hold_id = session.scalar(
                     select(Hold.id).where(Hold.item_id == item_id, Hold.status == HoldStatus.READY)
@@ -1401,7 +1401,23 @@ def place_hold(
     if available is not None:
         hold.status, hold.item_id, hold.ready_at = HoldStatus.READY.value, available.id, now
         session.flush()
+    _log_hold(session, hold, action="hold.place", actor=actor, at=now,
+              ticket_number=reader.ticket_number, before=None)
     return hold
+
+
+def _hold_snapshot(hold: Hold) -> dict[str, object]:
+    return {"record_id": hold.record_id, "reader_id": hold.reader_id, "status": hold.status,
+            "item_id": hold.item_id}
+
+
+def _log_hold(session: Session, hold: Hold, *, action: str, actor: str, at: datetime,
+              ticket_number: str | None, before: Mapping[str, object] | None) -> None:
+    # Holds decide who gets a copy next: placing, cancelling and keeping a copy are each in
+    # the hash-chained audit log like the loans they lead to (R3: every change is audited).
+    audit.append(session, actor=actor, action=action, entity="hold", key=str(hold.id),
+                 before=before,
+                 after=_hold_snapshot(hold) | {"ticket_number": ticket_number})
 
 
 def cancel_hold(session: Session, hold_id: int, *, actor: str, at: datetime | None = None) -> Hold:
@@ -1413,12 +1429,16 @@ def cancel_hold(session: Session, hold_id: int, *, actor: str, at: datetime | No
     if hold.status not in (HoldStatus.WAITING, HoldStatus.READY):
         raise RegisterError(f"hold {hold_id} is already {hold.status}")
     item_id = hold.item_id if hold.status == HoldStatus.READY else None
+    before = _hold_snapshot(hold)
     hold.status, hold.closed_at = HoldStatus.CANCELLED.value, now
     session.flush()
+    reader = session.get(Reader, hold.reader_id)
+    _log_hold(session, hold, action="hold.cancel", actor=actor, at=now, before=before,
+              ticket_number=None if reader is None else reader.ticket_number)
     if item_id is not None:
         item = session.get(Item, item_id)
         if item is not None and item.status == ItemStatus.AVAILABLE:
-            _trap_for_hold(session, item, now)
+            _trap_for_hold(session, item, now, actor=actor)
     return hold
 
 
@@ -1436,7 +1456,7 @@ def hold_queue(session: Session, record_id: int) -> list[Hold]:
     )
 
 
-def _trap_for_hold(session: Session, item: Item, now: datetime) -> str | None:
+def _trap_for_hold(session: Session, item: Item, now: datetime, *, actor: str) -> str | None:
     hold = session.scalar(
         select(Hold)
         .where(Hold.record_id == item.record_id, Hold.status == HoldStatus.WAITING)
@@ -1446,10 +1466,14 @@ def _trap_for_hold(session: Session, item: Item, now: datetime) -> str | None:
     )
     if hold is None:
         return None
+    before = _hold_snapshot(hold)
     hold.status, hold.item_id, hold.ready_at = HoldStatus.READY.value, item.id, now
     session.flush()
     reader = session.get(Reader, hold.reader_id)
-    return None if reader is None else reader.ticket_number
+    ticket = None if reader is None else reader.ticket_number
+    _log_hold(session, hold, action="hold.ready", actor=actor, at=now, before=before,
+              ticket_number=ticket)
+    return ticket
 
 
 def hold_ready_message(

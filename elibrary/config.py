@@ -148,6 +148,11 @@ class ElibraryConfig:
     """Overdue loans a reader may have and still borrow at the console's desk (R16)."""
     jobs_api_url: str | None = None
     """The orchestration (Prefect) API the console's jobs page lists runs from."""
+    smtp_url: str | None = field(default=None, repr=False)
+    """The SMTP server the desk tells a reader through that a held copy waits (``QOR_SMTP_URL``,
+    as ``qor loans in`` does); ``None``: nobody is e-mailed and the desk says so."""
+    mail_sender: str = "library@localhost"
+    """The ``From`` of those e-mails (``QOR_MAIL_SENDER``)."""
 
 
 def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
@@ -193,6 +198,8 @@ def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig
         iiif_cache_bytes=elib.elibrary_iiif_cache_mb * 1024 * 1024,
         debt_limit=settings.debt_limit,
         jobs_api_url=_jobs_api(settings),
+        smtp_url=settings.smtp_url,
+        mail_sender=settings.mail_sender,
     )
 
 

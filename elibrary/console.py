@@ -99,7 +99,8 @@ def _summary(after: str | None) -> str:
         return ""
     keep = ("inventory_number", "item_id", "reader_id", "due_on", "service_point_id",
             "ticket_number", "username", "role", "scans", "field", "barcode", "location",
-            "status", "title", "reason", "renewals")
+            "status", "title", "reason", "renewals", "partner_library", "settlement",
+            "compensation_minor")
     parts = [f"{k}={data[k]}" for k in keep if k in data and data[k] is not None]
     return ", ".join(parts)[:160]
 

@@ -1,23 +1,27 @@
 """The catalogue (librarian): search items, an item's record and history, editing (never the
-inventory number — R14) and library processing (barcode, RFID tag, location — R8).
+inventory number — R14), library processing (barcode, RFID tag, location — R8) and write-off
+acts (есептен шығару акті · акт списания — R3–R4: an item leaves the fund only by a recorded,
+reasoned act, and stays in the register, written off).
 
-The same functions as ``qor items show|edit|process`` (:mod:`catalog_sync.items`); every change
-is logged with old and new value in the audit log.
+The same functions as ``qor items show|edit|process|write-off`` (:mod:`catalog_sync.items`);
+every change is logged with old and new value in the audit log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from catalog_sync import items
-from catalog_sync.models import BibRecord, Item
+from catalog_sync.models import BibRecord, Item, ItemStatus, WriteOffAct, WriteOffReason, utcnow
 from elibrary import console
 from elibrary.accounts import Principal
 from elibrary.console import LIBRARIAN, form_text
@@ -71,6 +75,114 @@ def _item_page(request: Request, lib: Elibrary, visitor: Visitor, session: Sessi
     return console.render(request, lib, visitor, session, "console_item.html", status=status,
                           card=card, values=values, fields=FORM_FIELDS, message=message,
                           error=error)
+
+
+# --- write-off acts (R3–R4) -----------------------------------------------------------------
+# Registered before /staff/catalogue/{inventory_number}, which would otherwise take the path.
+
+REASONS = tuple(r.value for r in WriteOffReason)
+#: The latest acts the write-off page lists.
+RECENT_ACTS = 20
+
+
+def _write_off_page(request: Request, lib: Elibrary, visitor: Visitor, session: Session, *,
+                    query: str, values: dict[str, Any] | None = None,
+                    error: str | None = None, status: int = 200) -> Response:
+    """The write-off form: find items and tick them (or list inventory numbers), give the act's
+    number, date and reason; and the latest acts."""
+    acts = session.execute(
+        select(WriteOffAct.act_number, WriteOffAct.act_date, WriteOffAct.reason,
+               func.count(Item.id))
+        .outerjoin(Item, Item.write_off_act_id == WriteOffAct.id)
+        .group_by(WriteOffAct.id).order_by(WriteOffAct.created_at.desc(), WriteOffAct.id.desc())
+        .limit(RECENT_ACTS)
+    ).all()
+    found = [i for i in search(session, query) if i.status != ItemStatus.WRITTEN_OFF]
+    chosen = set((values or {}).get("items", ()))
+    return console.render(
+        request, lib, visitor, session, "console_write_off.html", status=status, q=query,
+        results=found, chosen=chosen, reasons=REASONS, acts=acts,
+        values=values or {"act_date": utcnow().date().isoformat()}, error=error)
+
+
+@router.get("/staff/catalogue/write-off", response_class=HTMLResponse)
+def write_off_form(request: Request, lib: Lib) -> Response:
+    query = request.query_params.get("q", "")[:200]
+    return console.page(request, lib, ROLES, lambda s, v, _w: _write_off_page(
+        request, lib, v, s, query=query))
+
+
+def _chosen_items(form: Any) -> list[str]:
+    """The ticked items, then those typed one per line, each once, in that order."""
+    ticked = [v.strip()[:64] for v in form.getlist("item") if isinstance(v, str)]
+    typed = form_text(form, "more", limit=20000).splitlines()
+    out: list[str] = []
+    for inv in [*ticked, *(t.strip()[:64] for t in typed)]:
+        if inv and inv not in out:
+            out.append(inv)
+    return out
+
+
+def _write_off(request: Request, lib: Elibrary, form: Any) -> Response:
+    def act(session: Session, visitor: Visitor, who: Principal) -> Response:
+        numbers = _chosen_items(form)
+        number, on_text = form_text(form, "act_number", limit=64), form_text(form, "act_date",
+                                                                              limit=10)
+        reason, note = form_text(form, "reason", limit=32), form_text(form, "note", limit=2000)
+        values: dict[str, Any] = {"act_number": number, "act_date": on_text, "reason": reason,
+                                  "note": note, "items": numbers}
+        query = form_text(form, "q", limit=200)
+        try:
+            if not number:
+                raise InvalidParameter("act_number", "the act needs its number")
+            try:
+                on = date.fromisoformat(on_text)
+            except ValueError:
+                raise InvalidParameter(
+                    "act_date", f"{on_text!r} is not a date (YYYY-MM-DD)") from None
+            # R3–R4: the domain refuses an act without items, an item twice, an item already
+            # written off, a date before an item's receipt, and "other" without a note.
+            items.write_off_items(session, act_number=number, act_date=on, reason=reason,
+                                  inventory_numbers=numbers, actor=console.actor(who),
+                                  note=note or None)
+            session.commit()
+        except QorError as e:
+            session.rollback()
+            return _write_off_page(request, lib, visitor, session, query=query, values=values,
+                                   error=e.message, status=e.http_status)
+        return RedirectResponse(
+            f"/staff/catalogue/write-off/act?number={quote(number, safe='')}", status_code=303)
+
+    return console.post(request, lib, form, ROLES, act)
+
+
+@router.post("/staff/catalogue/write-off")
+async def write_off(request: Request, lib: Lib) -> Response:
+    form = await request.form()
+    return await anyio.to_thread.run_sync(lambda: _write_off(request, lib, form))
+
+
+@router.get("/staff/catalogue/write-off/act")
+def write_off_act(request: Request, lib: Lib) -> Response:
+    """A write-off act: on the page, or as the printable HTML document (in the page's
+    language) or CSV that ``qor items write-off`` writes."""
+    number = request.query_params.get("number", "")[:64]
+    download = request.query_params.get("download", "")
+
+    def show(session: Session, visitor: Visitor, _who: Principal) -> Response:
+        doc = items.write_off_document(session, number)
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in doc.act_number)
+        if download == "html":
+            return HTMLResponse(items.write_off_html(doc, language=visitor.lang), headers={
+                "Content-Disposition": f'attachment; filename="write-off-{safe}.html"'})
+        if download == "csv":
+            return Response(items.write_off_csv(doc), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition":
+                                     f'attachment; filename="write-off-{safe}.csv"'})
+        return console.render(request, lib, visitor, session, "console_write_off_act.html",
+                              doc=doc, number=quote(doc.act_number, safe=""))
+
+    return console.page(request, lib, ROLES, show)
 
 
 @router.get("/staff/catalogue/{inventory_number}", response_class=HTMLResponse)

@@ -3,6 +3,7 @@ librarian at the desk understands; the database's own guards on open and returne
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from catalog_sync import circulation, gate, readers
+from catalog_sync import audit, circulation, gate, readers
 from catalog_sync.calendar_kz import KazakhCalendar
 from catalog_sync.errors import LoanClosed, LoanRefused
 from catalog_sync.models import ItemStatus, Loan, ServicePointKind
@@ -386,6 +387,35 @@ def test_holds_queue_keeps_a_returned_item_for_the_first_reader(session: Session
     )
     assert h1.status == "fulfilled"
     assert [h.reader_id for h in circulation.hold_queue(session, item.record_id)] == [second.id]
+
+
+def test_holds_are_placed_kept_and_cancelled_in_the_audit_log(session: Session) -> None:
+    # R3: every change is audited — a hold decides who gets a copy next, so placing one,
+    # keeping a returned copy for it and cancelling it are each an entry of the hash chain.
+    desk = make_point(session, ServicePointKind.LENDING_DESK)
+    item = make_item(session)
+    holder, first, second = make_reader(session), make_reader(session), make_reader(session)
+    circulation.check_out(session, item_code=item.inventory_number,
+                          ticket_number=holder.ticket_number, service_point=desk.code,
+                          actor="desk", at=AT)
+    h1 = circulation.place_hold(session, ticket_number=first.ticket_number,
+                                item_code=item.inventory_number, actor="desk-1", at=AT)
+    h2 = circulation.place_hold(session, ticket_number=second.ticket_number,
+                                record_id=item.record_id, actor="desk-2", at=AT)
+    circulation.check_in(session, item_code=item.inventory_number, actor="desk-3", at=AT)
+    circulation.cancel_hold(session, h1.id, actor="desk-4", at=AT)  # the copy goes to h2
+
+    def logged(hold_id: int) -> list[tuple[str, str, str | None, str | None]]:
+        return [(e.action, e.actor, json.loads(e.after or "{}").get("status"),
+                 json.loads(e.after or "{}").get("ticket_number"))
+                for e in audit.history(session, "hold", str(hold_id))]
+
+    assert logged(h1.id) == [("hold.place", "desk-1", "waiting", first.ticket_number),
+                             ("hold.ready", "desk-3", "ready", first.ticket_number),
+                             ("hold.cancel", "desk-4", "cancelled", first.ticket_number)]
+    assert logged(h2.id) == [("hold.place", "desk-2", "waiting", second.ticket_number),
+                             ("hold.ready", "desk-4", "ready", second.ticket_number)]
+    assert audit.verify_log(session) == []
 
 
 def test_check_out_disarms_and_check_in_arms_the_tag(session: Session) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from playwright.sync_api import Browser, sync_playwright
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +23,7 @@ from elibrary.config import ElibraryConfig, parse_networks
 from elibrary.models import Rights
 from elibrary.web import create_app
 from storage import FileStore, LocalKeyring, open_store
+from tests.circulation.helpers import Inbox
 from tests.elibrary.console_data import ConsoleRegister, make_console_register
 from tests.elibrary.library import Library, MadeCopy
 
@@ -188,6 +190,8 @@ class ConsoleServer:
     url: str
     register: ConsoleRegister
     lost_answers: LostAnswers
+    inbox: Inbox
+    """What the console's real SMTP server (aiosmtpd) received: the desk's hold notices."""
 
 
 @pytest.fixture(scope="session")
@@ -197,12 +201,22 @@ def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]
     root = console_register.root
     # The operator's jobs page lists the runs of the test services' Prefect server.
     jobs_api = os.environ.get("QOR_TEST_PREFECT_API_URL")
-    app = create_app(make_config(base_url=f"http://localhost:{port}", jobs_api_url=jobs_api),
+    # The desk tells a reader by e-mail that a copy is kept for their hold: a real SMTP server.
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    app = create_app(make_config(base_url=f"http://localhost:{port}", jobs_api_url=jobs_api,
+                                 smtp_url=f"smtp://127.0.0.1:{smtp.port}",
+                                 mail_sender="desk@library.test"),
                      sessions=console_register.sessions, open_store=lambda uri: open_store(uri),
                      keyring=LocalKeyring(root / "keys"), flush_seconds=0.2)
     faults = LostAnswers()
-    for live in serve(app, port, asgi=LoseAnswers(app, faults)):
-        yield ConsoleServer(url=live.url, register=console_register, lost_answers=faults)
+    try:
+        for live in serve(app, port, asgi=LoseAnswers(app, faults)):
+            yield ConsoleServer(url=live.url, register=console_register, lost_answers=faults,
+                                inbox=inbox)
+    finally:
+        smtp.stop()
 
 
 

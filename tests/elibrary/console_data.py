@@ -34,6 +34,17 @@ def desk_barcode(n: int) -> str:
     return f"3{n:012d}"
 
 
+def circ_barcode(n: int) -> str:
+    """The barcode of the n-th item of the holds, interlibrary and write-off tests."""
+    return f"4{n:012d}"
+
+
+#: The reader the holds test keeps a copy for; the desk e-mails them.
+HOLD_READER = ("R-2004", "Жанар Әбенова", "zhanar@example.kz")
+#: The interlibrary loan service point (R15).
+ILL_POINT = "ILL"
+
+
 @dataclass(frozen=True)
 class ConsoleRegister:
     """The register the console tests run on."""
@@ -44,6 +55,14 @@ class ConsoleRegister:
     """Inventory numbers of the desk's items (barcodes :func:`desk_barcode` 1..n)."""
     received_item: str
     """An item received but not processed yet (no barcode, no location: R8)."""
+    hold_item: str
+    """The only copy of its title (barcode :func:`circ_barcode` 1): for the holds test."""
+    ill_item: str
+    """An item of its own title (barcode :func:`circ_barcode` 2) lent to a partner library."""
+    write_off_items: tuple[str, str]
+    """Two copies of a worn title (barcodes :func:`circ_barcode` 3 and 4) to write off."""
+    lost_item: str
+    """A copy (barcode :func:`circ_barcode` 5) the debts test lends long ago, never back."""
 
 
 def make_console_register(root: Path) -> ConsoleRegister:
@@ -55,9 +74,14 @@ def make_console_register(root: Path) -> ConsoleRegister:
                                       actor="test")
         circulation.add_service_point(s, code="ROOM", name="Reading room 1",
                                       kind="reading_room", actor="test")
+        circulation.add_service_point(s, code=ILL_POINT, name="Interlibrary loans",
+                                      kind="interlibrary", actor="test")
         for n in (1, 2, 3):
             readers.add_reader(s, ticket_number=f"R-200{n}", name=f"Оқырман {n}",
                                category="adult", actor="test")
+        ticket, name, email = HOLD_READER
+        readers.add_reader(s, ticket_number=ticket, name=name, category="adult", email=email,
+                           actor="test")
         for name, role in STAFF.items():
             create_staff_account(s, username=name, role=role, password=PASSWORD, actor="test")
         batch = register.open_receipt_batch(s, act_number="ACT-CONSOLE-1",
@@ -72,6 +96,14 @@ def make_console_register(root: Path) -> ConsoleRegister:
                                   location="Hall-D/S1", status="available")
                 for n in range(1, DESK_ITEMS + 1)]
         numbers = register.bulk_receive(s, batch=batch, items=desk, actor="test")
+        # Titles of their own: a hold on "Абай жолы" would get one of its 700 copies at once.
+        titles = [register.add_record(s, title=t, authors=["Нұрпейісов Ә."], actor="test",
+                                      year=1970, language="kaz")
+                  for t in ("Қан мен тер", "Ұлпан", "Көне кітап", "Ақбілек")]
+        circ = register.bulk_receive(s, batch=batch, items=[
+            register.BulkItem(record_id=titles[t].id, source="purchase",
+                              barcode=circ_barcode(n), location="Hall-E/S1", status="available")
+            for n, t in ((1, 0), (2, 1), (3, 2), (4, 2), (5, 3))], actor="test")
         received = register.bulk_receive(
             s, batch=batch, items=[register.BulkItem(record_id=rec.id, source="donation")],
             actor="test")[0]
@@ -90,4 +122,5 @@ def make_console_register(root: Path) -> ConsoleRegister:
             finished_at=now, files_checked=2, bytes_checked=1000, failures=(failure,),
             remaining=(failure,), inventory_number=numbers[-1]), run_id="test-run", actor="test")
     return ConsoleRegister(sessions=sessions, root=root, desk_items=tuple(numbers),
-                           received_item=received)
+                           received_item=received, hold_item=circ[0], ill_item=circ[1],
+                           write_off_items=(circ[2], circ[3]), lost_item=circ[4])

@@ -6,20 +6,34 @@ network that drops requests and answers, recording every one exactly once (R14).
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
+from email.header import decode_header, make_header
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from sqlalchemy import func, select
 
-from catalog_sync import audit
-from catalog_sync.models import AuditEntry, Item, Loan, StocktakeScan
+from catalog_sync import audit, circulation
+from catalog_sync.models import (
+    AuditEntry,
+    Hold,
+    Item,
+    Loan,
+    StocktakeScan,
+    WriteOffAct,
+    utcnow,
+)
 from elibrary.models import StaffAccount
+from tests.circulation.helpers import body
 from tests.elibrary.conftest import ConsoleServer
 from tests.elibrary.console_data import (
     DAMAGED_BAG,
+    HOLD_READER,
+    ILL_POINT,
     STAFF,
     STOCK_SCOPE,
     barcode,
+    circ_barcode,
     desk_barcode,
 )
 from tests.elibrary.library import PASSWORD
@@ -28,8 +42,10 @@ from tests.elibrary.test_viewer_browser import AXE, _axe
 ROLE_OF = {role: name for name, role in STAFF.items()}
 
 
-def sign_in(browser: Browser, server: ConsoleServer, name: str) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(locale="en-GB")
+def sign_in(browser: Browser, server: ConsoleServer, name: str, *,
+            axe: bool = False) -> tuple[BrowserContext, Page]:
+    # axe-core is injected as a script tag: a context that checks pages lets it past the CSP.
+    context = browser.new_context(locale="en-GB", bypass_csp=axe)
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(f"{server.url}/staff/login?lang=en")
@@ -211,7 +227,8 @@ def test_admin_opens_a_staff_account_that_signs_in_with_its_role(
 
 #: Each role's own pages and one action it may take (path, form fields).
 PAGES = {
-    "librarian": ["/staff/desk", "/staff/stocktake", "/staff/catalogue", "/staff/readers"],
+    "librarian": ["/staff/desk", "/staff/stocktake", "/staff/catalogue", "/staff/readers",
+                  "/staff/desk/holds", "/staff/desk/ill", "/staff/catalogue/write-off"],
     "preservation": ["/staff/fixity", "/staff/fixity/report.html"],
     "operator": ["/staff/jobs"],
     "statistician": ["/staff/reports", "/staff/reports/compliance.json"],
@@ -229,14 +246,32 @@ LIBRARIAN_ACTIONS = [
     ("/staff/stocktake", {"reason": "loss", "responsible": "X", "scope": "Hall-S"}),
     ("/staff/readers", {"ticket": "R-9999", "name": "Intruder", "category": "adult"}),
     ("/staff/readers/R-2001/password", {"password": "a-long-enough-password"}),
+    ("/staff/desk/holds", {"ticket": "R-2003", "item": circ_barcode(3)}),
+    ("/staff/desk/holds/1/cancel", {"ticket": "R-2003"}),
+    ("/staff/desk/settle", {"ticket": "R-2003", "loan": "1", "how": "replaced"}),
+    ("/staff/desk/ill/lend", {"point": ILL_POINT, "partner": "Intruder library",
+                              "barcode": circ_barcode(3)}),
+    ("/staff/desk/ill/borrow", {"point": ILL_POINT, "partner": "Intruder library",
+                                "description": "X", "ticket": "R-2003", "due": "2099-01-01"}),
+    ("/staff/desk/ill/1/return", {}),
 ]
 
 
-def _state(server: ConsoleServer) -> tuple[int, int, int]:
+def librarian_actions(server: ConsoleServer) -> list[tuple[str, dict[str, str]]]:
+    """:data:`LIBRARIAN_ACTIONS` and a write-off act of a real item (R3–R4)."""
+    return [*LIBRARIAN_ACTIONS, ("/staff/catalogue/write-off", {
+        "act_number": "WO-INTRUDER", "act_date": date.today().isoformat(), "reason": "worn",
+        "item": server.register.write_off_items[0]})]
+
+
+def _state(server: ConsoleServer) -> tuple[int, ...]:
+    """The audit log's head and the counts of what the console's forms make."""
     with server.register.sessions() as s:
         head = audit.log_head(s)
-        return (head.seq, int(s.scalar(select(func.count(Loan.id))) or 0),
-                int(s.scalar(select(func.count(StaffAccount.id))) or 0))
+        return (head.seq, *(int(s.scalar(select(func.count()).select_from(t)) or 0)
+                            for t in (Loan, StaffAccount, Hold, WriteOffAct)),
+                int(s.scalar(select(func.count(Item.id)).where(
+                    Item.status == "written_off")) or 0))
 
 
 @pytest.mark.parametrize("role", list(ROLE_OF))
@@ -256,7 +291,7 @@ def test_a_role_cannot_reach_another_roles_pages_or_actions(
                 expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
     refused = [(p, f) for other, (p, f) in ACTIONS.items() if other != role]
     if role != "librarian":
-        refused += LIBRARIAN_ACTIONS
+        refused += librarian_actions(console_server)
     for path, fields in refused:
         r = page.request.post(f"{console_server.url}{path}",
                               form={"csrf_token": token, **fields})
@@ -399,11 +434,24 @@ def test_operator_lists_the_digitisation_jobs(
 AXE_PAGES = {
     "librarian": ["/staff", "/staff/desk?ticket=R-2001", "/staff/stocktake",
                   "/staff/catalogue?q=Абай", "/staff/catalogue/{desk}", "/staff/readers?q=R",
-                  "/staff/readers/R-2001"],
+                  "/staff/readers/R-2001", f"/staff/desk?ticket={HOLD_READER[0]}",
+                  f"/staff/desk/holds?item={circ_barcode(1)}", "/staff/desk/ill",
+                  "/staff/catalogue/write-off?q=Көне"],
     "preservation": ["/staff/fixity"],
     "operator": ["/staff/jobs"],
     "statistician": ["/staff/reports"],
     "admin": ["/staff/admin/accounts"],
+}
+
+
+#: The first heading of console pages in each language (path prefix → kk, ru, en).
+HEADINGS = {
+    "/staff/desk?": {"kk": "Кітап беру үстелі", "ru": "Кафедра выдачи", "en": "Circulation desk"},
+    "/staff/desk/holds": {"kk": "Брондау кезегі", "ru": "Очередь брони", "en": "Holds queue"},
+    "/staff/desk/ill": {"kk": "Кітапханааралық абонемент", "ru": "Межбиблиотечный абонемент",
+                        "en": "Interlibrary loans"},
+    "/staff/catalogue/write-off": {"kk": "Есептен шығару акті", "ru": "Акт списания",
+                                   "en": "Write-off act"},
 }
 
 
@@ -435,10 +483,10 @@ def test_console_pages_pass_axe(browser: Browser, console_server: ConsoleServer)
             for path in paths:
                 path = path.format(desk=console_server.register.desk_items[3])
                 page.goto(f"{console_server.url}{path}{'&' if '?' in path else '?'}lang={lang}")
-                if path.startswith("/staff/desk"):  # the console speaks kk, ru and en
-                    expect(page.get_by_role("heading", level=1)).to_have_text(
-                        {"kk": "Кітап беру үстелі", "ru": "Кафедра выдачи",
-                         "en": "Circulation desk"}[lang])
+                for start, heading in HEADINGS.items():  # the console speaks kk, ru and en
+                    if path.startswith(start):
+                        expect(page.get_by_role("heading", level=1)).to_contain_text(
+                            heading[lang])
                 found = _axe(page)
                 if found:
                     problems[f"{role}:{lang}:{path}"] = found
@@ -456,7 +504,7 @@ def test_console_forms_refuse_a_missing_or_foreign_anti_forgery_token(
     foreign = other_page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
     before = _state(console_server)
     for token in ("", "0" * 64, foreign):
-        for path, fields in [ACTIONS["librarian"], *LIBRARIAN_ACTIONS]:
+        for path, fields in [ACTIONS["librarian"], *librarian_actions(console_server)]:
             r = page.request.post(f"{console_server.url}{path}",
                                   form={"csrf_token": token, **fields})
             assert r.status == 403, (path, token[:8], r.status)
@@ -464,3 +512,283 @@ def test_console_forms_refuse_a_missing_or_foreign_anti_forgery_token(
     assert _state(console_server) == before
     context.close()
     other.close()
+
+
+def _actions(page: Page, n: int) -> list[str]:
+    """The actions of the page's latest ``n`` audit-log entries, newest first."""
+    return [r.split("\t")[2] for r in recent(page)[:n]]
+
+
+def _no_axe_problems(page: Page) -> None:
+    found = _axe(page)
+    assert not found, (page.url, found)
+
+
+def test_librarian_places_a_hold_and_the_check_in_keeps_the_copy_and_tells_the_reader(
+    browser: Browser, console_server: ConsoleServer
+) -> None:
+    inv = console_server.register.hold_item
+    ticket, _name, email = HOLD_READER
+    context, page = sign_in(browser, console_server, ROLE_OF["librarian"], axe=True)
+    page.get_by_role("link", name="Circulation desk").click()
+    page.get_by_label("Service point").select_option("DESK")
+    # The only copy of the title goes out to R-2001.
+    page.get_by_label("Reader ticket number").fill("R-2001")
+    page.keyboard.press("Enter")
+    page.get_by_label("Lend: scan the item's barcode").press_sequentially(circ_barcode(1))
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text(f"Lent {inv} to R-2001")
+
+    # R-2004 waits for it: a hold placed on the title by scanning a copy.
+    page.get_by_label("Reader ticket number").fill(ticket)
+    page.get_by_role("button", name="Find reader").click()
+    page.get_by_label("Place a hold: a copy of the title").fill(circ_barcode(1))
+    page.get_by_role("button", name="Place the hold").click()
+    expect(page.locator("#message")).to_have_text(
+        f"Hold placed for reader {ticket} on Қан мен тер: number 1 in the queue.")
+    expect(page.locator("#holds tbody tr")).to_have_count(1)
+    expect(page.locator("#holds tbody tr")).to_contain_text("waiting")
+    assert _actions(page, 1) == ["hold.place"]
+    _no_axe_problems(page)
+
+    # The title's queue: R-2002 joins it there, then that hold is cancelled.
+    page.locator("#holds").get_by_role("link", name="Қан мен тер").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Holds queue: Қан мен тер")
+    page.get_by_label("Place a hold for a reader (ticket number)").fill("R-2002")
+    page.get_by_role("button", name="Place the hold").click()
+    expect(page.locator("#message")).to_contain_text("number 2 in the queue")
+    rows = page.locator("#queue tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text(ticket)
+    expect(rows.nth(1)).to_contain_text("R-2002")
+    _no_axe_problems(page)
+    page.get_by_role("button", name="Cancel the hold of reader R-2002").click()
+    expect(page.locator("#message")).to_contain_text("cancelled")
+    expect(rows).to_have_count(1)
+    assert _actions(page, 2) == ["hold.cancel", "hold.place"]
+
+    # The copy comes back: it is kept for R-2004, who is e-mailed, and the desk says both.
+    page.goto(f"{console_server.url}/staff/desk")
+    page.get_by_label("Return: scan the item's barcode").press_sequentially(circ_barcode(1))
+    page.keyboard.press("Enter")
+    message = page.locator("#message")
+    expect(message).to_contain_text(f"Returned {inv}.")
+    expect(message).to_contain_text(f"Keep it for reader {ticket} (hold).")
+    expect(message).to_contain_text(f"The reader was told by e-mail ({email}).")
+    shelf = page.locator("#shelf tbody tr").filter(has_text=inv)
+    expect(shelf).to_contain_text(ticket)
+    assert _actions(page, 2) == ["hold.ready", "loan.close.returned"]
+    mails = console_server.inbox.to(email)
+    assert len(mails) == 1
+    assert "Қан мен тер" in str(make_header(decode_header(mails[0]["Subject"])))
+    assert mails[0]["From"] == "desk@library.test"
+    assert inv in body(mails[0]) and ticket in body(mails[0])
+
+    # Nobody else may take the kept copy; the reader it is kept for may.
+    page.get_by_label("Reader ticket number").fill("R-2003")
+    page.get_by_role("button", name="Find reader").click()
+    page.get_by_label("Lend: scan the item's barcode").press_sequentially(circ_barcode(1))
+    page.keyboard.press("Enter")
+    expect(page.locator("#error")).to_be_visible()
+    page.get_by_label("Reader ticket number").fill(ticket)
+    page.get_by_role("button", name="Find reader").click()
+    expect(page.locator("#holds tbody tr")).to_contain_text("kept for the reader")
+    expect(page.locator("#holds tbody tr")).to_contain_text(inv)
+    _no_axe_problems(page)
+    page.get_by_label("Lend: scan the item's barcode").press_sequentially(circ_barcode(1))
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text(f"Lent {inv} to {ticket}")
+    expect(page.locator("#holds tbody tr")).to_have_count(0)
+
+    with console_server.register.sessions() as s:
+        holds = s.scalars(select(Hold).join(Item, Item.record_id == Hold.record_id)
+                          .where(Item.inventory_number == inv).order_by(Hold.id)).all()
+        assert [h.status for h in holds] == ["fulfilled", "cancelled"]
+        logged = {h.id: s.scalars(select(AuditEntry.action).where(
+            AuditEntry.entity == "hold", AuditEntry.entity_key == str(h.id),
+            AuditEntry.actor == "staff:aliya").order_by(AuditEntry.seq)).all() for h in holds}
+        assert logged == {holds[0].id: ["hold.place", "hold.ready"],
+                          holds[1].id: ["hold.place", "hold.cancel"]}
+    chain_intact(console_server)
+    context.close()
+
+
+def test_librarian_lends_to_and_borrows_from_a_partner_library_and_takes_both_back(
+    browser: Browser, console_server: ConsoleServer
+) -> None:
+    inv = console_server.register.ill_item
+    partner, lender = "Алматы облыстық кітапханасы", "Ұлттық академиялық кітапхана"
+    wanted = "Сейфуллин С. Тар жол, тайғақ кешу (НАК № 77)"
+    due = (date.today() + timedelta(days=21)).isoformat()
+    context, page = sign_in(browser, console_server, ROLE_OF["librarian"], axe=True)
+    page.get_by_role("link", name="Circulation desk").click()
+    page.get_by_role("link", name="Interlibrary loans").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Interlibrary loans")
+    _no_axe_problems(page)
+
+    lend = page.locator("#ill-lend-form")
+    lend.get_by_label("Partner library").fill(partner)
+    lend.get_by_label("The item's barcode or inventory number").fill(circ_barcode(2))
+    lend.get_by_role("button", name="Lend to the library").click()
+    expect(page.locator("#message")).to_contain_text(f"Lent {inv} to {partner}, due")
+    assert _actions(page, 1) == ["loan.ill_lend"]
+
+    borrow = page.locator("#ill-borrow-form")
+    borrow.get_by_label("Partner library").fill(lender)
+    borrow.get_by_label("The borrowed item").fill(wanted)
+    borrow.get_by_label("Reader ticket number").fill("R-2003")
+    borrow.get_by_label("Due back (the partner's date)").fill(due)
+    borrow.get_by_role("button", name="Lend to the reader").click()
+    expect(page.locator("#message")).to_contain_text(f"from {lender} to R-2003, due {due}")
+    assert _actions(page, 1) == ["loan.ill_borrow"]
+    rows = page.locator("#ill-loans tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.filter(has_text=inv)).to_contain_text("lent to the partner")
+    expect(rows.filter(has_text=wanted)).to_contain_text("borrowed from the partner")
+    _no_axe_problems(page)
+
+    # R15: only through an interlibrary service point — the lending desk is refused.
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+    before = _state(console_server)
+    r = page.request.post(f"{console_server.url}/staff/desk/ill/lend", form={
+        "csrf_token": token, "point": "DESK", "partner": partner, "barcode": circ_barcode(3)})
+    assert r.status == 409 and "not an interlibrary loan point" in r.text()
+    assert _state(console_server) == before
+
+    # While the copy is away, R-2001 (no e-mail address) waits for the title.
+    page.goto(f"{console_server.url}/staff/desk/holds?item={circ_barcode(2)}")
+    page.get_by_label("Place a hold for a reader (ticket number)").fill("R-2001")
+    page.get_by_role("button", name="Place the hold").click()
+    expect(page.locator("#message")).to_contain_text("number 1 in the queue")
+    page.goto(f"{console_server.url}/staff/desk/ill")
+
+    with console_server.register.sessions() as s:
+        lent = s.scalars(select(Loan).join(Item).where(Item.inventory_number == inv)).one()
+        borrowed = s.scalars(select(Loan).where(Loan.external_item == wanted)).one()
+    page.get_by_role("button", name=f"It is back: loan {lent.id}").click()
+    expect(page.locator("#message")).to_have_text(
+        f"Returned {inv}. Keep it for reader R-2001 (hold). The reader was not e-mailed: "
+        "there is no e-mail address on record.")
+    assert _actions(page, 2) == ["hold.ready", "loan.close.returned"]
+    page.get_by_role("button", name=f"It is back: loan {borrowed.id}").click()
+    expect(page.locator("#message")).to_contain_text(f"Loan {borrowed.id} closed")
+    expect(rows).to_have_count(0)
+    assert _actions(page, 1) == ["loan.close.returned"]
+    # R-2001 no longer wants it: the copy goes back on the shelf.
+    page.goto(f"{console_server.url}/staff/desk/holds?item={circ_barcode(2)}")
+    page.get_by_role("button", name="Cancel the hold of reader R-2001").click()
+    expect(page.locator("#queue-empty")).to_be_visible()
+
+    with console_server.register.sessions() as s:
+        for loan_id, direction, who, point in ((lent.id, "lent", partner, ILL_POINT),
+                                               (borrowed.id, "borrowed", lender, ILL_POINT)):
+            loan = s.get(Loan, loan_id)
+            assert loan is not None and loan.returned_at is not None
+            assert (loan.ill_direction, loan.partner_library, loan.service_point.code) == (
+                direction, who, point)
+            assert loan.loaned_by == loan.returned_by == "staff:aliya"
+            logged = s.scalars(select(AuditEntry.action).where(
+                AuditEntry.entity == "loan", AuditEntry.entity_key == str(loan_id))
+                .order_by(AuditEntry.seq)).all()
+            assert logged == [f"loan.ill_{'lend' if direction == 'lent' else 'borrow'}",
+                              "loan.close.returned"]
+        reader = s.get(Loan, borrowed.id)
+        assert reader is not None and reader.reader is not None
+        assert reader.reader.ticket_number == "R-2003"
+        assert s.scalar(select(Item.status).where(Item.inventory_number == inv)) == "available"
+    chain_intact(console_server)
+    context.close()
+
+
+def test_librarian_writes_items_off_by_an_act(
+    browser: Browser, console_server: ConsoleServer
+) -> None:
+    first, second = console_server.register.write_off_items
+    act = "WO-2026/7"
+    context, page = sign_in(browser, console_server, ROLE_OF["librarian"], axe=True)
+    page.get_by_role("link", name="Catalogue").click()
+    page.get_by_role("link", name="Write-off acts").click()
+    page.get_by_label("Find items").fill("Көне кітап")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#wo-items tbody tr")).to_have_count(2)
+    _no_axe_problems(page)
+    # One ticked in the search results, one typed (or scanned) into the list.
+    page.get_by_label(f"Write off {first}").check()
+    page.get_by_label("More inventory numbers, one per line").fill(second)
+    page.get_by_label("Act number").fill(act)
+    page.get_by_label("Reason").select_option("worn")
+    page.get_by_label("Note").fill("Комиссия 2026-12-01")
+    page.get_by_role("button", name="Make the act and write the items off").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Write-off act № {act}")
+    expect(page.locator("#act-count")).to_have_text("2")
+    expect(page.locator("#act-reason")).to_have_text("worn out")
+    expect(page.locator("#act-items tbody")).to_contain_text(first)
+    expect(page.locator("#act-items tbody")).to_contain_text(second)
+    # R3–R4: the act first, then each item written off by it, all in the audit log.
+    assert _actions(page, 3) == ["item.write_off", "item.write_off", "writeoff.act"]
+    _no_axe_problems(page)
+    csv = page.request.get(page.url + "&download=csv")
+    assert csv.status == 200 and first in csv.text() and second in csv.text()
+    printed = page.request.get(page.url + "&download=html&lang=kk")
+    assert printed.status == 200 and "Есептен шығару акті" in printed.text()
+
+    # Written-off items are no longer offered, and a second act on one of them is refused.
+    page.goto(f"{console_server.url}/staff/catalogue/write-off?q=Көне кітап")
+    expect(page.locator("#wo-items tbody tr")).to_have_count(0)
+    expect(page.locator("#acts")).to_contain_text(act)
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+    before = _state(console_server)
+    r = page.request.post(f"{console_server.url}/staff/catalogue/write-off", form={
+        "csrf_token": token, "act_number": "WO-2026/8", "act_date": date.today().isoformat(),
+        "reason": "lost", "more": first})
+    assert r.status == 409 and "written off" in r.text()
+    assert _state(console_server) == before
+
+    with console_server.register.sessions() as s:
+        written = s.scalars(select(Item).where(Item.inventory_number.in_([first, second]))).all()
+        assert {i.status for i in written} == {"written_off"}
+        assert {i.write_off_act.act_number for i in written if i.write_off_act} == {act}
+        logged = s.scalars(select(AuditEntry.action).where(
+            AuditEntry.actor == "staff:aliya",
+            AuditEntry.entity_key.in_([first, second, act])).order_by(AuditEntry.seq)).all()
+        assert logged[-3:] == ["writeoff.act", "item.write_off", "item.write_off"]
+    chain_intact(console_server)
+    context.close()
+
+
+def test_librarian_settles_a_readers_debt_by_compensation(
+    browser: Browser, console_server: ConsoleServer
+) -> None:
+    inv = console_server.register.lost_item
+    with console_server.register.sessions() as s, s.begin():
+        # Lent 60 days ago (a 30-day loan): 30 days overdue, and the reader says it is lost.
+        loan_id = circulation.check_out(
+            s, item_code=inv, ticket_number="R-2002", service_point="DESK", actor="test",
+            at=utcnow() - timedelta(days=60)).id
+    context, page = sign_in(browser, console_server, ROLE_OF["librarian"], axe=True)
+    page.get_by_role("link", name="Circulation desk").click()
+    page.get_by_label("Reader ticket number").fill("R-2002")
+    page.keyboard.press("Enter")
+    expect(page.locator("#debt-count")).to_have_text("1")
+    row = page.locator("#debts tbody tr").filter(has_text=inv)
+    expect(row).to_contain_text(str(loan_id))
+    _no_axe_problems(page)
+    # R16: compensation in tenge; stored in tiyn.
+    row.get_by_label("How").select_option("compensated")
+    row.get_by_label("Amount (tenge)").fill("2500")
+    row.get_by_label("Note").fill("Квитанция № 15")
+    row.get_by_role("button", name="Settle the debt").click()
+    expect(page.locator("#message")).to_have_text(
+        f"Debt for {inv} settled: compensation of 2500.00 tenge.")
+    expect(page.locator("#debt-count")).to_have_text("0")
+    expect(page.locator("#debts")).to_have_count(0)
+    assert _actions(page, 2) == ["debt.settle.compensated", "loan.close.compensated"]
+    with console_server.register.sessions() as s:
+        loan = s.get(Loan, loan_id)
+        assert loan is not None and loan.returned_at is not None
+        assert (loan.settlement, loan.compensation_minor) == ("compensated", 250000)
+        assert loan.returned_by == "staff:aliya"
+        # The lost copy is missing; it leaves the fund only by a write-off act (R3–R4).
+        assert s.scalar(select(Item.status).where(Item.inventory_number == inv)) == "missing"
+    chain_intact(console_server)
+    context.close()
