@@ -242,6 +242,12 @@ class DepositError(RegisterError):
     """A legal deposit operation was refused (unknown publication, recipient, bad date…)."""
 
 
+class ClaimLetterNotFound(DepositError):
+    """No claim letter by this number, or its file is no longer where it was written."""
+
+    http_status = 404
+
+
 class MailUnavailable(RegisterError):
     """The SMTP server could not be reached or refused the message; the next run retries."""
 

@@ -148,6 +148,9 @@ class ElibraryConfig:
     """Overdue loans a reader may have and still borrow at the console's desk (R16)."""
     jobs_api_url: str | None = None
     """The orchestration (Prefect) API the console's jobs page lists runs from."""
+    claims_dir: Path | None = None
+    """Where the console writes legal-deposit claim letters (R7): ``<data_dir>/deposit-claims``,
+    the folder ``qor deposit claims`` writes to; None: the console cannot issue claims."""
 
 
 def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
@@ -193,6 +196,7 @@ def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig
         iiif_cache_bytes=elib.elibrary_iiif_cache_mb * 1024 * 1024,
         debt_limit=settings.debt_limit,
         jobs_api_url=_jobs_api(settings),
+        claims_dir=settings.data_dir / "deposit-claims",
     )
 
 

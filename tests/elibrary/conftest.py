@@ -197,7 +197,8 @@ def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]
     root = console_register.root
     # The operator's jobs page lists the runs of the test services' Prefect server.
     jobs_api = os.environ.get("QOR_TEST_PREFECT_API_URL")
-    app = create_app(make_config(base_url=f"http://localhost:{port}", jobs_api_url=jobs_api),
+    app = create_app(make_config(base_url=f"http://localhost:{port}", jobs_api_url=jobs_api,
+                                 claims_dir=root / "deposit-claims"),
                      sessions=console_register.sessions, open_store=lambda uri: open_store(uri),
                      keyring=LocalKeyring(root / "keys"), flush_seconds=0.2)
     faults = LostAnswers()
