@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from catalog_sync import calendar_kz, legal_deposit, register
 from catalog_sync.calendar_kz import KazakhCalendar, term_end
-from catalog_sync.errors import SourceNotAllowed
+from catalog_sync.errors import ClaimLetterNotFound, DepositError, SourceNotAllowed
 from catalog_sync.models import AuditEntry, Item
 from tests.register.conftest import new_batch, uid
 
@@ -181,4 +181,39 @@ def test_claims_in_kazakh_and_russian_html_and_pdf(session: Session, tmp_path: P
     }
     row = report[publisher]
     assert (row.obligations, row.on_time, row.overdue) == (4, 1, 3)
+    session.rollback()
+
+
+def test_one_claim_from_the_console_is_logged_and_refused_when_not_owed(
+    session: Session, tmp_path: Path
+) -> None:
+    """R7: ``issue_claim`` claims one overdue obligation (both letters, one audit entry with the
+    actor), and refuses one not yet due, one received, and a second claim the same day."""
+    publisher = uid("Өнер")
+    pub = legal_deposit.register_publication(
+        session, title="Күй", publisher=publisher, form="paper", first_printed=date(2025, 1, 6),
+        actor="deposit", calendar=CAL)
+    late, received, *_ = pub.obligations
+    legal_deposit.register_receipt(session, received.id, received_on=date(2025, 1, 20),
+                                   actor="deposit")
+    with pytest.raises(DepositError, match="not overdue"):
+        legal_deposit.issue_claim(session, late.id, today=late.due_on, out_dir=tmp_path,
+                                  library="L", actor="staff:aliya")
+    with pytest.raises(DepositError, match="received"):
+        legal_deposit.issue_claim(session, received.id, today=date(2025, 3, 1),
+                                  out_dir=tmp_path, library="L", actor="staff:aliya")
+    written = legal_deposit.issue_claim(session, late.id, today=date(2025, 3, 1),
+                                        out_dir=tmp_path, library="L", actor="staff:aliya")
+    assert sorted(c.language for c in written) == ["kk", "ru"]
+    assert all(Path(c.pdf_path).is_file() and Path(c.html_path).is_file() for c in written)
+    entries = session.scalars(select(AuditEntry).where(
+        AuditEntry.action == "deposit.claim", AuditEntry.entity_key == str(late.id))).all()
+    assert [e.actor for e in entries] == ["staff:aliya"]
+    with pytest.raises(DepositError, match="already claimed"):
+        legal_deposit.issue_claim(session, late.id, today=date(2025, 3, 1), out_dir=tmp_path,
+                                  library="L", actor="staff:aliya")
+    assert legal_deposit.claim_letter(session, written[0].id, "pdf") == Path(written[0].pdf_path)
+    Path(written[0].pdf_path).unlink()
+    with pytest.raises(ClaimLetterNotFound):
+        legal_deposit.claim_letter(session, written[0].id, "pdf")
     session.rollback()

@@ -8,12 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from sqlalchemy import func, select
 
-from catalog_sync import audit
+from catalog_sync import audit, books
 from catalog_sync.models import AuditEntry, Item, Loan, StocktakeScan
 from elibrary.models import StaffAccount
 from tests.elibrary.conftest import ConsoleServer
@@ -515,7 +516,7 @@ def _expected_summary(server: ConsoleServer,
 
 
 def test_librarian_reads_the_summary_book_and_downloads_it(
-    browser: Browser, console_server: ConsoleServer
+    browser: Browser, console_server: ConsoleServer, tmp_path: Path
 ) -> None:
     """R9: the summary book on the page and in the downloaded CSV agree, figure by figure, with
     the items of the register; the inventory book's download has each item's own line."""
@@ -560,6 +561,11 @@ def test_librarian_reads_the_summary_book_and_downloads_it(
     r = page.request.get(f"{console_server.url}/staff/books/summary-2026.html")
     assert r.status == 200 and "Summary accounting book 2026" in r.text()
     assert "Test Library" in r.text() and "ACT-CONSOLE-2" in r.text()
+    # The same files `qor books summary --year 2026` writes, byte for byte.
+    with console_server.register.sessions() as s:
+        cli_html, cli_csv = books.write_summary_book(books.summary_book(s, year=2026), tmp_path,
+                                                     library_name="Test Library")
+    assert raw == cli_csv.read_bytes() and r.body() == cli_html.read_bytes()
 
     # The inventory book: 100 lines a page, the next page on from there, and the download of a
     # range has each item's own line (written-off items kept and marked).
