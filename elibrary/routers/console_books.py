@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from itertools import islice
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Request
@@ -122,8 +123,11 @@ def summary_download(request: Request, lib: Lib, year: str, fmt: str) -> Respons
 
 
 def _attachment(body: bytes, name: str, media: str) -> Response:
-    return Response(body, media_type=f"{media}; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    # An inventory number may be Cyrillic: an ASCII name for old clients, the real one in
+    # RFC 6266's filename* (a header is Latin-1 on the wire).
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    return Response(body, media_type=f"{media}; charset=utf-8", headers={
+        "Content-Disposition": f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name)}"})
 
 
 @router.get("/staff/books/inventory", response_class=HTMLResponse)

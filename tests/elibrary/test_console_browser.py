@@ -599,6 +599,10 @@ def test_librarian_reads_the_summary_book_and_downloads_it(
             assert line["status"] == item.status
             assert line["write_off_act"] == (
                 item.write_off_act.act_number if item.write_off_act else "")
+    # A Cyrillic range still downloads (its file name goes as RFC 6266 filename*).
+    r = page.request.get(f"{console_server.url}/staff/books/inventory.csv?from=А-1&to=А-9")
+    assert r.status == 200 and r.text().lstrip("\ufeff").startswith("inventory_number,")
+    assert "filename*=UTF-8''inventory-%D0%90-1-%D0%90-9.csv" in r.headers["content-disposition"]
     assert _state(console_server) == before  # the books only read the register
     context.close()
 
