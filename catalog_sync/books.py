@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -366,7 +367,8 @@ def _page(title: str, library: str, body: str) -> str:
     )
 
 
-def _columns(book: SummaryBook) -> tuple[list[str], list[str]]:
+def summary_columns(book: SummaryBook) -> tuple[list[str], list[str]]:
+    """The material types and sources the book's lines use, in the order of its columns."""
     materials: set[str] = set()
     sources: set[str] = set()
     parts: list[Breakdown] = [r.totals for r in book.receipts] + [w.totals for w in book.write_offs]
@@ -388,7 +390,7 @@ def _cells(b: Breakdown, materials: list[str], sources: list[str]) -> str:
 
 def render_summary_html(book: SummaryBook, *, library_name: str) -> str:
     """The summary book as a printable A4 HTML page."""
-    materials, sources = _columns(book)
+    materials, sources = summary_columns(book)
     head_tail = (
         "<th>Items</th><th>Value, ₸</th>"
         + "".join(f"<th>{_e(MATERIAL_LABELS.get(m, m))}</th>" for m in materials)
@@ -466,10 +468,27 @@ def summary_csv_rows(book: SummaryBook) -> Iterator[list[str]]:
             yield from rows("balance", str(y.year), "", label, part)
 
 
-def _write_csv(path: Path, rows: Iterable[list[str]]) -> None:
-    # utf-8-sig: spreadsheet programs librarians use then read Kazakh letters correctly.
-    with path.open("w", newline="", encoding="utf-8-sig") as fh:
-        csv.writer(fh).writerows(rows)
+def csv_chunks(rows: Iterable[Sequence[object]], *, batch: int = 500) -> Iterator[bytes]:
+    """``rows`` as the bytes of the books' CSV files (UTF-8 with a byte-order mark, so the
+    spreadsheet programs librarians use read Kazakh letters correctly), a few hundred rows a
+    chunk: what the CLI writes to disk and the console sends as a download, streamed."""
+    yield "\ufeff".encode()
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    for n, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if n % batch == 0:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    if buf.tell():
+        yield buf.getvalue().encode("utf-8")
+
+
+def _write_csv(path: Path, rows: Iterable[Sequence[object]]) -> None:
+    with path.open("wb") as fh:
+        for chunk in csv_chunks(rows):
+            fh.write(chunk)
 
 
 def write_summary_book(
@@ -498,6 +517,25 @@ INVENTORY_HEADER = [
     "write_off_act",
     "write_off_date",
 ]
+
+
+def inventory_csv_rows(lines: Iterable[InventoryLine]) -> Iterator[list[str]]:
+    """The inventory book as CSV rows (header first)."""
+    yield INVENTORY_HEADER
+    for line in lines:
+        yield _inventory_row(line)
+
+
+def inventory_title(from_number: str | None = None, to_number: str | None = None) -> str:
+    """The inventory book's title, naming the range when it is one."""
+    return "Inventory book" + (
+        f", numbers {from_number or '…'} to {to_number or '…'}" if from_number or to_number else ""
+    )
+
+
+def inventory_stem(from_number: str | None = None, to_number: str | None = None) -> str:
+    """The inventory book's file name without extension (``inventory-<from>-<to>``)."""
+    return f"inventory-{_safe(from_number or 'first')}-{_safe(to_number or 'last')}"
 
 
 def _inventory_row(line: InventoryLine) -> list[str]:
@@ -557,15 +595,13 @@ def write_inventory_book(
     """Write ``inventory-<from>-<to>.html`` and ``.csv`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = inventory_book(session, from_number=from_number, to_number=to_number)
-    stem = f"inventory-{_safe(from_number or 'first')}-{_safe(to_number or 'last')}"
+    stem = inventory_stem(from_number, to_number)
     html_path, csv_path = directory / f"{stem}.html", directory / f"{stem}.csv"
-    title = "Inventory book" + (
-        f", numbers {from_number or '…'} to {to_number or '…'}" if from_number or to_number else ""
-    )
+    title = inventory_title(from_number, to_number)
     html_path.write_text(
         render_inventory_html(lines, library_name=library_name, title=title), encoding="utf-8"
     )
-    _write_csv(csv_path, [INVENTORY_HEADER, *(_inventory_row(line) for line in lines)])
+    _write_csv(csv_path, inventory_csv_rows(lines))
     return html_path, csv_path
 
 

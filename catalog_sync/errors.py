@@ -210,7 +210,8 @@ class LoanRefused(RegisterError):
     ``reason`` is a stable code a program can act on (``not_processed``, ``written_off``,
     ``on_loan``, ``in_repair``, ``not_available``, ``reader_blocked``, ``debt_limit``,
     ``reading_room_only``, ``held_for_another``, ``renewal_limit``, ``holds_waiting``,
-    ``overdue``, ``wrong_service_point``, ``patron_password``); the message is what the librarian reads.
+    ``overdue``, ``wrong_service_point``, ``patron_password``); the message is what the
+    librarian reads.
     """
 
     http_status = 409
@@ -240,6 +241,12 @@ class ServicePointNotFound(RegisterError):
 
 class DepositError(RegisterError):
     """A legal deposit operation was refused (unknown publication, recipient, bad date…)."""
+
+
+class ClaimLetterNotFound(DepositError):
+    """No claim letter by this number, or its file is no longer where it was written."""
+
+    http_status = 404
 
 
 class MailUnavailable(RegisterError):

@@ -7,7 +7,8 @@ obligation's due date comes from :func:`catalog_sync.calendar_kz.term_end` and i
 the reason in words, which the claim letter repeats. A receipt closes the obligation; when this
 library is the recipient and is national, the copy enters the fund with source
 ``legal_deposit`` (R5). :func:`write_claims` writes claim letters (талап хат · претензия) for
-overdue obligations in Kazakh and Russian, as HTML and PDF.
+overdue obligations in Kazakh and Russian, as HTML and PDF (:func:`issue_claim` for one
+obligation, as the staff console does); each claim is recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from catalog_sync import audit, register
 from catalog_sync.calendar_kz import KazakhCalendar, term_end
-from catalog_sync.errors import DepositError
+from catalog_sync.errors import ClaimLetterNotFound, DepositError
 from catalog_sync.models import (
     AcquisitionSource,
     DepositClaim,
@@ -371,37 +372,135 @@ def write_claim(
     return html_path, pdf_path
 
 
+def _claim_obligation(
+    session: Session,
+    ob: DepositObligation,
+    *,
+    today: date,
+    out_dir: Path,
+    library: str,
+    languages: tuple[str, ...],
+    actor: str,
+) -> list[DepositClaim]:
+    """Write ``ob``'s letters in each of ``languages`` not yet written today, record them, and
+    log the claim (one audit entry per obligation claimed)."""
+    claimed = set(
+        session.scalars(
+            select(DepositClaim.language).where(
+                DepositClaim.obligation_id == ob.id, DepositClaim.written_on == today
+            )
+        )
+    )
+    written: list[DepositClaim] = []
+    for lang in languages:
+        if lang in claimed:
+            continue
+        h, p = write_claim(ob, lang, out_dir, library=library, today=today)
+        claim = DepositClaim(
+            obligation_id=ob.id,
+            written_on=today,
+            language=lang,
+            html_path=str(h),
+            pdf_path=str(p),
+        )
+        session.add(claim)
+        written.append(claim)
+    if not written:
+        return written
+    session.flush()
+    # R7: a claim to a publisher is an act of the library; the audit log keeps who sent it.
+    audit.append(
+        session,
+        actor=actor,
+        action="deposit.claim",
+        entity="deposit_obligation",
+        key=str(ob.id),
+        before=None,
+        after={
+            "title": ob.publication.title,
+            "publisher": ob.publication.publisher,
+            "recipient": ob.recipient_code,
+            "due_on": ob.due_on,
+            "written_on": today,
+            "languages": [c.language for c in written],
+            "claims": [c.id for c in written],
+        },
+    )
+    return written
+
+
+def issue_claim(
+    session: Session,
+    obligation_id: int,
+    *,
+    today: date,
+    out_dir: Path,
+    library: str,
+    actor: str,
+    languages: tuple[str, ...] = ("kk", "ru"),
+) -> list[DepositClaim]:
+    """Claim one overdue obligation from its publisher now (the console's "issue a claim"):
+    its letters in each language (HTML and PDF), recorded and logged. Refused for an obligation
+    that is received, not yet due, or already claimed today in every language."""
+    ob = session.get(DepositObligation, obligation_id, with_for_update=True)
+    if ob is None:
+        raise DepositError(f"no deposit obligation {obligation_id}")
+    if ob.received_on is not None:
+        raise DepositError(f"obligation {obligation_id} was received on {ob.received_on}")
+    if ob.due_on >= today:
+        raise DepositError(
+            f"obligation {obligation_id} is not overdue: the copy is due on {ob.due_on}"
+        )
+    written = _claim_obligation(
+        session, ob, today=today, out_dir=out_dir, library=library, languages=languages,
+        actor=actor,
+    )
+    if not written:
+        raise DepositError(f"obligation {obligation_id} was already claimed on {today}")
+    return written
+
+
+def claims_of(session: Session, obligation_ids: list[int]) -> dict[int, list[DepositClaim]]:
+    """The claim letters written for each of ``obligation_ids``, newest first."""
+    out: dict[int, list[DepositClaim]] = defaultdict(list)
+    if not obligation_ids:
+        return out
+    for claim in session.scalars(
+        select(DepositClaim)
+        .where(DepositClaim.obligation_id.in_(obligation_ids))
+        .order_by(DepositClaim.written_on.desc(), DepositClaim.id.desc())
+    ):
+        out[claim.obligation_id].append(claim)
+    return out
+
+
+def claim_letter(session: Session, claim_id: int, fmt: str) -> Path:
+    """The file of claim letter ``claim_id`` as it was written: ``html`` or ``pdf``."""
+    claim = session.get(DepositClaim, claim_id)
+    if claim is None or fmt not in ("html", "pdf"):
+        raise ClaimLetterNotFound(f"no claim letter {claim_id} as {fmt}")
+    path = Path(claim.html_path if fmt == "html" else claim.pdf_path)
+    if not path.is_file():
+        raise ClaimLetterNotFound(f"claim letter {claim_id}: {path.name} is no longer on file")
+    return path
+
+
 def write_claims(
     session: Session,
     *,
     today: date,
     out_dir: Path,
     library: str,
+    actor: str,
     languages: tuple[str, ...] = ("kk", "ru"),
 ) -> list[DepositClaim]:
     """The daily claim run: for each overdue obligation not yet claimed today, write its letter
-    in each language (HTML and PDF) and record it."""
+    in each language (HTML and PDF), record it and log the claim."""
     written: list[DepositClaim] = []
     for ob in overdue_obligations(session, today=today):
-        claimed = set(
-            session.scalars(
-                select(DepositClaim.language).where(
-                    DepositClaim.obligation_id == ob.id, DepositClaim.written_on == today
-                )
-            )
+        written += _claim_obligation(
+            session, ob, today=today, out_dir=out_dir, library=library, languages=languages,
+            actor=actor,
         )
-        for lang in languages:
-            if lang in claimed:
-                continue
-            h, p = write_claim(ob, lang, out_dir, library=library, today=today)
-            claim = DepositClaim(
-                obligation_id=ob.id,
-                written_on=today,
-                language=lang,
-                html_path=str(h),
-                pdf_path=str(p),
-            )
-            session.add(claim)
-            written.append(claim)
     session.flush()
     return written

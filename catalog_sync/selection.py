@@ -14,7 +14,7 @@ import csv
 import json
 import shlex
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -227,42 +227,45 @@ def _condition_of(snapshot: str | None) -> str | None:
     return found if isinstance(found, str) else None
 
 
+WORK_LIST_HEADER = [
+    "rank",
+    "inventory_number",
+    "title",
+    "score",
+    "loans",
+    "holds",
+    "reading_room_uses",
+    "value_flags",
+    "condition",
+    "awaiting_repair",
+    "command",
+]
+
+
+def work_list_rows(candidates: Sequence[Candidate]) -> Iterator[list[object]]:
+    """The work list as CSV rows, header first, best first."""
+    yield list(WORK_LIST_HEADER)
+    for rank, c in enumerate(candidates, 1):
+        yield [
+            rank,
+            c.inventory_number,
+            c.title,
+            f"{c.score:.3f}",
+            c.loans,
+            c.holds,
+            c.reading_room_uses,
+            " ".join(c.value_flags),
+            c.condition or "",
+            c.awaiting_repair,
+            c.command,
+        ]
+
+
 def write_work_list(candidates: list[Candidate], path: Path) -> None:
     """Write the work list as CSV (``.csv``) or JSON (anything else)."""
     if path.suffix.lower() == ".csv":
         with path.open("w", encoding="utf-8-sig", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(
-                [
-                    "rank",
-                    "inventory_number",
-                    "title",
-                    "score",
-                    "loans",
-                    "holds",
-                    "reading_room_uses",
-                    "value_flags",
-                    "condition",
-                    "awaiting_repair",
-                    "command",
-                ]
-            )
-            for rank, c in enumerate(candidates, 1):
-                w.writerow(
-                    [
-                        rank,
-                        c.inventory_number,
-                        c.title,
-                        f"{c.score:.3f}",
-                        c.loans,
-                        c.holds,
-                        c.reading_room_uses,
-                        " ".join(c.value_flags),
-                        c.condition or "",
-                        c.awaiting_repair,
-                        c.command,
-                    ]
-                )
+            csv.writer(fh).writerows(work_list_rows(candidates))
     else:
         path.write_text(
             json.dumps([c.as_dict() for c in candidates], ensure_ascii=False, indent=2),

@@ -153,6 +153,9 @@ class ElibraryConfig:
     as ``qor loans in`` does); ``None``: nobody is e-mailed and the desk says so."""
     mail_sender: str = "library@localhost"
     """The ``From`` of those e-mails (``QOR_MAIL_SENDER``)."""
+    claims_dir: Path | None = None
+    """Where the console writes legal-deposit claim letters (R7): ``<data_dir>/deposit-claims``,
+    the folder ``qor deposit claims`` writes to; None: the console cannot issue claims."""
 
 
 def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
@@ -200,6 +203,7 @@ def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig
         jobs_api_url=_jobs_api(settings),
         smtp_url=settings.smtp_url,
         mail_sender=settings.mail_sender,
+        claims_dir=settings.data_dir / "deposit-claims",
     )
 
 

@@ -1,7 +1,8 @@
 """What the staff console's routers share (``elibrary/routers/console_*.py``).
 
 The console is the staff's half of the e-library app, under ``/staff``: one router per area
-(desk, stocktake, catalogue, readers, preservation, jobs, reports, staff accounts), pages
+(desk, stocktake, catalogue, readers, books and legal deposit, selection for digitisation,
+preservation, jobs, reports, staff accounts), pages
 rendered on the server. Every route names the roles it admits (R10, R11: no role reaches what
 it does not need) and checks them before anything is read or changed: anyone else gets 403 and
 nothing happens. Every form carries the anti-forgery token (:meth:`Elibrary.check_csrf`).
@@ -54,6 +55,9 @@ AREAS: tuple[Area, ...] = (
     Area("/staff/stocktake", _("Stocktake"), frozenset({LIBRARIAN})),
     Area("/staff/catalogue", _("Catalogue"), frozenset({LIBRARIAN})),
     Area("/staff/readers", _("Readers"), frozenset({LIBRARIAN})),
+    Area("/staff/books", _("Accounting books"), frozenset({LIBRARIAN})),
+    Area("/staff/deposit", _("Legal deposit"), frozenset({LIBRARIAN})),
+    Area("/staff/selection", _("Selection for digitisation"), frozenset({OPERATOR})),
     Area("/staff/fixity", _("Fixity reports"), frozenset({PRESERVATION})),
     Area("/staff/jobs", _("Digitisation jobs"), frozenset({OPERATOR})),
     Area("/staff/reports", _("Reports"), frozenset({STATISTICIAN})),
@@ -100,7 +104,7 @@ def _summary(after: str | None) -> str:
     keep = ("inventory_number", "item_id", "reader_id", "due_on", "service_point_id",
             "ticket_number", "username", "role", "scans", "field", "barcode", "location",
             "status", "title", "reason", "renewals", "partner_library", "settlement",
-            "compensation_minor")
+            "compensation_minor", "publisher", "recipient", "languages")
     parts = [f"{k}={data[k]}" for k in keep if k in data and data[k] is not None]
     return ", ".join(parts)[:160]
 

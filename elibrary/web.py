@@ -48,6 +48,7 @@ from elibrary.errors import (
 from elibrary.routers import (
     accounts,
     console_admin,
+    console_books,
     console_catalogue,
     console_desk,
     console_readers,
@@ -229,6 +230,7 @@ def create_app(
 
     for router in (reading.router, iiif.router, accounts.router, staff.router, oai.router,
                    console_desk.router, console_stocktake.router, console_catalogue.router,
-                   console_readers.router, console_reports.router, console_admin.router):
+                   console_readers.router, console_books.router, console_reports.router,
+                   console_admin.router):
         app.include_router(router)
     return app

@@ -50,7 +50,8 @@ def legal_deposit_watch(today: date | None = None, out_dir: str | None = None) -
     target = Path(out_dir) if out_dir else settings.data_dir / "deposit-claims"
     with register_session(settings) as session:
         claims = legal_deposit.write_claims(
-            session, today=day, out_dir=target, library=settings.library_name
+            session, today=day, out_dir=target, library=settings.library_name,
+            actor="qor legal-deposit-watch",
         )
         session.commit()
         paths = [c.pdf_path for c in claims]

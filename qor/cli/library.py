@@ -851,8 +851,10 @@ def deposit_claims(
     out: Annotated[Path | None, typer.Option(help="Folder for the letters.")] = None,
     today: DateOpt = None,
     as_json: JsonOpt = False,
+    actor: Actor = "cli",
 ) -> None:
-    """R7: write claim letters (kk, ru; HTML and PDF) for every overdue obligation now."""
+    """R7: write claim letters (kk, ru; HTML and PDF) for every overdue obligation now (each
+    claim is logged in the audit log)."""
     from catalog_sync import legal_deposit
 
     settings = cli_settings()
@@ -860,7 +862,7 @@ def deposit_claims(
     target = out or settings.data_dir / "deposit-claims"
     with _desk() as s:
         claims = legal_deposit.write_claims(
-            s, today=day, out_dir=target, library=settings.library_name
+            s, today=day, out_dir=target, library=settings.library_name, actor=actor
         )
         rows = [
             {

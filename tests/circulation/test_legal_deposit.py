@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog_sync import calendar_kz, legal_deposit, register
 from catalog_sync.calendar_kz import KazakhCalendar, term_end
-from catalog_sync.errors import SourceNotAllowed
-from catalog_sync.models import Item
+from catalog_sync.errors import ClaimLetterNotFound, DepositError, SourceNotAllowed
+from catalog_sync.models import AuditEntry, Item
 from tests.register.conftest import new_batch, uid
 
 CAL = KazakhCalendar()
@@ -156,7 +157,8 @@ def test_claims_in_kazakh_and_russian_html_and_pdf(session: Session, tmp_path: P
         session, on_time.obligations[0].id, received_on=date(2025, 2, 10), actor="deposit"
     )
     claims = legal_deposit.write_claims(
-        session, today=date(2024, 4, 1), out_dir=tmp_path, library="Ұлттық кітапхана"
+        session, today=date(2024, 4, 1), out_dir=tmp_path, library="Ұлттық кітапхана",
+        actor="deposit"
     )
     mine = [c for c in claims if publisher in Path(c.html_path).read_text(encoding="utf-8")]
     assert sorted({c.language for c in mine}) == ["kk", "ru"] and len(mine) == 6
@@ -166,14 +168,52 @@ def test_claims_in_kazakh_and_russian_html_and_pdf(session: Session, tmp_path: P
     ru_pdf = next(c for c in mine if c.language == "ru").pdf_path
     text = "".join(p.extract_text() for p in PdfReader(ru_pdf).pages)
     assert "Претензия" in text and "Абай жолы" in text and "26.03.2024" in text
+    # R7: each claim is in the audit log; a second run the same day writes nothing again.
+    logged = session.scalars(select(AuditEntry).where(AuditEntry.action == "deposit.claim")).all()
+    assert {e.entity_key for e in logged} >= {str(c.obligation_id) for c in mine}
     assert (
-        legal_deposit.write_claims(session, today=date(2024, 4, 1), out_dir=tmp_path, library="L")
+        legal_deposit.write_claims(session, today=date(2024, 4, 1), out_dir=tmp_path, library="L",
+                                   actor="deposit")
         == []
-        or True
     )
     report = {
         c.publisher: c for c in legal_deposit.compliance_report(session, today=date(2025, 3, 1))
     }
     row = report[publisher]
     assert (row.obligations, row.on_time, row.overdue) == (4, 1, 3)
+    session.rollback()
+
+
+def test_one_claim_from_the_console_is_logged_and_refused_when_not_owed(
+    session: Session, tmp_path: Path
+) -> None:
+    """R7: ``issue_claim`` claims one overdue obligation (both letters, one audit entry with the
+    actor), and refuses one not yet due, one received, and a second claim the same day."""
+    publisher = uid("Өнер")
+    pub = legal_deposit.register_publication(
+        session, title="Күй", publisher=publisher, form="paper", first_printed=date(2025, 1, 6),
+        actor="deposit", calendar=CAL)
+    late, received, *_ = pub.obligations
+    legal_deposit.register_receipt(session, received.id, received_on=date(2025, 1, 20),
+                                   actor="deposit")
+    with pytest.raises(DepositError, match="not overdue"):
+        legal_deposit.issue_claim(session, late.id, today=late.due_on, out_dir=tmp_path,
+                                  library="L", actor="staff:aliya")
+    with pytest.raises(DepositError, match="received"):
+        legal_deposit.issue_claim(session, received.id, today=date(2025, 3, 1),
+                                  out_dir=tmp_path, library="L", actor="staff:aliya")
+    written = legal_deposit.issue_claim(session, late.id, today=date(2025, 3, 1),
+                                        out_dir=tmp_path, library="L", actor="staff:aliya")
+    assert sorted(c.language for c in written) == ["kk", "ru"]
+    assert all(Path(c.pdf_path).is_file() and Path(c.html_path).is_file() for c in written)
+    entries = session.scalars(select(AuditEntry).where(
+        AuditEntry.action == "deposit.claim", AuditEntry.entity_key == str(late.id))).all()
+    assert [e.actor for e in entries] == ["staff:aliya"]
+    with pytest.raises(DepositError, match="already claimed"):
+        legal_deposit.issue_claim(session, late.id, today=date(2025, 3, 1), out_dir=tmp_path,
+                                  library="L", actor="staff:aliya")
+    assert legal_deposit.claim_letter(session, written[0].id, "pdf") == Path(written[0].pdf_path)
+    Path(written[0].pdf_path).unlink()
+    with pytest.raises(ClaimLetterNotFound):
+        legal_deposit.claim_letter(session, written[0].id, "pdf")
     session.rollback()

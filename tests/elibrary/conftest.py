@@ -207,7 +207,8 @@ def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]
     smtp.start()
     app = create_app(make_config(base_url=f"http://localhost:{port}", jobs_api_url=jobs_api,
                                  smtp_url=f"smtp://127.0.0.1:{smtp.port}",
-                                 mail_sender="desk@library.test"),
+                                 mail_sender="desk@library.test",
+                                 claims_dir=root / "deposit-claims"),
                      sessions=console_register.sessions, open_store=lambda uri: open_store(uri),
                      keyring=LocalKeyring(root / "keys"), flush_seconds=0.2)
     faults = LostAnswers()

@@ -4,12 +4,13 @@ every role — all made through the domain API, as the console and the CLI make 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog_sync import circulation, db, readers, register
+from catalog_sync import circulation, db, legal_deposit, readers, register
+from catalog_sync.calendar_kz import load_calendar
 from catalog_sync.models import utcnow
 from elibrary.accounts import create_staff_account
 from integrity.audit import BagAudit, FixityFailure
@@ -63,6 +64,19 @@ class ConsoleRegister:
     """Two copies of a worn title (barcodes :func:`circ_barcode` 3 and 4) to write off."""
     lost_item: str
     """A copy (barcode :func:`circ_barcode` 5) the debts test lends long ago, never back."""
+    selection: tuple[str, ...]
+    """Inventory numbers of the items made to be selected for digitisation (R13), in the order
+    the selection must rank them: three value flags (15); two holds and a flag (9); one flag
+    (5); two flags but damaged and not repaired (10 × 0.2 = 2)."""
+    written_off: str
+    """An item of the second receipt act written off by act ``WO-CONSOLE-1`` (R9)."""
+    overdue_obligations: tuple[int, ...]
+    """Legal-deposit obligations of :data:`LATE_PUBLISHER`'s book, past due with no copy (R7)."""
+
+
+#: The second receipt act: priced items of several materials and sources, for the summary book.
+SECOND_ACT = "ACT-CONSOLE-2"
+LATE_PUBLISHER = "«Фолиант» баспасы"
 
 
 def make_console_register(root: Path) -> ConsoleRegister:
@@ -121,6 +135,53 @@ def make_console_register(root: Path) -> ConsoleRegister:
             bag_id=DAMAGED_BAG, store_uri="file:///nowhere", mode="deep", started_at=now,
             finished_at=now, files_checked=2, bytes_checked=1000, failures=(failure,),
             remaining=(failure,), inventory_number=numbers[-1]), run_id="test-run", actor="test")
+    with sessions() as s, s.begin():
+        selected, written_off = _books_and_selection(s)
+        overdue = _legal_deposit(s)
     return ConsoleRegister(sessions=sessions, root=root, desk_items=tuple(numbers),
                            received_item=received, hold_item=circ[0], ill_item=circ[1],
-                           write_off_items=(circ[2], circ[3]), lost_item=circ[4])
+                           write_off_items=(circ[2], circ[3]), lost_item=circ[4],
+                           selection=selected, written_off=written_off,
+                           overdue_obligations=overdue)
+
+
+def _books_and_selection(s: Session) -> tuple[tuple[str, ...], str]:
+    """A second receipt act (priced, several materials and sources), one write-off, and the
+    items the digitisation selection ranks (R9, R13)."""
+    batch = register.open_receipt_batch(s, act_number=SECOND_ACT, received_on=date(2026, 3, 2),
+                                        supplier="Фолиант", actor="test")
+
+    def receive(title: str, material: str, source: str, price: str, **kw: object) -> str:
+        rec = register.add_record(s, title=title, material_type=material, actor="test")
+        item = register.receive_item(s, record=rec, source=source, receipt_batch=batch,
+                                     price=price, actor="test", **kw)  # type: ignore[arg-type]
+        return item.inventory_number
+
+    three_flags = receive("Қазақ шежіресі", "book", "state_order", "12500.50",
+                          value_flags=["scientific", "historical", "artistic"])
+    held = receive("Түркістан уалаяты", "book", "exchange", "3000",
+                   value_flags=["historical"])
+    one_flag = receive("Ою-өрнек", "album", "donation", "800", value_flags=["artistic"])
+    damaged = receive("Ескі карталар", "brochure", "state_order", "4500.25",
+                      value_flags=["scientific", "historical"], condition="damaged")
+    worn = receive("Ескірген анықтамалық", "brochure", "purchase", "150")
+    held_record = register.get_item(s, held).record_id
+    for ticket in ("R-2002", "R-2003"):
+        circulation.place_hold(s, ticket_number=ticket, record_id=held_record, actor="test")
+    register.write_off(s, act_number="WO-CONSOLE-1", act_date=date(2026, 6, 10), reason="worn",
+                       inventory_numbers=[worn], actor="test")
+    return (three_flags, held, one_flag, damaged), worn
+
+
+def _legal_deposit(s: Session) -> tuple[int, ...]:
+    """A paper book past its 30 days with no copy received, and one not yet due (R7)."""
+    today = utcnow().date()
+    calendar = load_calendar(s)
+    late = legal_deposit.register_publication(
+        s, title="Дала әуендері", publisher=LATE_PUBLISHER, form="paper",
+        first_printed=today - timedelta(days=120), actor="test", calendar=calendar,
+        publisher_address="Астана, Абай даңғылы 1")
+    legal_deposit.register_publication(
+        s, title="Жаңа кітап", publisher="Атамұра", form="paper",
+        first_printed=today - timedelta(days=1), actor="test", calendar=calendar)
+    return tuple(ob.id for ob in late.obligations)

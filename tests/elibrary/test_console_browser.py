@@ -5,15 +5,18 @@ network that drops requests and answers, recording every one exactly once (R14).
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import date, timedelta
 from email.header import decode_header, make_header
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from sqlalchemy import func, select
 
-from catalog_sync import audit, circulation
+from catalog_sync import audit, books, circulation
 from catalog_sync.models import (
     AuditEntry,
     Hold,
@@ -228,9 +231,11 @@ def test_admin_opens_a_staff_account_that_signs_in_with_its_role(
 #: Each role's own pages and one action it may take (path, form fields).
 PAGES = {
     "librarian": ["/staff/desk", "/staff/stocktake", "/staff/catalogue", "/staff/readers",
-                  "/staff/desk/holds", "/staff/desk/ill", "/staff/catalogue/write-off"],
+                  "/staff/desk/holds", "/staff/desk/ill", "/staff/catalogue/write-off",
+                  "/staff/books", "/staff/books/summary-2026.csv", "/staff/books/inventory",
+                  "/staff/books/inventory.csv", "/staff/deposit"],
     "preservation": ["/staff/fixity", "/staff/fixity/report.html"],
-    "operator": ["/staff/jobs"],
+    "operator": ["/staff/jobs", "/staff/selection", "/staff/selection/work-list.json"],
     "statistician": ["/staff/reports", "/staff/reports/compliance.json"],
     "admin": ["/staff/admin/accounts"],
 }
@@ -254,6 +259,7 @@ LIBRARIAN_ACTIONS = [
     ("/staff/desk/ill/borrow", {"point": ILL_POINT, "partner": "Intruder library",
                                 "description": "X", "ticket": "R-2003", "due": "2099-01-01"}),
     ("/staff/desk/ill/1/return", {}),
+    ("/staff/deposit/claims", {"obligation": "1"}),  # R7: claims are the librarian's
 ]
 
 
@@ -436,9 +442,11 @@ AXE_PAGES = {
                   "/staff/catalogue?q=Абай", "/staff/catalogue/{desk}", "/staff/readers?q=R",
                   "/staff/readers/R-2001", f"/staff/desk?ticket={HOLD_READER[0]}",
                   f"/staff/desk/holds?item={circ_barcode(1)}", "/staff/desk/ill",
-                  "/staff/catalogue/write-off?q=Көне"],
+                  "/staff/catalogue/write-off?q=Көне",
+                  "/staff/readers/R-2001", "/staff/books?year=2026", "/staff/books/inventory",
+                  "/staff/deposit"],
     "preservation": ["/staff/fixity"],
-    "operator": ["/staff/jobs"],
+    "operator": ["/staff/jobs", "/staff/selection"],
     "statistician": ["/staff/reports"],
     "admin": ["/staff/admin/accounts"],
 }
@@ -487,6 +495,13 @@ def test_console_pages_pass_axe(browser: Browser, console_server: ConsoleServer)
                     if path.startswith(start):
                         expect(page.get_by_role("heading", level=1)).to_contain_text(
                             heading[lang])
+                if path.startswith("/staff/books?"):  # the books area too (R9)
+                    expect(page.get_by_role("heading", level=1)).to_have_text(
+                        {"kk": "Жиынтық есеп кітабы 2026", "ru": "Книга суммарного учёта 2026",
+                         "en": "Summary accounting book 2026"}[lang])
+                    expect(page.locator("#receipts thead")).to_contain_text(
+                        {"kk": "Қабылдау актісі", "ru": "Акт поступления",
+                         "en": "Receipt act"}[lang])
                 found = _axe(page)
                 if found:
                     problems[f"{role}:{lang}:{path}"] = found
@@ -756,6 +771,182 @@ def test_librarian_writes_items_off_by_an_act(
     context.close()
 
 
+# --- the books area: accounting books (R9), legal deposit (R7), selection (R13) ---------------
+
+
+def _expected_summary(server: ConsoleServer,
+                      year: int) -> dict[tuple[str, str, str], tuple[int, str]]:
+    """The summary book's figures counted item by item from the register: (section, act or
+    year line, breakdown) → (items, value in tenge)."""
+    tally: dict[tuple[str, str, str], list[int]] = {}
+
+    def add(section: str, ref: str, item: Item) -> None:
+        for part in ("total", f"material:{item.record.material_type}",
+                     f"source:{item.source or 'not_recorded'}"):
+            t = tally.setdefault((section, ref, part), [0, 0])
+            t[0] += 1
+            t[1] += item.price_minor or 0
+
+    with server.register.sessions() as s:
+        for item in s.scalars(select(Item)).all():
+            if item.receipt_batch.received_on.year == year:
+                add("receipt", item.receipt_batch.act_number, item)
+                add("balance", "received", item)
+                add("balance", "closing", item)
+            if item.write_off_act is not None and item.write_off_act.act_date.year == year:
+                add("write_off", item.write_off_act.act_number, item)
+                add("balance", "written_off", item)
+    closing = {k: v for k, v in tally.items() if k[:2] == ("balance", "closing")}
+    for (section, ref, part), (n, v) in list(tally.items()):
+        if (section, ref) == ("balance", "written_off"):
+            c = closing[("balance", "closing", part)]
+            c[0] -= n
+            c[1] -= v
+    return {k: (n, f"{v // 100}.{v % 100:02d}") for k, (n, v) in tally.items()
+            if k[:2] != ("balance", "closing") or n}
+
+
+def test_librarian_reads_the_summary_book_and_downloads_it(
+    browser: Browser, console_server: ConsoleServer, tmp_path: Path
+) -> None:
+    """R9: the summary book on the page and in the downloaded CSV agree, figure by figure, with
+    the items of the register; the inventory book's download has each item's own line."""
+    before = _state(console_server)
+    context, page = sign_in(browser, console_server, ROLE_OF["librarian"])
+    page.get_by_role("link", name="Accounting books").click()
+    page.get_by_role("textbox", name="Year").fill("2026")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Summary accounting book 2026")
+    expected = _expected_summary(console_server, 2026)
+
+    # The page: one row per receipt act and write-off act, with its items and value.
+    shown = {}
+    for table, section in (("#receipts", "receipt"), ("#write-offs", "write_off")):
+        for row in page.locator(f"{table} tbody tr").all():
+            cells = row.locator("td").all_inner_texts()
+            shown[(section, cells[0], "total")] = (int(cells[3]), cells[4])
+    assert shown == {k: v for k, v in expected.items()
+                     if k[0] in ("receipt", "write_off") and k[2] == "total"}
+    assert ("receipt", "ACT-CONSOLE-2", "total") in shown
+    assert shown[("write_off", "WO-CONSOLE-1", "total")] == (1, "150.00")
+
+    with page.expect_download() as got:
+        page.locator("#download-csv").click()
+    download = got.value
+    assert download.suggested_filename == "summary-2026.csv"
+    raw = download.path().read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the CLI's file: UTF-8 with a byte-order mark
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0] == ["section", "reference", "date", "detail", "breakdown", "items",
+                       "value_tenge"]
+    downloaded = {}
+    for section, ref, _day, detail, part, items, value in rows[1:]:
+        if section == "balance":
+            if ref != "2026" or detail == "opening":
+                continue
+            ref = detail
+        downloaded[(section, ref, part)] = (int(items), value)
+    # Every figure of the file is the register's, and none is missing.
+    assert downloaded == expected, set(downloaded.items()) ^ set(expected.items())
+
+    r = page.request.get(f"{console_server.url}/staff/books/summary-2026.html")
+    assert r.status == 200 and "Summary accounting book 2026" in r.text()
+    assert "Test Library" in r.text() and "ACT-CONSOLE-2" in r.text()
+    # The same files `qor books summary --year 2026` writes, byte for byte.
+    with console_server.register.sessions() as s:
+        cli_html, cli_csv = books.write_summary_book(books.summary_book(s, year=2026), tmp_path,
+                                                     library_name="Test Library")
+    assert raw == cli_csv.read_bytes() and r.body() == cli_html.read_bytes()
+
+    # The inventory book: 100 lines a page, the next page on from there, and the download of a
+    # range has each item's own line (written-off items kept and marked).
+    page.get_by_role("link", name="Inventory book").click()
+    expect(page.locator("#inventory tbody tr")).to_have_count(100)
+    page.locator("#next-page").click()
+    expect(page.locator("#inventory tbody tr")).to_have_count(100)
+    reg = console_server.register
+    first, last = reg.selection[0], reg.written_off
+    page.get_by_label("From inventory number").fill(first)
+    page.get_by_label("to", exact=True).fill(last)
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#inventory tbody tr")).to_have_count(5)
+    expect(page.locator("#inventory tbody tr.off")).to_contain_text("WO-CONSOLE-1")
+    with page.expect_download() as got:
+        page.locator("#download-csv").click()
+    lines = list(csv.DictReader(io.StringIO(
+        got.value.path().read_bytes().decode("utf-8-sig"))))
+    with console_server.register.sessions() as s:
+        items = {i.inventory_number: i for i in s.scalars(select(Item).where(
+            Item.inventory_number.in_([*reg.selection, reg.written_off])))}
+        assert [line["inventory_number"] for line in lines] == [*reg.selection, reg.written_off]
+        for line in lines:
+            item = items[line["inventory_number"]]
+            assert line["receipt_act"] == "ACT-CONSOLE-2"
+            assert line["received_on"] == "2026-03-02"
+            assert line["title"] == item.record.title
+            assert line["material_type"] == item.record.material_type
+            assert line["source"] == item.source
+            assert line["price_tenge"] == f"{item.price_minor // 100}.{item.price_minor % 100:02d}"
+            assert line["status"] == item.status
+            assert line["write_off_act"] == (
+                item.write_off_act.act_number if item.write_off_act else "")
+    # A Cyrillic range still downloads (its file name goes as RFC 6266 filename*).
+    r = page.request.get(f"{console_server.url}/staff/books/inventory.csv?from=А-1&to=А-9")
+    assert r.status == 200 and r.text().lstrip("\ufeff").startswith("inventory_number,")
+    assert "filename*=UTF-8''inventory-%D0%90-1-%D0%90-9.csv" in r.headers["content-disposition"]
+    assert _state(console_server) == before  # the books only read the register
+    context.close()
+
+
+def test_librarian_claims_an_overdue_legal_deposit_copy(
+    browser: Browser, console_server: ConsoleServer
+) -> None:
+    """R7: the overdue copies are listed by publisher; a claim writes the letters in Kazakh and
+    Russian, is in the audit log under the librarian's name, and is not written twice a day."""
+    from pypdf import PdfReader
+
+    from catalog_sync.models import DepositClaim
+    from tests.elibrary.console_data import LATE_PUBLISHER
+
+    reg = console_server.register
+    ob = reg.overdue_obligations[0]
+    context, page = sign_in(browser, console_server, ROLE_OF["librarian"])
+    page.get_by_role("link", name="Legal deposit").click()
+    expect(page.get_by_role("heading", name=LATE_PUBLISHER)).to_be_visible()
+    expect(page.locator("table.deposit-due tbody tr")).to_have_count(len(reg.overdue_obligations))
+    expect(page.locator("#record")).to_contain_text("Атамұра")  # not due yet: not in the list
+    assert "Жаңа кітап" not in page.locator("table.deposit-due").first.inner_text()
+
+    row = page.locator(f"#obligation-{ob}")
+    row.get_by_role("button", name="Issue a claim").click()
+    expect(page.locator("#message")).to_contain_text(f"Claim for obligation {ob} written (kk, ru)")
+    entry = recent(page)[0]
+    assert "deposit.claim" in entry and f"deposit_obligation {ob}" in entry, entry
+    assert LATE_PUBLISHER in entry
+    pdf = page.locator(f"#obligation-{ob} td.claims a", has_text="PDF")
+    expect(pdf).to_have_count(2)
+    for link in pdf.all():
+        r = page.request.get(f"{console_server.url}{link.get_attribute('href')}")
+        assert r.status == 200 and r.body().startswith(b"%PDF")
+    with reg.sessions() as s:
+        claims = s.scalars(select(DepositClaim).where(DepositClaim.obligation_id == ob)).all()
+        assert sorted(c.language for c in claims) == ["kk", "ru"]
+        ru = next(c for c in claims if c.language == "ru")
+        text = " ".join(" ".join(p.extract_text() for p in PdfReader(ru.pdf_path).pages).split())
+        assert "Претензия" in text and "Дала әуендері" in text
+        logged = s.scalars(select(AuditEntry).where(
+            AuditEntry.action == "deposit.claim", AuditEntry.entity_key == str(ob))).all()
+        assert [e.actor for e in logged] == ["staff:aliya"]
+
+    # The same claim again the same day: refused, nothing written.
+    before = _state(console_server)
+    page.locator(f"#obligation-{ob}").get_by_role("button", name="Issue a claim").click()
+    expect(page.locator("#error")).to_contain_text("already claimed")
+    assert _state(console_server) == before
+    chain_intact(console_server)
+    context.close()
+
+
 def test_librarian_settles_a_readers_debt_by_compensation(
     browser: Browser, console_server: ConsoleServer
 ) -> None:
@@ -791,4 +982,28 @@ def test_librarian_settles_a_readers_debt_by_compensation(
         # The lost copy is missing; it leaves the fund only by a write-off act (R3–R4).
         assert s.scalar(select(Item.status).where(Item.inventory_number == inv)) == "missing"
     chain_intact(console_server)
+    context.close()
+
+
+def test_operator_sees_the_selection_for_digitisation_in_rank_order(
+    browser: Browser, console_server: ConsoleServer
+) -> None:
+    """R13: value flags and holds rank the fixture's items 15, 9, 5, and the damaged item not
+    yet repaired last (10 × 0.2); the written-off item is never a candidate."""
+    reg = console_server.register
+    context, page = sign_in(browser, console_server, ROLE_OF["operator"])
+    page.get_by_role("link", name="Selection for digitisation").click()
+    page.get_by_label("How many items").fill("4")
+    page.get_by_role("button", name="Show").click()
+    rows = page.locator("#selection tbody tr")
+    expect(rows).to_have_count(4)
+    cells = [r.split("\t") for r in rows.all_inner_texts()]
+    assert [c[1] for c in cells] == list(reg.selection)
+    assert [c[3] for c in cells] == ["15.0", "9.0", "5.0", "2.0"]
+    assert [c[5] for c in cells] == ["0", "2", "0", "0"]  # the two readers waiting
+    assert "awaiting repair" in cells[3][8]
+    assert f"--inventory {reg.selection[0]}" in cells[0][9]
+    r = page.request.get(f"{console_server.url}/staff/selection/work-list.json?top=50")
+    ranked = [c["inventory_number"] for c in r.json()]
+    assert ranked[:4] == list(reg.selection) and reg.written_off not in ranked
     context.close()
