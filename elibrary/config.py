@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from elibrary.digitisation import DigitiseLauncher
 from elibrary.errors import InvalidParameter
 from elibrary.models import Rights
 from qor.errors import ConfigurationError
@@ -81,6 +82,10 @@ class ElibrarySettings(BaseSettings):
     elibrary_iiif_cache_mb: int = Field(default=256, ge=8, le=65_536)
     """Bound of the IIIF image cache (decrypted and decoded page images plus encoded tiles, an
     LRU by bytes held in memory), in MiB."""
+    elibrary_scans_root: Path | None = None
+    """The folder on the server under which the console's operators may launch ``qor
+    digitise`` (one sub-folder per batch, readable by the server); unset: the console lists
+    runs but launches none. Nothing outside it is ever read for the console."""
 
     @classmethod
     def settings_customise_sources(
@@ -148,6 +153,8 @@ class ElibraryConfig:
     """Overdue loans a reader may have and still borrow at the console's desk (R16)."""
     jobs_api_url: str | None = None
     """The orchestration (Prefect) API the console's jobs page lists runs from."""
+    digitise: DigitiseLauncher | None = None
+    """How the console's jobs page launches ``qor digitise`` (None: it launches nothing)."""
 
 
 def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
@@ -193,7 +200,20 @@ def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig
         iiif_cache_bytes=elib.elibrary_iiif_cache_mb * 1024 * 1024,
         debt_limit=settings.debt_limit,
         jobs_api_url=_jobs_api(settings),
+        digitise=_launcher(settings, elib),
     )
+
+
+def _launcher(settings: QorSettings, elib: ElibrarySettings) -> DigitiseLauncher | None:
+    """The console's ``qor digitise`` launcher on ``elibrary_scans_root`` (launches are
+    recorded in ``<data_dir>/console-runs``), or None when no scans root is set."""
+    root = elib.elibrary_scans_root
+    if root is None:
+        return None
+    if not root.is_absolute() or not root.is_dir():
+        raise ConfigurationError(
+            f"elibrary_scans_root: {root} is not an absolute path to a folder on this server")
+    return DigitiseLauncher(scans_root=root, runs_dir=settings.data_dir / "console-runs")
 
 
 def _jobs_api(settings: QorSettings) -> str | None:

@@ -1,5 +1,5 @@
 """Read-only pages: reports for the statistician (compliance R1–R16, reader debts R16), fixity
-reports for the preservation officer, digitisation jobs for the operator.
+reports for the preservation officer (the operator's jobs are in :mod:`.console_jobs`).
 
 Nothing here changes the register. The compliance report is the one ``qor compliance report``
 writes (:mod:`catalog_sync.compliance`, with the e-library's own checks); the debt report is
@@ -22,12 +22,11 @@ from catalog_sync.models import utcnow
 from elibrary import compliance as elibrary_compliance
 from elibrary import console
 from elibrary.accounts import Principal
-from elibrary.console import OPERATOR, PRESERVATION, STATISTICIAN
+from elibrary.console import PRESERVATION, STATISTICIAN
 from elibrary.context import Lib, Visitor
 from elibrary.errors import InvalidParameter
 from integrity.records import fixity_events
 from integrity.report import build_report
-from qor.errors import QorError
 
 router = APIRouter()
 
@@ -88,22 +87,3 @@ def fixity_download(request: Request, lib: Lib) -> Response:
         return HTMLResponse(build_report(fixity_events(session)).html())
 
     return console.page(request, lib, (PRESERVATION,), download)
-
-
-@router.get("/staff/jobs", response_class=HTMLResponse)
-def jobs(request: Request, lib: Lib) -> Response:
-    def show(session: Session, visitor: Visitor, _who: Principal) -> Response:
-        from qor import orchestration
-
-        runs: list[orchestration.JobRun] = []
-        error = None
-        api = lib.config.jobs_api_url
-        if api:
-            try:
-                runs = orchestration.recent_runs(api, limit=50)
-            except QorError as e:
-                error = e.message
-        return console.render(request, lib, visitor, session, "console_jobs.html", runs=runs,
-                              api=api, error=error)
-
-    return console.page(request, lib, (OPERATOR,), show)
