@@ -22,8 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from elibrary.digitisation import DigitiseLauncher
 from elibrary.errors import InvalidParameter
+from elibrary.launches import CommandLauncher
 from elibrary.models import Rights
 from qor.errors import ConfigurationError
 from qor.settings import QorSettings, config_sources, is_placeholder
@@ -153,8 +153,10 @@ class ElibraryConfig:
     """Overdue loans a reader may have and still borrow at the console's desk (R16)."""
     jobs_api_url: str | None = None
     """The orchestration (Prefect) API the console's jobs page lists runs from."""
-    digitise: DigitiseLauncher | None = None
-    """How the console's jobs page launches ``qor digitise`` (None: it launches nothing)."""
+    launcher: CommandLauncher | None = None
+    """How the console launches ``qor digitise`` and repairs (None: it launches nothing)."""
+    fixity_deep_every_days: int = 30
+    """The deep-check interval of a storage location without its own schedule."""
 
 
 def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
@@ -200,20 +202,19 @@ def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig
         iiif_cache_bytes=elib.elibrary_iiif_cache_mb * 1024 * 1024,
         debt_limit=settings.debt_limit,
         jobs_api_url=_jobs_api(settings),
-        digitise=_launcher(settings, elib),
+        launcher=_launcher(settings, elib),
+        fixity_deep_every_days=settings.fixity_deep_every_days,
     )
 
 
-def _launcher(settings: QorSettings, elib: ElibrarySettings) -> DigitiseLauncher | None:
-    """The console's ``qor digitise`` launcher on ``elibrary_scans_root`` (launches are
-    recorded in ``<data_dir>/console-runs``), or None when no scans root is set."""
+def _launcher(settings: QorSettings, elib: ElibrarySettings) -> CommandLauncher:
+    """The console's launcher of ``qor`` commands (launches recorded in
+    ``<data_dir>/console-runs``), digitising only under ``elibrary_scans_root`` if set."""
     root = elib.elibrary_scans_root
-    if root is None:
-        return None
-    if not root.is_absolute() or not root.is_dir():
+    if root is not None and (not root.is_absolute() or not root.is_dir()):
         raise ConfigurationError(
             f"elibrary_scans_root: {root} is not an absolute path to a folder on this server")
-    return DigitiseLauncher(scans_root=root, runs_dir=settings.data_dir / "console-runs")
+    return CommandLauncher(scans_root=root, runs_dir=settings.data_dir / "console-runs")
 
 
 def _jobs_api(settings: QorSettings) -> str | None:

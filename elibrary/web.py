@@ -50,6 +50,7 @@ from elibrary.routers import (
     console_admin,
     console_catalogue,
     console_desk,
+    console_fixity,
     console_jobs,
     console_readers,
     console_reports,
@@ -230,7 +231,8 @@ def create_app(
 
     for router in (reading.router, iiif.router, accounts.router, staff.router, oai.router,
                    console_desk.router, console_stocktake.router, console_catalogue.router,
-                   console_readers.router, console_reports.router, console_jobs.router,
+                   console_readers.router, console_reports.router, console_fixity.router,
+                   console_jobs.router,
                    console_admin.router):
         app.include_router(router)
     return app

@@ -2,7 +2,7 @@
 watch runs progress live, read each run's per-page results and flagged pages.
 
 The runs listed are ``qor jobs``' (:func:`qor.orchestration.recent_runs`); a launch runs the
-operator's own command (:mod:`elibrary.digitisation`), and its page shows what that command's
+operator's own command (:mod:`elibrary.launches`), and its page shows what that command's
 ``--json`` summary reports. Launching is recorded in the hash-chained audit log
 (``digitise.launch``, actor ``staff:<name>``). The pages poll small JSON answers for their live
 figures (``/static/console-jobs.js``; no script from elsewhere).
@@ -10,7 +10,7 @@ figures (``/static/console-jobs.js``; no script from elsewhere).
 
 from __future__ import annotations
 
-import secrets
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -24,17 +24,18 @@ from elibrary import console
 from elibrary.accounts import Principal
 from elibrary.console import OPERATOR, form_text
 from elibrary.context import Elibrary, Lib, Visitor
-from elibrary.digitisation import (
-    DigitiseLauncher,
+from elibrary.errors import InvalidParameter, ScanFolderRefused
+from elibrary.launches import (
+    CommandLauncher,
     Launch,
     LaunchStatus,
     launch_digitise,
     launch_status,
+    new_launch_id,
     recent_launches,
     scan_folder,
     scan_folders,
 )
-from elibrary.errors import InvalidParameter, ScanFolderRefused
 from qor.errors import QorError
 
 router = APIRouter()
@@ -79,11 +80,12 @@ def _jobs_page(request: Request, lib: Elibrary, visitor: Visitor, session: Sessi
                status: int = 200, error: str | None = None,
                asked: tuple[str, str] = ("", "")) -> Response:
     runs, api_error = _runs(lib)
-    launcher = lib.config.digitise
+    launcher = lib.config.launcher
+    root = launcher.scans_root if launcher is not None else None
     return console.render(
         request, lib, visitor, session, "console_jobs.html", status=status, runs=runs,
-        api=lib.config.jobs_api_url, api_error=api_error, error=error, launcher=launcher,
-        folders=scan_folders(launcher.scans_root) if launcher else [],
+        api=lib.config.jobs_api_url, api_error=api_error, error=error, scans_root=root,
+        folders=scan_folders(root) if root else [],
         launches=recent_launches(launcher) if launcher else [], asked=asked)
 
 
@@ -111,7 +113,7 @@ def jobs_live(request: Request, lib: Lib) -> Response:
     """The jobs page's live figures: every listed run's state and progress."""
     def show(session: Session, visitor: Visitor, _who: Principal) -> Response:
         runs, api_error = _runs(lib)
-        launcher = lib.config.digitise
+        launcher = lib.config.launcher
         launches = recent_launches(launcher) if launcher else []
         return JSONResponse({
             "runs": [{"id": r.id, "flow": r.flow, "name": r.name, "state": r.state,
@@ -141,19 +143,26 @@ def _flow_run(lib: Elibrary, launch: Launch) -> Any:
     return mine[0] if mine else None
 
 
-def _launcher(lib: Elibrary) -> DigitiseLauncher:
-    if lib.config.digitise is None:
+def _launcher(lib: Elibrary) -> CommandLauncher:
+    if lib.config.launcher is None:
+        raise InvalidParameter("run", "this server launches no command")
+    return lib.config.launcher
+
+
+def _scans_root(launcher: CommandLauncher) -> Path:
+    if launcher.scans_root is None:
         raise InvalidParameter("folder", "no scans root is configured (elibrary_scans_root)")
-    return lib.config.digitise
+    return launcher.scans_root
 
 
 def _launch(request: Request, lib: Elibrary, form: Any) -> Response:
     def act(session: Session, visitor: Visitor, who: Principal) -> Response:
         t = lib.gettext(visitor.lang)
         launcher = _launcher(lib)
+        scans_root = _scans_root(launcher)
         inv = form_text(form, "inventory", limit=64)
         asked = form_text(form, "folder", limit=1024)
-        root = str(launcher.scans_root)
+        root = str(scans_root)
 
         def refuse(message: str) -> Response:
             session.rollback()
@@ -161,7 +170,7 @@ def _launch(request: Request, lib: Elibrary, form: Any) -> Response:
                               asked=(inv, asked))
 
         try:
-            folder = scan_folder(launcher.scans_root, asked)
+            folder = scan_folder(scans_root, asked)
         except ScanFolderRefused as e:
             # R10: the server reads nothing outside the scans root for the console.
             return refuse(t(REFUSALS[e.kind]).format(folder=asked, root=root,
@@ -172,8 +181,8 @@ def _launch(request: Request, lib: Elibrary, form: Any) -> Response:
             register.get_item(session, inv)
         except ItemNotFound:
             return refuse(t("There is no item {inv} in the register.").format(inv=inv))
-        launch_id = secrets.token_hex(8)
-        shown = str(folder.relative_to(launcher.scans_root.resolve()))
+        launch_id = new_launch_id()
+        shown = str(folder.relative_to(scans_root.resolve()))
         audit.append(session, actor=console.actor(who), action="digitise.launch",
                      entity="item", key=inv, before=None,
                      after={"inventory_number": inv, "scans": shown, "run": launch_id})

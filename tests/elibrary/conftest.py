@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog_sync import db
 from elibrary.config import ElibraryConfig, parse_networks
-from elibrary.digitisation import DigitiseLauncher
+from elibrary.launches import CommandLauncher
 from elibrary.models import Rights
 from elibrary.web import create_app
 from storage import FileStore, LocalKeyring, open_store
@@ -198,18 +198,19 @@ def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]
     root = console_register.root
     # The operator's jobs page lists the runs of the test services' Prefect server.
     jobs_api = os.environ.get("QOR_TEST_PREFECT_API_URL")
-    # The operator launches `qor digitise` on folders under root/scans; the command's settings
-    # are this register's data directory (its SQLite register, file store and keys) and the
-    # test services' Prefect server.
+    # The operator launches `qor digitise` on folders under root/scans, the preservation
+    # officer repairs; the commands' settings are this register's data directory (its SQLite
+    # register, file store and keys), a file-store replica and the test services' Prefect.
     scans = root / "scans"
     scans.mkdir(exist_ok=True)
-    command_env = {"QOR_DATA_DIR": str(root)}
+    command_env = {"QOR_DATA_DIR": str(root),
+                   "QOR_REPLICA_STORE_URI": (root / "replica").as_uri()}
     if jobs_api:
         command_env["QOR_PREFECT_API_URL"] = jobs_api
-    launcher = DigitiseLauncher(scans_root=scans, runs_dir=root / "console-runs",
+    launcher = CommandLauncher(scans_root=scans, runs_dir=root / "console-runs",
                                 environment=command_env)
     app = create_app(make_config(base_url=f"http://localhost:{port}", jobs_api_url=jobs_api,
-                                 digitise=launcher),
+                                 launcher=launcher),
                      sessions=console_register.sessions, open_store=lambda uri: open_store(uri),
                      keyring=LocalKeyring(root / "keys"), flush_seconds=0.2)
     faults = LostAnswers()

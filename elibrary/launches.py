@@ -1,11 +1,13 @@
-"""Digitisation runs launched from the staff console (цифрландыру / оцифровка).
+"""Runs the staff console launches: digitisation (цифрландыру / оцифровка) and repairs of
+damaged bags.
 
-The console never digitises by itself: it runs the operator's own command, ``qor digitise
-<folder> --inventory <number> --json``, as a detached process of the server (the same code,
-settings and orchestration service as at a terminal), and reads back what that command
-reports — the JSON summary it prints (per page: turned, straightened, confidence, flagged below
-the gate) and the flow run's progress on the orchestration server (:func:`qor.orchestration.
-recent_runs`, as ``qor jobs`` shows it).
+The console never digitises or repairs by itself: it runs staff's own command — ``qor digitise
+<folder> --inventory <number> --json``, or ``qor fixity audit --bag <id> --json`` (which
+repairs from the replica what a good copy can cure) — as a detached process of the server (the
+same code, settings and orchestration service as at a terminal), and reads back what that
+command reports: the JSON it prints (for digitise, per page: turned, straightened, confidence,
+flagged below the gate) and the flow run's progress on the orchestration server
+(:func:`qor.orchestration.recent_runs`, as ``qor jobs`` shows it).
 
 Only a folder under the configured scans root (``elibrary_scans_root``) may be launched on: a
 browser must not make the server read whatever it can read (R10: staff reach only what their
@@ -43,14 +45,16 @@ LAUNCH_ID = re.compile(r"[0-9a-f]{16}")
 LOG_TAIL_LINES = 12
 
 LaunchState = Literal["running", "completed", "failed", "stopped"]
+LaunchKind = Literal["digitise", "repair"]
 
 
 @dataclass(frozen=True)
-class DigitiseLauncher:
-    """How the console launches ``qor digitise``: where scans may come from, where launches are
-    recorded, the command, and settings added to the server's own environment for it."""
+class CommandLauncher:
+    """How the console launches ``qor`` commands: where scans may come from (None: digitise
+    cannot be launched), where launches are recorded, the command, and settings added to the
+    server's own environment for it."""
 
-    scans_root: Path
+    scans_root: Path | None
     runs_dir: Path
     command: tuple[str, ...] = (sys.executable, "-m", "qor")
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -116,13 +120,16 @@ class Launch:
     id: str
     inventory_number: str
     folder: str
-    """The folder as given, relative to the scans root when it is under it."""
+    """The folder as given, relative to the scans root when it is under it (digitise)."""
     path: str
-    """The real folder the command was given."""
+    """The real folder the command was given (digitise)."""
     actor: str
     started_at: str
     pid: int
     host: str
+    kind: LaunchKind = "digitise"
+    bag_id: str = ""
+    """The bag a repair checks and repairs."""
 
     @property
     def run_label(self) -> str:
@@ -132,7 +139,8 @@ class Launch:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "inventory_number": self.inventory_number,
                 "folder": self.folder, "path": self.path, "actor": self.actor,
-                "started_at": self.started_at, "pid": self.pid, "host": self.host}
+                "started_at": self.started_at, "pid": self.pid, "host": self.host,
+                "kind": self.kind, "bag_id": self.bag_id}
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,7 @@ class LaunchStatus:
         return [p for p in self.pages if p.get("below_gate")]
 
 
-def _record_path(launcher: DigitiseLauncher, launch_id: str) -> Path:
+def _record_path(launcher: CommandLauncher, launch_id: str) -> Path:
     if not LAUNCH_ID.fullmatch(launch_id):
         raise InvalidParameter("run", "not a launch id")
     return launcher.runs_dir / f"{launch_id}.json"
@@ -176,7 +184,12 @@ def _reap(proc: subprocess.Popen[bytes], rc_path: Path) -> None:
     _write_atomic(rc_path, f"{code}\n")
 
 
-def launch_digitise(launcher: DigitiseLauncher, *, folder: Path, shown_as: str,
+def new_launch_id() -> str:
+    """A fresh launch id (16 hex digits)."""
+    return secrets.token_hex(8)
+
+
+def launch_digitise(launcher: CommandLauncher, *, folder: Path, shown_as: str,
                     inventory_number: str, actor: str, launch_id: str | None = None) -> Launch:
     """Start ``qor digitise <folder> --inventory <number> --json`` detached (its own session:
     it goes on if the web request or the server ends) and record the launch.
@@ -184,20 +197,37 @@ def launch_digitise(launcher: DigitiseLauncher, *, folder: Path, shown_as: str,
     ``folder`` must come from :func:`scan_folder`. ``launch_id`` (16 hex digits) is made here
     unless the caller has already named it (in its audit-log entry, say).
     """
-    launch_id = launch_id or secrets.token_hex(8)
+    return _start(launcher, ["digitise", str(folder), "--inventory", inventory_number, "--json"],
+                  launch_id=launch_id or new_launch_id(), kind="digitise",
+                  inventory_number=inventory_number, folder=shown_as, path=str(folder),
+                  bag_id="", actor=actor)
+
+
+def launch_repair(launcher: CommandLauncher, *, bag_id: str, inventory_number: str, actor: str,
+                  launch_id: str | None = None) -> Launch:
+    """Start ``qor fixity audit --bag <id> --json`` detached: a deep check of the bag that
+    repairs from the replica whatever a good copy there can cure, and records the outcome in
+    the register (:func:`integrity.audit.audit_bag`, :func:`integrity.records.record_bag_audit`).
+    """
+    return _start(launcher, ["fixity", "audit", "--bag", bag_id, "--json"],
+                  launch_id=launch_id or new_launch_id(), kind="repair",
+                  inventory_number=inventory_number, folder="", path="", bag_id=bag_id,
+                  actor=actor)
+
+
+def _start(launcher: CommandLauncher, command: list[str], *, launch_id: str, kind: LaunchKind,
+           inventory_number: str, folder: str, path: str, bag_id: str, actor: str) -> Launch:
     record = _record_path(launcher, launch_id)
     launcher.runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    args = [*launcher.command, "digitise", str(folder), "--inventory", inventory_number,
-            "--json"]
+    args = [*launcher.command, *command]
     env = {**os.environ, **launcher.environment}
     with (launcher.runs_dir / f"{launch_id}.out.json").open("wb") as out, \
             (launcher.runs_dir / f"{launch_id}.log").open("wb") as log:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=log,
                                 env=env, start_new_session=True)
-    launch = Launch(id=launch_id, inventory_number=inventory_number, folder=shown_as,
-                    path=str(folder), actor=actor,
-                    started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                    pid=proc.pid, host=socket.gethostname())
+    launch = Launch(id=launch_id, inventory_number=inventory_number, folder=folder, path=path,
+                    actor=actor, started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    pid=proc.pid, host=socket.gethostname(), kind=kind, bag_id=bag_id)
     _write_atomic(record, json.dumps(launch.as_dict(), ensure_ascii=False))
     # Reaped here so it leaves no zombie and its exit code is kept; a server restart loses
     # only the exit code (the summary tells a completed run then).
@@ -230,10 +260,12 @@ def _exit_code(base: Path) -> int | None:
 def _load(record: Path) -> Launch:
     data = json.loads(record.read_text("utf-8"))
     return Launch(**{k: data[k] for k in ("id", "inventory_number", "folder", "path", "actor",
-                                          "started_at", "pid", "host")})
+                                          "started_at", "pid", "host")},
+                  kind="repair" if data.get("kind") == "repair" else "digitise",
+                  bag_id=str(data.get("bag_id") or ""))
 
 
-def launch_status(launcher: DigitiseLauncher, launch_id: str) -> LaunchStatus:
+def launch_status(launcher: CommandLauncher, launch_id: str) -> LaunchStatus:
     """Where launch ``launch_id`` stands; :class:`InvalidParameter` for an unknown id."""
     record = _record_path(launcher, launch_id)
     try:
@@ -274,8 +306,9 @@ def launch_status(launcher: DigitiseLauncher, launch_id: str) -> LaunchStatus:
                         log_tail=tail)
 
 
-def recent_launches(launcher: DigitiseLauncher, *, limit: int = 20) -> list[LaunchStatus]:
-    """The latest launches from the console, newest first."""
+def recent_launches(launcher: CommandLauncher, *, limit: int = 20,
+                    kind: LaunchKind = "digitise") -> list[LaunchStatus]:
+    """The latest launches of ``kind`` from the console, newest first."""
     try:
         records = [p for p in launcher.runs_dir.iterdir()
                    if p.suffix == ".json" and LAUNCH_ID.fullmatch(p.stem)]
@@ -283,9 +316,13 @@ def recent_launches(launcher: DigitiseLauncher, *, limit: int = 20) -> list[Laun
         return []
     records.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     out: list[LaunchStatus] = []
-    for record in records[:limit]:
+    for record in records:
+        if len(out) >= limit:
+            break
         try:
-            out.append(launch_status(launcher, record.stem))
+            status = launch_status(launcher, record.stem)
         except InvalidParameter:
             continue
+        if status.launch.kind == kind:
+            out.append(status)
     return out
