@@ -97,9 +97,11 @@ def jobs(request: Request, lib: Lib) -> Response:
     return console.page(request, lib, ROLES, show)
 
 
-def _run_json(lib: Elibrary, status: LaunchStatus) -> dict[str, Any]:
-    """A launch's live figures: its state, and its flow run's state and progress."""
-    run = _flow_run(lib, status.launch)
+def _run_json(lib: Elibrary, status: LaunchStatus, *, ended_too: bool = True) -> dict[str, Any]:
+    """A launch's live figures: its state, and its flow run's state and progress (asked of the
+    orchestration server only for a running launch unless ``ended_too``)."""
+    ask = ended_too or status.state == "running"
+    run = _flow_run(lib, status.launch) if ask else None
     progress = 100.0 if status.state == "completed" else (
         run.progress if run is not None else None)
     return {"id": status.launch.id, "state": status.state,
@@ -119,7 +121,7 @@ def jobs_live(request: Request, lib: Lib) -> Response:
             "runs": [{"id": r.id, "flow": r.flow, "name": r.name, "state": r.state,
                       "progress": r.progress, "started": (r.started or "")[:19]}
                      for r in runs],
-            "launches": [_run_json(lib, s) for s in launches],
+            "launches": [_run_json(lib, s, ended_too=False) for s in launches],
             "error": api_error})
 
     return console.page(request, lib, ROLES, show)

@@ -102,3 +102,30 @@ def test_qor_fixity_schedule_lists_and_sets(tmp_path: Path) -> None:
             for r in json.loads(listed.stdout)}
     assert rows == {FAST: (30, False, None), COLD: (180, True, "saule")}
     assert refused.exit_code == 2 and "no bag is stored at" in refused.output
+
+
+def test_the_scheduled_audit_checks_each_location_at_its_interval(tmp_path: Path) -> None:
+    """``qor fixity audit --due``'s work (flows.fixity.audit_with_settings, scheduled): real
+    bags in two file stores; the one scheduled daily has every bag checked, the other (at the
+    30-day setting) a thirtieth of its bags, rounded up."""
+    from flows.fixity import audit_with_settings
+    from qor import wiring
+    from qor.settings import load_settings
+    from storage import FileStore
+    from tests.integrity.fixity_bags import make_stored_bag, register_bag
+
+    with qor_environment(tmp_path / "data", fixity_deep_every_days="30"):
+        settings = load_settings()
+        daily, monthly = (FileStore(tmp_path / name, fsync=False) for name in ("daily", "monthly"))
+        with wiring.register_session(settings) as s:
+            for n, store in enumerate([daily, daily, monthly, monthly], start=1):
+                made = make_stored_bag([store], bag_id=f"KZ-D{n}-v1-b", inventory=f"KZ-D{n}",
+                                       work=tmp_path / "w", keyring=wiring.keyring(settings),
+                                       files={"access/doc.pdf": bytes([n]) * 2000})
+                register_bag(s, made, store.uri)
+            set_schedule(s, daily.uri, 1, actor="staff:saule")
+        run = audit_with_settings(settings, mode="deep", scheduled=True)
+    checked = sorted(b.bag_id for b in run.bags)
+    assert checked[:2] == ["KZ-D1-v1-b", "KZ-D2-v1-b"]
+    assert len(checked) == 3 and checked[2] in ("KZ-D3-v1-b", "KZ-D4-v1-b")
+    assert all(b.outcome == "success" for b in run.bags)
