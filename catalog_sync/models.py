@@ -19,6 +19,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Float,
@@ -427,6 +428,24 @@ class CopyEvent(Base):
             "agent": self.agent,
             "at": self.at.isoformat(),
         }
+
+
+class AuditSchedule(Base):
+    """How often the bags of one storage location are deep-checked (тексеру кестесі /
+    расписание проверок): a store URI and its interval in days. A location without a row, or
+    whose interval is NULL (returned to the setting: register rows are never deleted, R3–R4),
+    follows the ``fixity_deep_every_days`` setting (:mod:`integrity.schedules`)."""
+
+    __tablename__ = "audit_schedules"
+    __table_args__ = (
+        CheckConstraint("deep_every_days IS NULL OR deep_every_days BETWEEN 1 AND 3650",
+                        name="days"),
+    )
+
+    store_uri: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    deep_every_days: Mapped[int | None] = mapped_column(Integer)
+    set_by: Mapped[str] = mapped_column(String(128))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Stocktake(Base):

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from elibrary.errors import InvalidParameter
+from elibrary.launches import CommandLauncher
 from elibrary.models import Rights
 from qor.errors import ConfigurationError
 from qor.settings import QorSettings, config_sources, is_placeholder
@@ -81,6 +82,10 @@ class ElibrarySettings(BaseSettings):
     elibrary_iiif_cache_mb: int = Field(default=256, ge=8, le=65_536)
     """Bound of the IIIF image cache (decrypted and decoded page images plus encoded tiles, an
     LRU by bytes held in memory), in MiB."""
+    elibrary_scans_root: Path | None = None
+    """The folder on the server under which the console's operators may launch ``qor
+    digitise`` (one sub-folder per batch, readable by the server); unset: the console lists
+    runs but launches none. Nothing outside it is ever read for the console."""
 
     @classmethod
     def settings_customise_sources(
@@ -156,6 +161,10 @@ class ElibraryConfig:
     claims_dir: Path | None = None
     """Where the console writes legal-deposit claim letters (R7): ``<data_dir>/deposit-claims``,
     the folder ``qor deposit claims`` writes to; None: the console cannot issue claims."""
+    launcher: CommandLauncher | None = None
+    """How the console launches ``qor digitise`` and repairs (None: it launches nothing)."""
+    fixity_deep_every_days: int = 30
+    """The deep-check interval of a storage location without its own schedule."""
 
 
 def secret_key(settings: QorSettings, elib: ElibrarySettings) -> bytes:
@@ -204,7 +213,19 @@ def make_config(settings: QorSettings, elib: ElibrarySettings) -> ElibraryConfig
         smtp_url=settings.smtp_url,
         mail_sender=settings.mail_sender,
         claims_dir=settings.data_dir / "deposit-claims",
+        launcher=_launcher(settings, elib),
+        fixity_deep_every_days=settings.fixity_deep_every_days,
     )
+
+
+def _launcher(settings: QorSettings, elib: ElibrarySettings) -> CommandLauncher:
+    """The console's launcher of ``qor`` commands (launches recorded in
+    ``<data_dir>/console-runs``), digitising only under ``elibrary_scans_root`` if set."""
+    root = elib.elibrary_scans_root
+    if root is not None and (not root.is_absolute() or not root.is_dir()):
+        raise ConfigurationError(
+            f"elibrary_scans_root: {root} is not an absolute path to a folder on this server")
+    return CommandLauncher(scans_root=root, runs_dir=settings.data_dir / "console-runs")
 
 
 def _jobs_api(settings: QorSettings) -> str | None:

@@ -108,3 +108,19 @@ class IndexingFailed(ElibraryError):
     def __init__(self, bag_id: str, reason: str) -> None:
         super().__init__(f"search index of copy {bag_id}: {reason}")
         self.bag_id = bag_id
+
+
+class ScanFolderRefused(ElibraryError):
+    """A folder the console may not digitise: not under the configured scans root (``..``, an
+    absolute path elsewhere, a symbolic link out), or not a folder (R10)."""
+
+    http_status = 400
+
+    def __init__(self, folder: str, reason: str, *, kind: str, entry: str | None = None) -> None:
+        super().__init__(f"folder {folder!r} refused: {reason}")
+        self.folder = folder
+        self.reason = reason
+        self.kind = kind
+        """``empty``, ``root`` (the root is unreadable), ``outside``, ``symlink``, ``missing``
+        or ``entry_symlink`` (``entry``, inside the folder, links out): for the page's words."""
+        self.entry = entry

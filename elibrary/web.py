@@ -51,6 +51,8 @@ from elibrary.routers import (
     console_books,
     console_catalogue,
     console_desk,
+    console_fixity,
+    console_jobs,
     console_readers,
     console_reports,
     console_stocktake,
@@ -231,6 +233,7 @@ def create_app(
     for router in (reading.router, iiif.router, accounts.router, staff.router, oai.router,
                    console_desk.router, console_stocktake.router, console_catalogue.router,
                    console_readers.router, console_books.router, console_reports.router,
+                   console_fixity.router, console_jobs.router,
                    console_admin.router):
         app.include_router(router)
     return app

@@ -30,10 +30,11 @@ from prefect.artifacts import (
 
 from flows import progress
 from integrity.alert import Alert, AlertFailed, send_alert
-from integrity.audit import AuditMode, AuditRun, BagAudit, plan_deep_checks, run_audit
+from integrity.audit import AuditMode, AuditRun, BagAudit, run_audit
 from integrity.errors import FixityAuditFailed
-from integrity.records import audit_targets, fixity_events, last_deep_checks, record_bag_audit
+from integrity.records import audit_targets, fixity_events, record_bag_audit
 from integrity.report import FixityReport, build_report
+from integrity.schedules import due_bags
 from qor import wiring
 from qor.settings import QorSettings, load_settings
 from storage.store import ObjectStore
@@ -76,8 +77,9 @@ def audit_with_settings(
 
                 raise DigitalCopyNotFound(f"no digital copy with bag id {missing[0]!r}")
         if scheduled and bag_ids is None:
-            due = set(plan_deep_checks(last_deep_checks(session),
-                                       every_days=settings.fixity_deep_every_days))
+            # Each storage location at its own interval (qor fixity schedule), the others
+            # at fixity_deep_every_days.
+            due = set(due_bags(session, default_every_days=settings.fixity_deep_every_days))
             targets = [t for t in targets if t.bag_id in due]
 
     def record(result: BagAudit, run_id: str) -> None:

@@ -458,8 +458,10 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-def recent_runs(api_url: str, *, limit: int = 20, timeout: float = 10.0) -> list[JobRun]:
-    """Running and pending flow runs first, then the most recent others (``limit`` in all).
+def recent_runs(api_url: str, *, limit: int = 20, timeout: float = 10.0,
+                name_like: str | None = None) -> list[JobRun]:
+    """Running and pending flow runs first, then the most recent others (``limit`` in all);
+    only those whose name contains ``name_like`` when given (a command's ``pid N@host``).
 
     Raises :class:`OrchestrationUnavailable` when the API does not answer.
     """
@@ -467,13 +469,16 @@ def recent_runs(api_url: str, *, limit: int = 20, timeout: float = 10.0) -> list
 
     base = api_url.rstrip("/")
     active = {"type": {"any_": ["RUNNING", "PENDING", "CANCELLING", "PAUSED"]}}
+    named: dict[str, object] = {} if name_like is None else {"name": {"like_": name_like}}
     try:
         with httpx.Client(timeout=timeout) as client:
             running = client.post(f"{base}/flow_runs/filter", json={
-                "flow_runs": {"state": active}, "sort": "START_TIME_DESC", "limit": limit})
+                "flow_runs": {"state": active, **named}, "sort": "START_TIME_DESC",
+                "limit": limit})
             running.raise_for_status()
             recent = client.post(f"{base}/flow_runs/filter", json={
-                "flow_runs": {"state": {"type": {"not_any_": active["type"]["any_"]}}},
+                "flow_runs": {"state": {"type": {"not_any_": active["type"]["any_"]}},
+                              **named},
                 "sort": "START_TIME_DESC", "limit": limit})
             recent.raise_for_status()
             rows: list[dict[str, object]] = [*running.json(), *recent.json()][:limit]

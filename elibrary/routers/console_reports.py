@@ -1,11 +1,10 @@
-"""Read-only pages: reports for the statistician (compliance R1–R16, reader debts R16), fixity
-reports for the preservation officer, digitisation jobs for the operator.
+"""Read-only pages: reports for the statistician (compliance R1–R16, reader debts R16). The
+preservation officer's fixity pages are in :mod:`.console_fixity`, the operator's jobs in
+:mod:`.console_jobs`.
 
 Nothing here changes the register. The compliance report is the one ``qor compliance report``
 writes (:mod:`catalog_sync.compliance`, with the e-library's own checks); the debt report is
-``qor debts report``'s (:mod:`catalog_sync.debts`); the fixity report is ``qor fixity
-report``'s (:mod:`integrity.report`, from the register's PREMIS fixity events); the jobs are
-``qor jobs``' (:func:`qor.orchestration.recent_runs`).
+``qor debts report``'s (:mod:`catalog_sync.debts`).
 """
 
 from __future__ import annotations
@@ -22,12 +21,9 @@ from catalog_sync.models import utcnow
 from elibrary import compliance as elibrary_compliance
 from elibrary import console
 from elibrary.accounts import Principal
-from elibrary.console import OPERATOR, PRESERVATION, STATISTICIAN
+from elibrary.console import STATISTICIAN
 from elibrary.context import Lib, Visitor
 from elibrary.errors import InvalidParameter
-from integrity.records import fixity_events
-from integrity.report import build_report
-from qor.errors import QorError
 
 router = APIRouter()
 
@@ -69,41 +65,3 @@ def compliance_download(request: Request, lib: Lib, fmt: str) -> Response:
             "Content-Disposition": f'attachment; filename="compliance.{fmt}"'})
 
     return console.page(request, lib, (STATISTICIAN,), download)
-
-
-@router.get("/staff/fixity", response_class=HTMLResponse)
-def fixity(request: Request, lib: Lib) -> Response:
-    def show(session: Session, visitor: Visitor, _who: Principal) -> Response:
-        report = build_report(fixity_events(session))
-        return console.render(request, lib, visitor, session, "console_fixity.html",
-                              report=report, totals=report.totals())
-
-    return console.page(request, lib, (PRESERVATION,), show)
-
-
-@router.get("/staff/fixity/report.html")
-def fixity_download(request: Request, lib: Lib) -> Response:
-    """The whole fixity report (failures first, chart) as ``qor fixity report`` writes it."""
-    def download(session: Session, _visitor: Visitor, _who: Principal) -> Response:
-        return HTMLResponse(build_report(fixity_events(session)).html())
-
-    return console.page(request, lib, (PRESERVATION,), download)
-
-
-@router.get("/staff/jobs", response_class=HTMLResponse)
-def jobs(request: Request, lib: Lib) -> Response:
-    def show(session: Session, visitor: Visitor, _who: Principal) -> Response:
-        from qor import orchestration
-
-        runs: list[orchestration.JobRun] = []
-        error = None
-        api = lib.config.jobs_api_url
-        if api:
-            try:
-                runs = orchestration.recent_runs(api, limit=50)
-            except QorError as e:
-                error = e.message
-        return console.render(request, lib, visitor, session, "console_jobs.html", runs=runs,
-                              api=api, error=error)
-
-    return console.page(request, lib, (OPERATOR,), show)

@@ -3,6 +3,7 @@ validating a bag in a store.
 
     qor fixity audit [--mode deep|quick] [--bag ID]… [--due] [--no-repair] [--restart]
     qor fixity report --out DIR [--days N]
+    qor fixity schedule [LOCATION --every-days N | --default]
     qor register rebuild-links [--store URI] [--no-create-items]
     qor bag validate-stored URI
 
@@ -87,8 +88,9 @@ def fixity_audit(
     bag: Annotated[list[str] | None, typer.Option(
         "--bag", help="Audit only this bag id (repeat for several).")] = None,
     due: Annotated[bool, typer.Option(
-        "--due", help="Deep mode: only today's share (each bag every "
-                      "QOR_FIXITY_DEEP_EVERY_DAYS days).")] = False,
+        "--due", help="Deep mode: only today's share (each bag at its location's interval, "
+                      "`qor fixity schedule`; else every QOR_FIXITY_DEEP_EVERY_DAYS days).")
+        ] = False,
     no_repair: Annotated[bool, typer.Option(
         "--no-repair", help="Report damage without restoring from the replica.")] = False,
     restart: Annotated[bool, typer.Option(
@@ -170,6 +172,58 @@ def fixity_report(
                   f"({t['not_repaired']} not repaired)")
     for p in paths.values():
         console.print(f"wrote {p}")
+
+
+@app.command("schedule")
+def fixity_schedule(
+    location: Annotated[str | None, typer.Argument(
+        help="A storage location (store URI, as `qor copies show` gives it); none: list "
+             "every location's schedule.")] = None,
+    every_days: Annotated[int | None, typer.Option(
+        "--every-days", min=1, max=3650,
+        help="Deep-check this location's bags at least every N days.")] = None,
+    default: Annotated[bool, typer.Option(
+        "--default", help="Make the location follow QOR_FIXITY_DEEP_EVERY_DAYS again.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List or set the deep-check interval of each storage location (`--due` audits follow
+    it; a location without its own follows QOR_FIXITY_DEEP_EVERY_DAYS)."""
+    from rich.table import Table
+
+    from integrity.schedules import location_schedules, set_schedule
+    from qor import wiring
+
+    if location is not None and (every_days is None) == (not default):
+        err_console.print("[bold red]error:[/] give --every-days N or --default with a location")
+        raise typer.Exit(2)
+    if location is None and (every_days is not None or default):
+        err_console.print("[bold red]error:[/] name the storage location to schedule")
+        raise typer.Exit(2)
+    settings = cli_settings()
+    try:
+        with wiring.register_session(settings) as session:
+            if location is not None:
+                set_schedule(session, location, None if default else every_days,
+                             actor=current_actor())
+                session.flush()
+            rows = location_schedules(session,
+                                      default_every_days=settings.fixity_deep_every_days)
+    except QorError as e:
+        raise fail(e) from e
+    if as_json:
+        emit_json([{"store_uri": r.store_uri, "every_days": r.every_days, "own": r.own,
+                    "bags": r.bags,
+                    "next_due": r.next_due.isoformat() if r.next_due else None,
+                    "set_by": r.set_by} for r in rows])
+        return
+    table = Table(title="Deep-check schedule per storage location")
+    for col in ("location", "every (days)", "bags", "next due (UTC)", "set by"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.store_uri, f"{r.every_days}" + ("" if r.own else " (setting)"),
+                      str(r.bags), r.next_due.strftime("%Y-%m-%d") if r.next_due else "—",
+                      r.set_by or "—")
+    console.print(table)
 
 
 @register_app.command("rebuild-links")

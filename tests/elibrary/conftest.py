@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog_sync import db
 from elibrary.config import ElibraryConfig, parse_networks
+from elibrary.launches import CommandLauncher
 from elibrary.models import Rights
 from elibrary.web import create_app
 from storage import FileStore, LocalKeyring, open_store
@@ -201,6 +202,17 @@ def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]
     root = console_register.root
     # The operator's jobs page lists the runs of the test services' Prefect server.
     jobs_api = os.environ.get("QOR_TEST_PREFECT_API_URL")
+    # The operator launches `qor digitise` on folders under root/scans, the preservation
+    # officer repairs; the commands' settings are this register's data directory (its SQLite
+    # register, file store and keys), a file-store replica and the test services' Prefect.
+    scans = root / "scans"
+    scans.mkdir(exist_ok=True)
+    command_env = {"QOR_DATA_DIR": str(root),
+                   "QOR_REPLICA_STORE_URI": (root / "replica").as_uri()}
+    if jobs_api:
+        command_env["QOR_PREFECT_API_URL"] = jobs_api
+    launcher = CommandLauncher(scans_root=scans, runs_dir=root / "console-runs",
+                                environment=command_env)
     # The desk tells a reader by e-mail that a copy is kept for their hold: a real SMTP server.
     inbox = Inbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
@@ -208,7 +220,7 @@ def console_server(console_register: ConsoleRegister) -> Iterator[ConsoleServer]
     app = create_app(make_config(base_url=f"http://localhost:{port}", jobs_api_url=jobs_api,
                                  smtp_url=f"smtp://127.0.0.1:{smtp.port}",
                                  mail_sender="desk@library.test",
-                                 claims_dir=root / "deposit-claims"),
+                                 claims_dir=root / "deposit-claims", launcher=launcher),
                      sessions=console_register.sessions, open_store=lambda uri: open_store(uri),
                      keyring=LocalKeyring(root / "keys"), flush_seconds=0.2)
     faults = LostAnswers()

@@ -244,6 +244,7 @@ ACTIONS = {
                                       "barcode": desk_barcode(2)}),
     "admin": ("/staff/admin/accounts", {"username": "intruder", "role": "admin",
                                         "password": "a-long-enough-password"}),
+    "operator": ("/staff/jobs/digitise", {"inventory": "KZ-000001", "folder": "batch"}),
 }
 #: More of the librarian's actions each other role is refused.
 LIBRARIAN_ACTIONS = [
