@@ -527,6 +527,11 @@ class _Validator:
                                   f"hexadecimal {algorithm} digest")
                 )
                 continue
+            # Decoding turns at most 3 bytes (%25) into 1, so a raw path over 3 x MAX_PATH
+            # bytes names a path over MAX_PATH: refused without decoding a long hostile line.
+            if _too_long(raw_path, 3 * MAX_PATH):
+                self.out.append(MalformedLine(name, line.no, _LONG_PATH))
+                continue
             decoded = _decode_path(raw_path, self.rules)
             if decoded is None:
                 self.out.append(

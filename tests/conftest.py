@@ -161,3 +161,40 @@ def scratch_dir(tmp_path: Path) -> Iterator[Path]:
     path.mkdir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+# Tests that must run in one pytest-xdist worker, in order, by node id prefix:
+# * the tests that drive the test services' one Prefect server (its work pools, deployments,
+#   workers and the automations that act on every flow run it sees): spread over two workers,
+#   one test's automation or killed worker would act on the other's runs;
+# * the tamper matrix, whose last test writes the table of every cell the module's tests saw.
+# (xdist's own ``xdist_group`` marks do nothing with pytest 9, whose node ids no longer come
+# from the ``_nodeid`` xdist rewrites; the scheduler below groups by these prefixes instead.)
+XDIST_GROUPS = {
+    "tests/orchestration/": "shared-prefect",
+    "tests/test_digitise_faults.py": "shared-prefect",
+    "tests/integrity/test_tamper_matrix.py": "tamper-matrix",
+}
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit a worker takes whole: the group of :data:`XDIST_GROUPS`, else the test."""
+    for prefix, group in XDIST_GROUPS.items():
+        if nodeid.startswith(prefix):
+            return group
+    return nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With ``-n``: tests one by one to whichever worker is free, the groups whole (the largest
+    first, so the long shared-Prefect group starts at once beside everything else)."""
+    if config.getvalue("dist") not in ("load", "loadgroup", "loadscope"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupedScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return GroupedScheduling(config, log)
