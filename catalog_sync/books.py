@@ -339,7 +339,7 @@ MATERIAL_LABELS = {code: words["en"] for code, words in vocabulary.MATERIAL.item
 _WORDS: Final[Mapping[str, Mapping[str, str]]] = {
     "kk": {
         "summary_title": "{year} жылғы жиынтық есеп кітабы",
-        "part1": "1-бөлім. Қорға түсу (түсу актілері)",
+        "part1": "1-бөлім. Қорға түсу (түгендеу актілері)",
         "part2": "2-бөлім. Қордан шығу (есептен шығару актілері)",
         "part3": "3-бөлім. Қордың жылдар бойынша қозғалысы",
         "act": "Акт", "date": "Күні", "supplier": "Жеткізуші", "reason": "Себебі",
@@ -349,7 +349,7 @@ _WORDS: Final[Mapping[str, Mapping[str, str]]] = {
         "written_off": "есептен шығарылды", "closing": "жыл соңындағы қалдық",
         "inventory_title": "Инвентарлық кітап",
         "range": ", {start} бастап {end} дейінгі нөмірлер",
-        "inv": "Инв. №", "received_on": "Түскен күні", "receipt_act": "Түсу акті",
+        "inv": "Инв. №", "received_on": "Түскен күні", "receipt_act": "Түгендеу акті",
         "author_title": "Авторы, атауы", "material": "Құжат түрі", "source": "Түсу көзі",
         "price": "Бағасы, ₸", "off": "Есептен шығарылды",
         "off_mark": "{act} акті, {date}", "count": "Барлығы {count} дана",
@@ -373,7 +373,7 @@ _WORDS: Final[Mapping[str, Mapping[str, str]]] = {
     },
     "en": {
         "summary_title": "Summary accounting book {year}",
-        "part1": "Part 1. Receipts (акт поступления · түсу акті)",
+        "part1": "Part 1. Receipts (акт поступления · түгендеу акті)",
         "part2": "Part 2. Write-offs (акт списания · есептен шығару акті)",
         "part3": "Part 3. Movement of the fund by year",
         "act": "Act", "date": "Date", "supplier": "Supplier", "reason": "Reason",

@@ -708,7 +708,7 @@ EVIDENCE: Final[Mapping[str, Mapping[str, str]]] = {
     "received_not_processed": _t3("түсті, өңделмеген", "поступило, не обработано",
                                   "received, not processed"),
     "in_fund": _t3("қорда", "в фонде", "in fund"),
-    "receipt_acts": _t3("түсу актілері", "актов поступления", "receipt acts"),
+    "receipt_acts": _t3("түгендеу актілері", "актов поступления", "receipt acts"),
     "inventory_book_lines": _t3("инвентарлық кітап жолдары", "строк инвентарной книги",
                                 "inventory book lines"),
     "gate_reads_30_days": _t3("30 күндегі қақпа оқулары", "считываний на воротах за 30 дней",
