@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Final
 
 from sqlalchemy import extract, func, select
 from sqlalchemy.orm import Session
 
+from catalog_sync import vocabulary
 from catalog_sync.models import (
     BibRecord,
     Item,
@@ -330,17 +332,69 @@ def inventory_book(
 
 # --- writers ----------------------------------------------------------------------------------
 
-MATERIAL_LABELS = {
-    "periodical": "Periodicals",
-    "book": "Books",
-    "brochure": "Brochures",
-    "album": "Albums",
-    "poster": "Posters",
-    "booklet": "Booklets",
-    "printed_other": "Other print",
-    "audiovisual": "Audiovisual",
-    "electronic": "Electronic",
+MATERIAL_LABELS = {code: words["en"] for code, words in vocabulary.MATERIAL.items()}
+"""English names of the material types (kept for callers; :mod:`.vocabulary` has all three)."""
+
+#: The books' fixed words, per report language (R9; terms of ``shared/glossary.md``).
+_WORDS: Final[Mapping[str, Mapping[str, str]]] = {
+    "kk": {
+        "summary_title": "{year} жылғы жиынтық есеп кітабы",
+        "part1": "1-бөлім. Қорға түсу (түгендеу актілері)",
+        "part2": "2-бөлім. Қордан шығу (есептен шығару актілері)",
+        "part3": "3-бөлім. Қордың жылдар бойынша қозғалысы",
+        "act": "Акт", "date": "Күні", "supplier": "Жеткізуші", "reason": "Себебі",
+        "year": "Жыл", "line": "Жол", "items": "Даналар", "value": "Құны, ₸",
+        "received_in": "{year} жылы түсті", "written_off_in": "{year} жылы есептен шығарылды",
+        "opening": "жыл басындағы қалдық", "received": "түсті",
+        "written_off": "есептен шығарылды", "closing": "жыл соңындағы қалдық",
+        "inventory_title": "Инвентарлық кітап",
+        "range": ", {start} бастап {end} дейінгі нөмірлер",
+        "inv": "Инв. №", "received_on": "Түскен күні", "receipt_act": "Түгендеу акті",
+        "author_title": "Авторы, атауы", "material": "Құжат түрі", "source": "Түсу көзі",
+        "price": "Бағасы, ₸", "off": "Есептен шығарылды",
+        "off_mark": "{act} акті, {date}", "count": "Барлығы {count} дана",
+    },
+    "ru": {
+        "summary_title": "Книга суммарного учёта за {year} год",
+        "part1": "Часть 1. Поступление в фонд (акты поступления)",
+        "part2": "Часть 2. Выбытие из фонда (акты списания)",
+        "part3": "Часть 3. Движение фонда по годам",
+        "act": "Акт", "date": "Дата", "supplier": "Поставщик", "reason": "Причина",
+        "year": "Год", "line": "Строка", "items": "Экземпляров", "value": "Стоимость, ₸",
+        "received_in": "Поступило за {year} год", "written_off_in": "Выбыло за {year} год",
+        "opening": "состоит на начало года", "received": "поступило",
+        "written_off": "выбыло", "closing": "состоит на конец года",
+        "inventory_title": "Инвентарная книга",
+        "range": ", номера с {start} по {end}",
+        "inv": "Инв. №", "received_on": "Дата поступления", "receipt_act": "Акт поступления",
+        "author_title": "Автор, заглавие", "material": "Вид документа",
+        "source": "Источник", "price": "Цена, ₸", "off": "Списано",
+        "off_mark": "акт {act}, {date}", "count": "Всего {count} экз.",
+    },
+    "en": {
+        "summary_title": "Summary accounting book {year}",
+        "part1": "Part 1. Receipts (акт поступления · түгендеу акті)",
+        "part2": "Part 2. Write-offs (акт списания · есептен шығару акті)",
+        "part3": "Part 3. Movement of the fund by year",
+        "act": "Act", "date": "Date", "supplier": "Supplier", "reason": "Reason",
+        "year": "Year", "line": "Line", "items": "Items", "value": "Value, ₸",
+        "received_in": "Received in {year}", "written_off_in": "Written off in {year}",
+        "opening": "opening balance", "received": "received",
+        "written_off": "written off", "closing": "closing balance",
+        "inventory_title": "Inventory book",
+        "range": ", numbers {start} to {end}",
+        "inv": "Inv. No", "received_on": "Received", "receipt_act": "Act",
+        "author_title": "Author, title", "material": "Material", "source": "Source",
+        "price": "Price, ₸", "off": "Written off",
+        "off_mark": "act {act}, {date}", "count": "{count} items",
+    },
 }
+
+
+def _words(language: str) -> Mapping[str, str]:
+    return _WORDS[vocabulary.check_language(language)]
+
+
 _CSS = """
 @page { size: A4 landscape; margin: 12mm; }
 body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 9pt; color: #000; }
@@ -359,9 +413,9 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _page(title: str, library: str, body: str) -> str:
+def _page(title: str, library: str, body: str, language: str) -> str:
     return (
-        '<!DOCTYPE html>\n<html lang="kk"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="{language}"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f'<div class="library">{_e(library)}</div><h1>{_e(title)}</h1>{body}</body></html>\n'
     )
@@ -388,17 +442,22 @@ def _cells(b: Breakdown, materials: list[str], sources: list[str]) -> str:
     return "".join(cells)
 
 
-def render_summary_html(book: SummaryBook, *, library_name: str) -> str:
-    """The summary book as a printable A4 HTML page."""
+def render_summary_html(book: SummaryBook, *, library_name: str, language: str = "en") -> str:
+    """The summary book as a printable A4 HTML page, its headings and labels in ``language``
+    (kk, ru or en); the figures are the same in every language."""
+    w = _words(language)
     materials, sources = summary_columns(book)
     head_tail = (
-        "<th>Items</th><th>Value, ₸</th>"
-        + "".join(f"<th>{_e(MATERIAL_LABELS.get(m, m))}</th>" for m in materials)
-        + "".join(f"<th>{_e(s.replace('_', ' '))}</th>" for s in sources)
+        f"<th>{w['items']}</th><th>{w['value']}</th>"
+        + "".join(f"<th>{_e(vocabulary.label(vocabulary.MATERIAL, m, language))}</th>"
+                  for m in materials)
+        + "".join(f"<th>{_e(vocabulary.label(vocabulary.SOURCE, s, language))}</th>"
+                  for s in sources)
     )
     body = [
-        "<h2>Part 1. Receipts (акт поступления · түсу акті)</h2><table><thead><tr>"
-        f"<th>Act</th><th>Date</th><th>Supplier</th>{head_tail}</tr></thead><tbody>"
+        f"<h2>{w['part1']}</h2><table><thead><tr>"
+        f"<th>{w['act']}</th><th>{w['date']}</th><th>{w['supplier']}</th>{head_tail}"
+        "</tr></thead><tbody>"
     ]
     for r in book.receipts:
         body.append(
@@ -406,39 +465,42 @@ def render_summary_html(book: SummaryBook, *, library_name: str) -> str:
             f"{_cells(r.totals, materials, sources)}</tr>"
         )
     body.append(
-        f"</tbody><tfoot><tr><td colspan=3>Received in {book.year}</td>"
+        f"</tbody><tfoot><tr><td colspan=3>{w['received_in'].format(year=book.year)}</td>"
         f"{_cells(book.this_year.received, materials, sources)}</tr></tfoot></table>"
     )
     body.append(
-        "<h2>Part 2. Write-offs (акт списания · есептен шығару акті)</h2><table><thead><tr>"
-        f"<th>Act</th><th>Date</th><th>Reason</th>{head_tail}</tr></thead><tbody>"
+        f"<h2>{w['part2']}</h2><table><thead><tr>"
+        f"<th>{w['act']}</th><th>{w['date']}</th><th>{w['reason']}</th>{head_tail}"
+        "</tr></thead><tbody>"
     )
-    for w in book.write_offs:
+    for off in book.write_offs:
+        reason = vocabulary.label(vocabulary.WRITE_OFF_REASON, off.reason, language)
         body.append(
-            f"<tr><td>{_e(w.act_number)}</td><td>{w.act_date}</td><td>{_e(w.reason)}</td>"
-            f"{_cells(w.totals, materials, sources)}</tr>"
+            f"<tr><td>{_e(off.act_number)}</td><td>{off.act_date}</td><td>{_e(reason)}</td>"
+            f"{_cells(off.totals, materials, sources)}</tr>"
         )
     body.append(
-        f"</tbody><tfoot><tr><td colspan=3>Written off in {book.year}</td>"
+        f"</tbody><tfoot><tr><td colspan=3>{w['written_off_in'].format(year=book.year)}</td>"
         f"{_cells(book.this_year.written_off, materials, sources)}</tr></tfoot></table>"
     )
     body.append(
-        "<h2>Part 3. Movement of the fund by year</h2><table><thead><tr>"
-        f"<th>Year</th><th colspan=2>Line</th>{head_tail}</tr></thead><tbody>"
+        f"<h2>{w['part3']}</h2><table><thead><tr>"
+        f"<th>{w['year']}</th><th colspan=2>{w['line']}</th>{head_tail}</tr></thead><tbody>"
     )
     for b in book.balance:
-        for label, part in (
-            ("opening balance", b.opening),
+        for key, part in (
+            ("opening", b.opening),
             ("received", b.received),
-            ("written off", b.written_off),
-            ("closing balance", b.closing),
+            ("written_off", b.written_off),
+            ("closing", b.closing),
         ):
             body.append(
-                f"<tr><td>{b.year}</td><td colspan=2>{label}</td>"
+                f"<tr><td>{b.year}</td><td colspan=2>{w[key]}</td>"
                 f"{_cells(part, materials, sources)}</tr>"
             )
     body.append("</tbody></table>")
-    return _page(f"Summary accounting book {book.year}", library_name, "".join(body))
+    return _page(w["summary_title"].format(year=book.year), library_name, "".join(body),
+                 language)
 
 
 def summary_csv_rows(book: SummaryBook) -> Iterator[list[str]]:
@@ -492,13 +554,15 @@ def _write_csv(path: Path, rows: Iterable[Sequence[object]]) -> None:
 
 
 def write_summary_book(
-    book: SummaryBook, directory: Path, *, library_name: str
+    book: SummaryBook, directory: Path, *, library_name: str, language: str = "en"
 ) -> tuple[Path, Path]:
-    """Write ``summary-<year>.html`` and ``summary-<year>.csv`` into ``directory``."""
+    """Write ``summary-<year>.html`` (in ``language``) and ``summary-<year>.csv`` (machine keys,
+    the same in every language) into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     html_path = directory / f"summary-{book.year}.html"
     csv_path = directory / f"summary-{book.year}.csv"
-    html_path.write_text(render_summary_html(book, library_name=library_name), encoding="utf-8")
+    html_path.write_text(render_summary_html(book, library_name=library_name, language=language),
+                         encoding="utf-8")
     _write_csv(csv_path, summary_csv_rows(book))
     return html_path, csv_path
 
@@ -526,10 +590,14 @@ def inventory_csv_rows(lines: Iterable[InventoryLine]) -> Iterator[list[str]]:
         yield _inventory_row(line)
 
 
-def inventory_title(from_number: str | None = None, to_number: str | None = None) -> str:
-    """The inventory book's title, naming the range when it is one."""
-    return "Inventory book" + (
-        f", numbers {from_number or '…'} to {to_number or '…'}" if from_number or to_number else ""
+def inventory_title(
+    from_number: str | None = None, to_number: str | None = None, *, language: str = "en"
+) -> str:
+    """The inventory book's title in ``language``, naming the range when it is one."""
+    w = _words(language)
+    return w["inventory_title"] + (
+        w["range"].format(start=from_number or "…", end=to_number or "…")
+        if from_number or to_number else ""
     )
 
 
@@ -555,12 +623,17 @@ def _inventory_row(line: InventoryLine) -> list[str]:
     ]
 
 
-def render_inventory_html(lines: Iterable[InventoryLine], *, library_name: str, title: str) -> str:
-    """The inventory book (or a range) as a printable A4 HTML page; written-off lines marked."""
+def render_inventory_html(
+    lines: Iterable[InventoryLine], *, library_name: str, title: str, language: str = "en"
+) -> str:
+    """The inventory book (or a range) as a printable A4 HTML page; written-off lines marked.
+    Column labels, material types, sources and marks are in ``language``."""
+    w = _words(language)
     body = [
-        "<table><thead><tr><th>Inv. No</th><th>Received</th><th>Act</th><th>Author, title</th>"
-        "<th>Year</th><th>Material</th><th>Source</th><th>Price, ₸</th>"
-        "<th>Written off</th></tr></thead><tbody>"
+        f"<table><thead><tr><th>{w['inv']}</th><th>{w['received_on']}</th>"
+        f"<th>{w['receipt_act']}</th><th>{w['author_title']}</th><th>{w['year']}</th>"
+        f"<th>{w['material']}</th><th>{w['source']}</th><th>{w['price']}</th>"
+        f"<th>{w['off']}</th></tr></thead><tbody>"
     ]
     count = 0
     total = 0
@@ -568,20 +641,22 @@ def render_inventory_html(lines: Iterable[InventoryLine], *, library_name: str, 
         count += 1
         total += line.price_minor or 0
         css = " class=off" if line.written_off else ""
-        mark = f"act {_e(line.write_off_act)}, {line.write_off_date}" if line.written_off else ""
+        mark = (_e(w["off_mark"].format(act=line.write_off_act, date=line.write_off_date))
+                if line.written_off else "")
+        material = vocabulary.label(vocabulary.MATERIAL, line.material_type, language)
+        source = vocabulary.label(vocabulary.SOURCE, line.source or NOT_RECORDED, language)
         body.append(
             f"<tr{css}><td>{_e(line.inventory_number)}</td><td>{line.received_on}</td>"
             f"<td>{_e(line.receipt_act)}</td><td>{_e('; '.join(line.authors))}"
             f"{'. ' if line.authors else ''}{_e(line.title)}</td><td>{_e(line.year)}</td>"
-            f"<td>{_e(MATERIAL_LABELS.get(line.material_type, line.material_type))}</td>"
-            f"<td>{_e((line.source or NOT_RECORDED).replace('_', ' '))}</td>"
+            f"<td>{_e(material)}</td><td>{_e(source)}</td>"
             f"<td class=n>{_e(line.price)}</td><td class=mark>{mark}</td></tr>"
         )
     body.append(
-        f"</tbody><tfoot><tr><td colspan=7>{count} items</td>"
+        f"</tbody><tfoot><tr><td colspan=7>{w['count'].format(count=count)}</td>"
         f"<td class=n>{tiyn_to_tenge(total)}</td><td></td></tr></tfoot></table>"
     )
-    return _page(title, library_name, "".join(body))
+    return _page(title, library_name, "".join(body), language)
 
 
 def write_inventory_book(
@@ -591,15 +666,18 @@ def write_inventory_book(
     library_name: str,
     from_number: str | None = None,
     to_number: str | None = None,
+    language: str = "en",
 ) -> tuple[Path, Path]:
-    """Write ``inventory-<from>-<to>.html`` and ``.csv`` into ``directory``."""
+    """Write ``inventory-<from>-<to>.html`` (in ``language``) and ``.csv`` (machine keys)
+    into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = inventory_book(session, from_number=from_number, to_number=to_number)
     stem = inventory_stem(from_number, to_number)
     html_path, csv_path = directory / f"{stem}.html", directory / f"{stem}.csv"
-    title = inventory_title(from_number, to_number)
+    title = inventory_title(from_number, to_number, language=language)
     html_path.write_text(
-        render_inventory_html(lines, library_name=library_name, title=title), encoding="utf-8"
+        render_inventory_html(lines, library_name=library_name, title=title, language=language),
+        encoding="utf-8",
     )
     _write_csv(csv_path, inventory_csv_rows(lines))
     return html_path, csv_path

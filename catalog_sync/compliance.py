@@ -24,7 +24,7 @@ from typing import Any, Final
 from sqlalchemy import and_, func, not_, or_, select, text
 from sqlalchemy.orm import Session
 
-from catalog_sync import audit, legal_deposit, register
+from catalog_sync import audit, legal_deposit, register, vocabulary
 from catalog_sync.errors import RegisterError
 from catalog_sync.models import (
     ActionKind,
@@ -50,6 +50,138 @@ from catalog_sync.models import (
 LANGUAGES: Final = ("kk", "ru", "en")
 MAX_LISTED: Final = 50
 """Violations listed per clause (the count is always complete)."""
+
+
+def _t3(kk: str, ru: str, en: str) -> Mapping[str, str]:
+    return {"kk": kk, "ru": ru, "en": en}
+
+
+#: Every kind of open violation, worded in kk/ru/en (``{name}`` fields are filled from the
+#: register: inventory numbers, bag ids, dates — printed as they are).
+VIOLATIONS: Final[Mapping[str, Mapping[str, str]]] = {
+    "schema": _t3(
+        "тізілім схемасы {current} нұсқасында, {heads} емес: 'qor register upgrade' іске "
+        "қосыңыз (қорғау триггерлері болмауы мүмкін)",
+        "схема реестра в версии {current}, а не {heads}: выполните 'qor register upgrade' "
+        "(защитные триггеры могут отсутствовать)",
+        "the register's schema is at {current}, not {heads}: run 'qor register upgrade' "
+        "(guards may be missing)"),
+    "material": _t3(
+        "{id} жазбасы ({title}): құжат түрі {material!r} R2 тізімінде жоқ",
+        "запись {id} ({title}): вид документа {material!r} не из перечня R2",
+        "record {id} ({title}) has material type {material!r}, not one of R2's"),
+    "audit": _t3("аудит журналының {seq} жазбасы: {kind} — {detail}",
+                 "запись журнала аудита {seq}: {kind} — {detail}",
+                 "audit entry {seq}: {kind} — {detail}"),
+    "vanished": _t3(
+        "{n} данасына инвентарлық нөмір берілген, бірақ оның жазбасы жоқ (жойылған)",
+        "экземпляру {n} был присвоен инвентарный номер, но его запись исчезла (удалена)",
+        "item {n} was given an inventory number but its row is gone (deleted)"),
+    "act_mismatch": _t3(
+        "{n} данасы: «есептен шығарылған» күйі мен есептен шығару акті сәйкес емес",
+        "экземпляр {n}: статус «списан» и акт списания не совпадают",
+        "item {n}: written-off status and write-off act disagree"),
+    "bad_source": _t3(
+        "{n} данасы: түсу көзі {source!r} рұқсат етілгендердің ішінде жоқ ({allowed})",
+        "экземпляр {n}: источник {source!r} не из допустимых ({allowed})",
+        "item {n}: source {source!r} is not one of {allowed}"),
+    "no_source": _t3("{n} данасы: түсу көзі көрсетілмеген",
+                     "экземпляр {n}: источник комплектования не указан",
+                     "item {n}: no source of acquisition recorded"),
+    "not_in_elibrary": _t3(
+        "{bag} цифрлық көшірмесі электрондық кітапханада жоқ: оқырман оған қашықтан қол "
+        "жеткізе алмайды",
+        "цифровой копии {bag} нет в электронной библиотеке: читатели не могут получить её "
+        "удалённо",
+        "digital copy {bag} is not in the e-library: no reader can reach it remotely"),
+    "deposit_overdue": _t3("{title} ({publisher}) → {recipient}: мерзімі {due}, түспеді",
+                           "{title} ({publisher}) → {recipient}: срок {due}, не поступил",
+                           "{title} ({publisher}) → {recipient}: due {due}, not received"),
+    "lent_unprocessed": _t3(
+        "{n} данасы берілген, бірақ кітапханалық өңдеуден өтпеген (штрихкод/RFID жоқ)",
+        "экземпляр {n} выдан, но не прошёл библиотечную обработку (нет штрихкода/RFID)",
+        "item {n} is lent but was never processed (no barcode/RFID)"),
+    "unmarked": _t3(
+        "{n} данасы қорда штрихкодсыз/RFID-сіз немесе сақтау орнынсыз тұр",
+        "экземпляр {n} числится в фонде без штрихкода/RFID или места хранения",
+        "item {n} is in the fund without a barcode/RFID or a shelf location"),
+    "write_off_before_receipt": _t3(
+        "{n} данасы: {act} есептен шығару акті түсу күнінен бұрын жасалған (жиынтық есеп "
+        "кітабы теңеспейді)",
+        "экземпляр {n}: акт списания {act} датирован раньше поступления (книга суммарного "
+        "учёта не сойдётся)",
+        "item {n}: write-off act {act} is dated before its receipt (the summary book cannot "
+        "balance)"),
+    "tag_armed": _t3(
+        "{n} данасы ({status}): қорғау белгісі қосулы — өшірілуі тиіс",
+        "экземпляр {n} ({status}): защитная метка активна — должна быть снята",
+        "item {n} ({status}): security tag armed — it should be disarmed"),
+    "tag_disarmed": _t3(
+        "{n} данасы ({status}): қорғау белгісі өшірулі — қосылуы тиіс",
+        "экземпляр {n} ({status}): защитная метка снята — должна быть активна",
+        "item {n} ({status}): security tag disarmed — it should be armed"),
+    "staff_role": _t3(
+        "{user} қызметкер тіркелгісінің рөлі {role!r}, рұқсат етілгендердің ішінде жоқ "
+        "({roles})",
+        "у учётной записи сотрудника {user} роль {role!r}, не из допустимых ({roles})",
+        "staff account {user} has role {role!r}, not one of {roles}"),
+    "repair_not_open": _t3(
+        "{n} данасы жөндеуде, бірақ ашық жөндеу, қайта түптеу немесе жаңғырту жазбасы жоқ",
+        "экземпляр {n} в ремонте, но нет открытой записи о ремонте, переплёте или реставрации",
+        "item {n} is in repair but no repair, rebinding or restoration is open"),
+    "fixity_failed": _t3("{bag} цифрлық көшірмесі: соңғы тұтастықты тексеру сәтсіз аяқталды",
+                         "цифровая копия {bag}: последняя проверка целостности не пройдена",
+                         "digital copy {bag}: its last fixity check failed"),
+    "unkeyed": _t3("{bag} цифрлық көшірмесінің оралған кілті жоқ (шифрланбаған)",
+                   "у цифровой копии {bag} нет обёрнутого ключа (не зашифрована)",
+                   "digital copy {bag} has no wrapped key (not encrypted)"),
+    "guard_missing": _t3(
+        "инвентарлық нөмірді өзгертуге жол бермейтін {name} дерекқор қорғанысы жоқ",
+        "отсутствует защита базы данных {name}, запрещающая менять инвентарный номер",
+        "the database guard {name} that refuses a changed inventory number is missing"),
+    "reading_room_day": _t3(
+        "{id} беру: оқу залында пайдалану мерзімі {due}, сол күні ({day}) емес",
+        "выдача {id}: в читальном зале со сроком {due}, а не в тот же день ({day})",
+        "loan {id}: reading-room use due {due}, not the same day ({day})"),
+    "ill_partner": _t3("{id} беру: серіктес кітапхана көрсетілмеген кітапханааралық абонемент",
+                       "выдача {id}: МБА без указания библиотеки-партнёра",
+                       "loan {id}: interlibrary loan without a partner library"),
+    "debt_ignored": _t3(
+        "{id} берудің мерзімі {due} бастап өткен, бірақ еске салу немесе бұғаттау жазылмаған "
+        "('qor debts run' іске қосыңыз)",
+        "выдача {id} просрочена с {due}, но напоминания или блокировки не было (выполните "
+        "'qor debts run')",
+        "loan {id} is overdue since {due} and no reminder or block was recorded "
+        "(run 'qor debts run')"),
+}
+
+
+class Violation(str):
+    """One open violation (бұзушылық · нарушение). Its value is the English text — what the
+    JSON report and scripts read — and it keeps its kind and facts so that :meth:`text`
+    words it in Kazakh or Russian for the HTML and CSV reports."""
+
+    key: str
+    params: Mapping[str, str]
+
+    def __new__(cls, key: str, **params: object) -> Violation:
+        """The violation ``key`` of :data:`VIOLATIONS` with its facts."""
+        facts = {k: str(v) for k, v in params.items()}
+        self = super().__new__(cls, VIOLATIONS[key]["en"].format(**facts))
+        self.key, self.params = key, facts
+        return self
+
+    def text(self, language: str) -> str:
+        """The violation worded in ``language`` (an item status in it, too)."""
+        facts = dict(self.params)
+        if "status" in facts:
+            facts["status"] = vocabulary.label(vocabulary.STATUS, facts["status"], language)
+        return VIOLATIONS[self.key][language].format(**facts)
+
+
+def violation_text(violation: str, language: str) -> str:
+    """``violation`` in ``language`` (a plain string from an older check stays as it is)."""
+    return violation.text(language) if isinstance(violation, Violation) else violation
 
 
 @dataclass(frozen=True)
@@ -150,8 +282,8 @@ def _r1(session: Session, _today: date) -> Evidence:
     current = {str(v) for v in session.execute(text("SELECT version_num FROM alembic_version"))
                .scalars()}
     problems = [] if current == heads else [
-        f"the register's schema is at {', '.join(sorted(current)) or 'nothing'}, not "
-        f"{', '.join(sorted(heads))}: run 'qor register upgrade' (guards may be missing)"]
+        Violation("schema", current=", ".join(sorted(current)) or "—",
+                  heads=", ".join(sorted(heads)))]
     return _found({"schema": ", ".join(sorted(current)),
                    "records": _count(session, select(func.count(BibRecord.id))),
                    "items": _count(session, select(func.count(Item.id)))}, problems)
@@ -170,11 +302,11 @@ def _r2(session: Session, _today: date) -> Evidence:
         {"records_by_material": {str(k): int(n) for k, n in rows},
          "legal_deposit_records": _count(session, select(func.count(BibRecord.id))
                                          .where(BibRecord.legal_deposit.is_(True)))},
-        [f"record {i} ({t}) has material type {m!r}, not one of R2's" for i, t, m in bad])
+        [Violation("material", id=i, title=t, material=m) for i, t, m in bad])
 
 
 def _r3(session: Session, _today: date) -> Evidence:
-    problems = [f"audit entry {p.seq}: {p.kind} — {p.detail}"
+    problems = [Violation("audit", seq=p.seq, kind=p.kind, detail=p.detail)
                 for p in [*audit.verify_log(session), *audit.verify_loans(session)]]
     head = audit.log_head(session)
     last = session.scalar(select(AuditEntry.at).where(AuditEntry.seq == head.seq))
@@ -196,9 +328,8 @@ def _r4(session: Session, _today: date) -> Evidence:
          "written_off": _count(session, select(func.count(Item.id))
                                .where(Item.status == ItemStatus.WRITTEN_OFF)),
          "write_off_acts": _count(session, select(func.count(WriteOffAct.id)))},
-        [f"item {n} was given an inventory number but its row is gone (deleted)"
-         for n in vanished]
-        + [f"item {n}: written-off status and write-off act disagree" for n in no_act])
+        [Violation("vanished", n=n) for n in vanished]
+        + [Violation("act_mismatch", n=n) for n in no_act])
 
 
 def _r5(session: Session, _today: date) -> Evidence:
@@ -216,8 +347,8 @@ def _r5(session: Session, _today: date) -> Evidence:
     return _found(
         {"items_by_source": {str(k): int(n) for k, n in rows},
          "national_library": register.is_national_library(session)},
-        [f"item {n}: source {s!r} is not one of {', '.join(allowed)}" if s else
-         f"item {n}: no source of acquisition recorded" for n, s in bad])
+        [Violation("bad_source", n=n, source=s, allowed=", ".join(allowed)) if s else
+         Violation("no_source", n=n) for n, s in bad])
 
 
 def _r7(session: Session, today: date) -> Evidence:
@@ -229,8 +360,9 @@ def _r7(session: Session, today: date) -> Evidence:
          "received": _count(session, select(func.count(DepositObligation.id))
                             .where(DepositObligation.received_on.is_not(None))),
          "overdue": len(late)},
-        [f"{ob.publication.title} ({ob.publication.publisher}) → {ob.recipient_code}: due "
-         f"{ob.due_on}, not received" for ob in late])
+        [Violation("deposit_overdue", title=ob.publication.title,
+                   publisher=ob.publication.publisher, recipient=ob.recipient_code,
+                   due=ob.due_on) for ob in late])
 
 
 _IN_FUND: Final = (ItemStatus.PROCESSED, ItemStatus.AVAILABLE, ItemStatus.ON_LOAN,
@@ -255,9 +387,8 @@ def _r8(session: Session, _today: date) -> Evidence:
                                           .where(Item.status == ItemStatus.RECEIVED)),
          "in_fund": _count(session, select(func.count(Item.id))
                            .where(Item.status.in_([s.value for s in _IN_FUND])))},
-        [f"item {n} is lent but was never processed (no barcode/RFID)" for n in lent_unprocessed]
-        + [f"item {n} is in the fund without a barcode/RFID or a shelf location"
-           for n in unmarked])
+        [Violation("lent_unprocessed", n=n) for n in lent_unprocessed]
+        + [Violation("unmarked", n=n) for n in unmarked])
 
 
 def _r9(session: Session, _today: date) -> Evidence:
@@ -271,8 +402,7 @@ def _r9(session: Session, _today: date) -> Evidence:
         {"receipt_acts": _count(session, select(func.count(ReceiptBatch.id))),
          "write_off_acts": _count(session, select(func.count(WriteOffAct.id))),
          "inventory_book_lines": _count(session, select(func.count(Item.id)))},
-        [f"item {n}: write-off act {a} is dated before its receipt (the summary book cannot "
-         "balance)" for n, a in bad])
+        [Violation("write_off_before_receipt", n=n, act=a) for n, a in bad])
 
 
 def _r10(session: Session, today: date) -> Evidence:
@@ -291,8 +421,7 @@ def _r10(session: Session, today: date) -> Evidence:
          "gate_alarms_30_days": _count(session, select(func.count(GateEvent.id))
                                        .where(GateEvent.at >= since,
                                               GateEvent.cleared.is_(False)))},
-        [f"item {n} ({s}): security tag {'armed' if a else 'disarmed'} — it should be "
-         f"{'disarmed' if s == ItemStatus.ON_LOAN else 'armed'}" for n, s, a in wrong])
+        [Violation("tag_armed" if a else "tag_disarmed", n=n, status=s) for n, s, a in wrong])
 
 
 _REPAIRS: Final = [ActionKind.REPAIR.value, ActionKind.REBINDING.value,
@@ -312,7 +441,7 @@ def _r12(session: Session, _today: date) -> Evidence:
                                        ItemAction.kind.in_(_REPAIRS))),
          "finished_actions": _count(session, select(func.count(ItemAction.id))
                                     .where(ItemAction.finished_at.is_not(None)))},
-        [f"item {n} is in repair but no repair, rebinding or restoration is open" for n in stray])
+        [Violation("repair_not_open", n=n) for n in stray])
 
 
 def _r13(session: Session, _today: date) -> Evidence:
@@ -336,8 +465,8 @@ def _r13(session: Session, _today: date) -> Evidence:
          "copies_never_audited": _count(
              session, select(func.count(DigitalCopy.id))
              .where(DigitalCopy.id.not_in(select(last.c.copy_id))))},
-        [f"digital copy {b}: its last fixity check failed" for b in failed]
-        + [f"digital copy {b} has no wrapped key (not encrypted)" for b in unkeyed])
+        [Violation("fixity_failed", bag=b) for b in failed]
+        + [Violation("unkeyed", bag=b) for b in unkeyed])
 
 
 _GUARDS: Final = {"sqlite": "items_inventory_number_immutable", "postgresql": "items_guard"}
@@ -360,8 +489,7 @@ def _r14(session: Session, _today: date) -> Evidence:
                                             select(func.count(IssuedInventoryNumber.inventory_number))),
          "stocktakes": _count(session, select(func.count(Stocktake.id))),
          "last_stocktake": f"{last[0]:%Y-%m-%d} ({last[1]})" if last else "—"},
-        [] if present else [f"the database guard {name} that refuses a changed inventory "
-                            "number is missing"])
+        [] if present else [Violation("guard_missing", name=name)])
 
 
 def _r15(session: Session, _today: date) -> Evidence:
@@ -381,9 +509,9 @@ def _r15(session: Session, _today: date) -> Evidence:
     ).all()
     return _found(
         {"loans_by_service_point": {str(k): int(n) for k, n in rows}},
-        [f"loan {i}: reading-room use due {d}, not the same day ({a:%Y-%m-%d})"
+        [Violation("reading_room_day", id=i, due=d, day=f"{a:%Y-%m-%d}")
          for i, a, d in room if d != a.date()]
-        + [f"loan {i}: interlibrary loan without a partner library" for i in ill])
+        + [Violation("ill_partner", id=i) for i in ill])
 
 
 def _r16(session: Session, today: date) -> Evidence:
@@ -396,8 +524,7 @@ def _r16(session: Session, today: date) -> Evidence:
         {"overdue_loans": _count(session, select(func.count(Loan.id))
                                  .where(Loan.returned_at.is_(None), Loan.due_on < today)),
          "debt_steps": _count(session, select(func.count(DebtStep.id)))},
-        [f"loan {i} is overdue since {d} and no reminder or block was recorded "
-         "(run 'qor debts run')" for i, d in ignored])
+        [Violation("debt_ignored", id=i, due=d) for i, d in ignored])
 
 
 def _not_checked(what: str) -> Check:
@@ -553,9 +680,74 @@ def _language(language: str) -> Mapping[str, str]:
     return _LABELS[language]
 
 
-def _evidence_text(evidence: Mapping[str, Any]) -> str:
+#: The evidence's names as people read them (the JSON keeps the English keys).
+EVIDENCE: Final[Mapping[str, Mapping[str, str]]] = {
+    "schema": _t3("схема нұсқасы", "версия схемы", "schema"),
+    "records": _t3("жазбалар", "записей", "records"),
+    "items": _t3("даналар", "экземпляров", "items"),
+    "records_by_material": _t3("құжат түрлері бойынша жазбалар", "записи по видам документов",
+                               "records by material"),
+    "legal_deposit_records": _t3("міндетті дана жазбалары", "записи обязательного экземпляра",
+                                 "legal deposit records"),
+    "audit_entries": _t3("аудит журналының жазбалары", "записей журнала аудита",
+                         "audit entries"),
+    "last_entry_at": _t3("соңғы жазба", "последняя запись", "last entry at"),
+    "written_off": _t3("есептен шығарылған", "списано", "written off"),
+    "write_off_acts": _t3("есептен шығару актілері", "актов списания", "write-off acts"),
+    "items_by_source": _t3("түсу көздері бойынша даналар", "экземпляры по источникам",
+                           "items by source"),
+    "national_library": _t3("ұлттық кітапхана", "национальная библиотека", "national library"),
+    "copies_by_rights": _t3("құқықтар бойынша көшірмелер", "копии по правам доступа",
+                            "copies by rights"),
+    "served_copies_not_indexed": _t3("индекстелмеген қолжетімді көшірмелер",
+                                     "доступные копии без индекса",
+                                     "served copies not indexed"),
+    "obligations": _t3("міндеттемелер", "обязательств", "obligations"),
+    "received": _t3("түсті", "поступило", "received"),
+    "overdue": _t3("мерзімі өткен", "просрочено", "overdue"),
+    "received_not_processed": _t3("түсті, өңделмеген", "поступило, не обработано",
+                                  "received, not processed"),
+    "in_fund": _t3("қорда", "в фонде", "in fund"),
+    "receipt_acts": _t3("түгендеу актілері", "актов поступления", "receipt acts"),
+    "inventory_book_lines": _t3("инвентарлық кітап жолдары", "строк инвентарной книги",
+                                "inventory book lines"),
+    "gate_reads_30_days": _t3("30 күндегі қақпа оқулары", "считываний на воротах за 30 дней",
+                              "gate reads, 30 days"),
+    "gate_alarms_30_days": _t3("30 күндегі қақпа дабылдары", "тревог на воротах за 30 дней",
+                               "gate alarms, 30 days"),
+    "staff_by_role": _t3("рөлдер бойынша қызметкерлер", "сотрудники по ролям",
+                         "staff by role"),
+    "open_repairs": _t3("ашық жөндеулер", "открытых ремонтов", "open repairs"),
+    "finished_actions": _t3("аяқталған жұмыстар", "завершённых работ", "finished actions"),
+    "digital_copies": _t3("цифрлық көшірмелер", "цифровых копий", "digital copies"),
+    "valuable_items": _t3("құнды даналар", "ценных экземпляров", "valuable items"),
+    "valuable_items_digitised": _t3("цифрландырылған құнды даналар",
+                                    "оцифровано ценных экземпляров",
+                                    "valuable items digitised"),
+    "copies_never_audited": _t3("бірде-бір рет тексерілмеген көшірмелер",
+                                "копий без единой проверки", "copies never audited"),
+    "inventory_numbers_issued": _t3("берілген инвентарлық нөмірлер",
+                                    "выдано инвентарных номеров", "inventory numbers issued"),
+    "stocktakes": _t3("салыстырмалы тексерулер", "сверок фонда", "stocktakes"),
+    "last_stocktake": _t3("соңғы салыстырмалы тексеру", "последняя сверка", "last stocktake"),
+    "loans_by_service_point": _t3("қызмет көрсету орындары бойынша берулер",
+                                  "выдачи по пунктам обслуживания",
+                                  "loans by service point"),
+    "overdue_loans": _t3("мерзімі өткен берулер", "просроченных выдач", "overdue loans"),
+    "debt_steps": _t3("берешек бойынша шаралар", "мер по задолженности", "debt steps"),
+    "note": _t3("ескерту", "примечание", "note"),
+}
+
+
+def status_label(status: str, language: str) -> str:
+    """A row's ``pass``/``fail``/``not-checked`` as the report words it in ``language``."""
+    return _language(language)[status]
+
+
+def _evidence_text(evidence: Mapping[str, Any], language: str = "en") -> str:
     return "; ".join(
-        f"{k}: {json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, dict) else v}"
+        f"{vocabulary.label(EVIDENCE, k, language) if language != 'en' else k}: "
+        f"{json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, dict) else v}"
         for k, v in evidence.items())
 
 
@@ -565,14 +757,15 @@ def report_html(report: ComplianceReport, *, language: str = "kk") -> str:
     e = html.escape
     rows = []
     for r in report.rows:
-        listed = "".join(f"<li>{e(v)}</li>" for v in r.result.violations)
+        listed = "".join(f"<li>{e(violation_text(v, language))}</li>"
+                         for v in r.result.violations)
         more = r.result.violation_count - len(r.result.violations)
         if more > 0:
             listed += f"<li>… {t['more']} {more}</li>"
         rows.append(
             f'<tr class="{r.status}"><th scope="row">{r.clause.code}</th>'
             f"<td>{e(r.clause.title[language])}</td><td>{e(r.clause.checks[language])}</td>"
-            f"<td>{e(_evidence_text(r.result.evidence))}"
+            f"<td>{e(_evidence_text(r.result.evidence, language))}"
             f"{f'<ul>{listed}</ul>' if listed else ''}</td>"
             f"<td>{e(t[r.status])}</td><td>{e(', '.join(r.clause.tests))}</td></tr>")
     return (
@@ -589,7 +782,9 @@ def report_html(report: ComplianceReport, *, language: str = "kk") -> str:
 
 
 def report_csv(report: ComplianceReport, *, language: str = "kk") -> str:
-    """One line per clause: code, title, what Qor checks, status, evidence, violations."""
+    """One line per clause: code, title, what Qor checks, status, evidence, violations. The
+    header keys are English and the same in every language (programs read them); the cells a
+    person reads (title, checks, status, evidence, violations) are in ``language``."""
     t = _language(language)
     out = io.StringIO()
     w = csv.writer(out)
@@ -597,7 +792,9 @@ def report_csv(report: ComplianceReport, *, language: str = "kk") -> str:
                 "violations", "tests"])
     for r in report.rows:
         w.writerow([r.clause.code, r.clause.title[language], r.clause.checks[language],
-                    t[r.status], _evidence_text(r.result.evidence), r.result.violation_count,
-                    " | ".join(r.result.violations), " ".join(r.clause.tests)])
+                    t[r.status], _evidence_text(r.result.evidence, language),
+                    r.result.violation_count,
+                    " | ".join(violation_text(v, language) for v in r.result.violations),
+                    " ".join(r.clause.tests)])
     return out.getvalue()
 

@@ -21,16 +21,17 @@ import csv
 import html
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from catalog_sync import vocabulary
 from catalog_sync.calendar_kz import KazakhCalendar
 from catalog_sync.circulation import DEBT_BLOCK_PREFIX, effective_due, overdue_days
 from catalog_sync.errors import MailUnavailable, RegisterError
@@ -335,8 +336,10 @@ def write_debt_report(
     library: str,
     html_path: Path | None = None,
     csv_path: Path | None = None,
+    language: str = "en",
 ) -> None:
-    """Write the debt report as A4 HTML and/or CSV (UTF-8 with BOM for spreadsheets)."""
+    """Write the debt report as A4 HTML (in ``language``) and/or CSV (UTF-8 with BOM for
+    spreadsheets; English keys)."""
     if csv_path is not None:
         with csv_path.open("w", encoding="utf-8-sig", newline="") as fh:
             w = csv.writer(fh)
@@ -366,37 +369,70 @@ def write_debt_report(
                     ]
                 )
     if html_path is not None:
-        e = html.escape
-        summary = "".join(
-            f"<tr><td>{e(r.service_point)}</td><td>{e(r.age_band)}</td><td>{r.count}</td></tr>"
-            for r in summarise(debts)
-        )
-        rows = "".join(
-            f"<tr><td>{e(d.service_point)}</td><td>{d.days_overdue}</td>"
-            f"<td>{e(d.ticket_number or '')}</td><td>{e(d.reader_name)}</td>"
-            f"<td>{e(d.inventory_number or '')}</td><td>{e(d.title)}</td>"
-            f"<td>{d.due_on.isoformat()}</td></tr>"
-            for d in sorted(debts, key=lambda d: (d.service_point, -d.days_overdue))
-        )
-        html_path.write_text(
-            f"""<!DOCTYPE html><html lang="kk"><head><meta charset="utf-8">
-<title>Оқырмандық берешек · Читательская задолженность {today.isoformat()}</title>
+        html_path.write_text(debt_report_html(debts, today=today, library=library,
+                                              language=language), encoding="utf-8")
+
+
+#: The debt report's words (оқырмандық берешек · читательская задолженность, R16).
+_DEBT_WORDS: Final[Mapping[str, Mapping[str, str]]] = {
+    "kk": {"title": "Оқырмандық берешек — {day}", "open": "Ашық берешек: {n}.",
+           "by": "Қызмет көрсету орындары және мерзімі бойынша", "items": "Даналар",
+           "point": "Қызмет көрсету орны", "age": "Мерзімі", "count": "Даналар",
+           "days": "Кешіктірілген күн", "ticket": "Оқырман билеті", "reader": "Оқырман",
+           "inv": "Инв. №", "book": "Атауы", "due": "Қайтару мерзімі",
+           "1–7 days": "1–7 күн", "8–30 days": "8–30 күн", "31–90 days": "31–90 күн",
+           "over 90 days": "90 күннен артық"},
+    "ru": {"title": "Читательская задолженность — {day}", "open": "Открытых задолженностей: {n}.",
+           "by": "По пунктам обслуживания и сроку", "items": "Экземпляры",
+           "point": "Пункт обслуживания", "age": "Срок", "count": "Экземпляров",
+           "days": "Дней просрочки", "ticket": "Читательский билет", "reader": "Читатель",
+           "inv": "Инв. №", "book": "Заглавие", "due": "Срок возврата",
+           "1–7 days": "1–7 дней", "8–30 days": "8–30 дней", "31–90 days": "31–90 дней",
+           "over 90 days": "более 90 дней"},
+    "en": {"title": "Reader debts — {day}", "open": "{n} open debt(s).",
+           "by": "By service point and age", "items": "Items",
+           "point": "Service point", "age": "Age", "count": "Items",
+           "days": "Days overdue", "ticket": "Ticket", "reader": "Reader",
+           "inv": "Inventory No.", "book": "Title", "due": "Due"},
+}
+
+
+def debt_report_html(
+    debts: Sequence[Debt], *, today: date, library: str, language: str = "en"
+) -> str:
+    """The debt report as one A4 HTML page, its headings, labels and age bands in
+    ``language`` (kk, ru or en); the CSV keeps English keys and band names."""
+    w = _DEBT_WORDS[vocabulary.check_language(language)]
+    e = html.escape
+    summary = "".join(
+        f"<tr><td>{e(r.service_point)}</td><td>{e(w.get(r.age_band, r.age_band))}</td>"
+        f"<td>{r.count}</td></tr>"
+        for r in summarise(debts)
+    )
+    rows = "".join(
+        f"<tr><td>{e(d.service_point)}</td><td>{d.days_overdue}</td>"
+        f"<td>{e(d.ticket_number or '')}</td><td>{e(d.reader_name)}</td>"
+        f"<td>{e(d.inventory_number or '')}</td><td>{e(d.title)}</td>"
+        f"<td>{d.due_on.isoformat()}</td></tr>"
+        for d in sorted(debts, key=lambda d: (d.service_point, -d.days_overdue))
+    )
+    title = w["title"].format(day=today.isoformat())
+    return f"""<!DOCTYPE html><html lang="{language}"><head><meta charset="utf-8">
+<title>{e(title)}</title>
 <style>@page {{ size: A4; margin: 15mm }} body {{ font-family: sans-serif; font-size: 10pt }}
 table {{ border-collapse: collapse; width: 100% }}
 td, th {{ border: 1px solid #999; padding: 2px 4px }}
 </style></head><body>
 <h1>{e(library)}</h1>
-<h2>Оқырмандық берешек · Читательская задолженность · Reader debts — {today.isoformat()}</h2>
-<p>{len(debts)} open debt(s).</p>
-<h3>By service point and age</h3>
-<table><tr><th>Service point</th><th>Age</th><th>Items</th></tr>{summary}</table>
-<h3>Items</h3>
-<table><tr><th>Service point</th><th>Days overdue</th><th>Ticket</th><th>Reader</th>
-<th>Inventory No.</th><th>Title</th><th>Due</th></tr>{rows}</table>
+<h2>{e(title)}</h2>
+<p>{w["open"].format(n=len(debts))}</p>
+<h3>{w["by"]}</h3>
+<table><tr><th>{w["point"]}</th><th>{w["age"]}</th><th>{w["count"]}</th></tr>{summary}</table>
+<h3>{w["items"]}</h3>
+<table><tr><th>{w["point"]}</th><th>{w["days"]}</th><th>{w["ticket"]}</th><th>{w["reader"]}</th>
+<th>{w["inv"]}</th><th>{w["book"]}</th><th>{w["due"]}</th></tr>{rows}</table>
 </body></html>
-""",
-            encoding="utf-8",
-        )
+"""
 
 
 def effective_due_on(loan: Loan, calendar: KazakhCalendar | None) -> date:

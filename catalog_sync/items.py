@@ -29,7 +29,7 @@ from typing import Any, Final
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 
-from catalog_sync import audit, register
+from catalog_sync import audit, register, vocabulary
 from catalog_sync.errors import BulkRefused, InventoryNumberImmutable, RegisterError
 from catalog_sync.models import (
     AcquisitionSource,
@@ -419,11 +419,12 @@ def write_off_html(doc: WriteOffDocument, *, language: str = "kk") -> str:
         for n, i in enumerate(doc.items, start=1)
     )
     note = f"<p>{t['note']}: {e(doc.note)}</p>" if doc.note else ""
+    reason = vocabulary.label(vocabulary.WRITE_OFF_REASON, doc.reason, language)
     return (
         f'<!doctype html><html lang="{language}"><head><meta charset="utf-8">'
         f"<title>{t['title']} {e(doc.act_number)}</title></head><body>"
         f"<h1>{t['title']} № {e(doc.act_number)}</h1>"
-        f"<p>{t['date']}: {doc.act_date.isoformat()} · {t['reason']}: {e(doc.reason)}</p>{note}"
+        f"<p>{t['date']}: {doc.act_date.isoformat()} · {t['reason']}: {e(reason)}</p>{note}"
         f"<table><thead><tr><th>№</th><th>{t['inv']}</th><th>{t['author']}</th>"
         f"<th>{t['book']}</th><th>{t['price']}</th></tr></thead><tbody>{rows}</tbody>"
         f"<tfoot><tr><td colspan=\"4\">{t['total']}: {len(doc.items)}</td>"

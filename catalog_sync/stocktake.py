@@ -17,16 +17,16 @@ import csv
 import html
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog_sync import audit
+from catalog_sync import audit, vocabulary
 from catalog_sync.errors import ActNotFound, BatchInFlight, RegisterError, StocktakeClosed
 from catalog_sync.models import (
     AuditEntry,
@@ -546,74 +546,157 @@ SECTIONS = (
     ("not_on_shelf", "On loan or in repair (not expected on the shelf)"),
 )
 
+#: The act's fixed words per language (салыстырмалы тексеру акті · акт сверки фонда, R14).
+_ACT_WORDS: Final[Mapping[str, Mapping[str, str]]] = {
+    "kk": {
+        "title": "Қорды салыстырмалы тексеру акті № {id}",
+        "reason": "Себебі", "responsible": "Материалдық жауапты қызметкер",
+        "scope": "Тексерілген орын", "period": "{start} бастап {end} дейін (UTC)",
+        "counts": "Тексерілетін даналар: {in_scope}; табылды: {found}; оқылған сканерлеулер: "
+                  "{scans} ({distinct} әртүрлі код).",
+        "missing": "Жоқ (тексеру аймағында, табылмады)",
+        "unexpected": "Күтілмеген (сканерленді, бұл жерде күтілмеген)",
+        "misplaced": "Орнында емес (басқа жерден табылды)",
+        "not_on_shelf": "Берілген немесе жөндеуде (сөреде болмауы тиіс)",
+        "inv": "Инв. №", "code": "Код", "book": "Атауы", "location": "Тізілімдегі орны",
+        "scanned_at": "Сканерленген орны", "why": "Түсіндірме",
+        "signatures": "Қолдар: ______________________ (материалдық жауапты қызметкер) "
+                      "______________________ (комиссия)",
+    },
+    "ru": {
+        "title": "Акт сверки фонда № {id}",
+        "reason": "Причина", "responsible": "Материально ответственное лицо",
+        "scope": "Проверяемое место хранения", "period": "С {start} по {end} (UTC)",
+        "counts": "Экземпляров в проверке: {in_scope}; найдено: {found}; считано сканирований: "
+                  "{scans} ({distinct} различных кодов).",
+        "missing": "Отсутствуют (в зоне проверки, не найдены)",
+        "unexpected": "Неожиданные (отсканированы, здесь не ожидались)",
+        "misplaced": "Не на своём месте (найдены в другом месте)",
+        "not_on_shelf": "Выданы или в ремонте (не должны быть на полке)",
+        "inv": "Инв. №", "code": "Код", "book": "Заглавие", "location": "Место по реестру",
+        "scanned_at": "Где отсканирован", "why": "Пояснение",
+        "signatures": "Подписи: ______________________ (материально ответственное лицо) "
+                      "______________________ (комиссия)",
+    },
+    "en": {
+        "title": "Stocktake act No {id}",
+        "reason": "Reason", "responsible": "Materially responsible person",
+        "scope": "Scope", "period": "From {start} to {end} UTC",
+        "counts": "Items in scope: {in_scope}; found: {found}; scans read: {scans} "
+                  "({distinct} distinct codes).",
+        **dict(SECTIONS),
+        "inv": "Inv. No", "code": "Code", "book": "Title", "location": "Location",
+        "scanned_at": "Scanned at", "why": "Why",
+        "signatures": "Signatures: ______________________ (responsible) "
+                      "______________________ (commission)",
+    },
+}
 
-def write_stocktake_act(
-    act: StocktakeAct, directory: Path, *, library_name: str
-) -> tuple[Path, Path]:
-    """Write the act as printable A4 HTML and as CSV into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = f"stocktake-{act.stocktake_id}"
+
+#: The recorded explanations of the act's lines (English, as :func:`close_stocktake` writes
+#: them) worded in Kazakh and Russian.
+_WHY: Final[Mapping[str, Mapping[str, str]]] = {
+    "kk": {"missing": "тексеру аймағында, сканерленбеді", "unknown": "белгісіз код",
+           "misplaced": "тізілім бойынша орны {0}, {1} жерінен табылды",
+           "written_off": "есептен шығарылған ({0} акті)",
+           "outside": "тексеру аймағынан тыс (тізілім бойынша орны {0})"},
+    "ru": {"missing": "в зоне проверки, не отсканирован", "unknown": "неизвестный код",
+           "misplaced": "место по реестру {0}, найден: {1}",
+           "written_off": "списан (акт {0})",
+           "outside": "вне зоны проверки (место по реестру {0})"},
+}
+_WHY_PATTERNS: Final = (
+    ("missing", re.compile(r"in scope, not scanned")),
+    ("unknown", re.compile(r"unknown code")),
+    ("misplaced", re.compile(r"shelved at (.*), found at (.*)")),
+    ("written_off", re.compile(r"written off \(act (.*)\)")),
+    ("outside", re.compile(r"outside the scope \(shelved at (.*)\)")),
+)
+
+
+def line_why(line: ActLine, section: str, language: str) -> str:
+    """A line's explanation in ``language``; text this catalogue does not know stays as
+    recorded (English)."""
+    if language == "en":
+        return line.why
+    if section == "not_on_shelf" and line.status:
+        return vocabulary.label(vocabulary.STATUS, line.status, language)
+    for key, pattern in _WHY_PATTERNS:
+        found = pattern.fullmatch(line.why)
+        if found:
+            return _WHY[language][key].format(*found.groups())
+    return line.why
+
+
+CSV_HEADER: Final = ("section", "inventory_number", "code", "title", "register_location",
+                     "scanned_location", "status", "why")
+"""The act's CSV columns: English machine keys, the same whatever the HTML's language."""
+
+
+def stocktake_act_rows(act: StocktakeAct) -> list[list[str]]:
+    """The act as CSV rows (header :data:`CSV_HEADER` first), one row per line."""
+    rows = [list(CSV_HEADER)]
+    for key, _heading in SECTIONS:
+        for ln in getattr(act, key):
+            rows.append([key, ln.inventory_number or "", ln.code, ln.title or "",
+                         ln.register_location or "", ln.scanned_location or "",
+                         ln.status or "", ln.why])
+    return rows
+
+
+def stocktake_act_html(act: StocktakeAct, *, library_name: str, language: str = "en") -> str:
+    """The act as a printable A4 HTML page; headings, labels, the reason and the lines'
+    explanations in ``language`` (kk, ru or en), the figures the same in every language."""
+    w = _ACT_WORDS[vocabulary.check_language(language)]
     e = html.escape
+    title = w["title"].format(id=act.stocktake_id)
+    reason = vocabulary.label(vocabulary.STOCKTAKE_REASON, act.reason, language)
+    period = w["period"].format(start=f"{act.started_at:%Y-%m-%d %H:%M}",
+                                end=f"{act.closed_at:%Y-%m-%d %H:%M}")
     parts = [
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
-        f"<title>Stocktake act {act.stocktake_id}</title><style>"
+        f'<!DOCTYPE html>\n<html lang="{language}"><head><meta charset="utf-8">'
+        f"<title>{e(title)}</title><style>"
         "@page { size: A4; margin: 15mm; } body { font-family: 'DejaVu Sans', Arial, sans-serif;"
         " font-size: 9pt; } table { border-collapse: collapse; width: 100%; }"
         " th, td { border: 0.5pt solid #000; padding: 2pt 3pt; } th { background: #eee; }"
         "</style></head><body>",
-        f"<div><b>{e(library_name)}</b></div><h1>Stocktake act No {act.stocktake_id}</h1>",
-        f"<p>Reason: {e(act.reason)}. Materially responsible person: {e(act.responsible)}. "
-        f"Scope: {e(act.scope)}. From {act.started_at:%Y-%m-%d %H:%M} to "
-        f"{act.closed_at:%Y-%m-%d %H:%M} UTC.</p>",
-        f"<p>Items in scope: {act.in_scope}; found: {act.found}; scans read: {act.scans} "
-        f"({act.distinct_codes} distinct codes).</p>",
+        f"<div><b>{e(library_name)}</b></div><h1>{e(title)}</h1>",
+        f"<p>{w['reason']}: {e(reason)}. {w['responsible']}: {e(act.responsible)}. "
+        f"{w['scope']}: {e(act.scope)}. {period}.</p>",
+        "<p>" + w["counts"].format(in_scope=act.in_scope, found=act.found, scans=act.scans,
+                                   distinct=act.distinct_codes) + "</p>",
     ]
-    rows: list[list[str]] = [
-        [
-            "section",
-            "inventory_number",
-            "code",
-            "title",
-            "register_location",
-            "scanned_location",
-            "status",
-            "why",
-        ]
-    ]
-    for key, heading in SECTIONS:
+    for key, _heading in SECTIONS:
         lines: tuple[ActLine, ...] = getattr(act, key)
-        parts.append(f"<h2>{e(heading)}: {len(lines)}</h2>")
+        parts.append(f"<h2 id=\"{key}\">{e(w[key])}: {len(lines)}</h2>")
         if not lines:
             continue
         parts.append(
-            "<table><tr><th>Inv. No</th><th>Code</th><th>Title</th><th>Location</th>"
-            "<th>Scanned at</th><th>Why</th></tr>"
+            f"<table><tr><th>{w['inv']}</th><th>{w['code']}</th><th>{w['book']}</th>"
+            f"<th>{w['location']}</th><th>{w['scanned_at']}</th><th>{w['why']}</th></tr>"
         )
         for ln in lines:
             parts.append(
                 f"<tr><td>{e(ln.inventory_number or '')}</td><td>{e(ln.code)}</td>"
                 f"<td>{e(ln.title or '')}</td><td>{e(ln.register_location or '')}</td>"
-                f"<td>{e(ln.scanned_location or '')}</td><td>{e(ln.why)}</td></tr>"
-            )
-            rows.append(
-                [
-                    key,
-                    ln.inventory_number or "",
-                    ln.code,
-                    ln.title or "",
-                    ln.register_location or "",
-                    ln.scanned_location or "",
-                    ln.status or "",
-                    ln.why,
-                ]
+                f"<td>{e(ln.scanned_location or '')}</td><td>{e(line_why(ln, key, language))}</td>"
+                "</tr>"
             )
         parts.append("</table>")
-    parts.append(
-        "<p>Signatures: ______________________ (responsible) "
-        "______________________ (commission)</p></body></html>\n"
-    )
+    parts.append(f"<p>{w['signatures']}</p></body></html>\n")
+    return "".join(parts)
+
+
+def write_stocktake_act(
+    act: StocktakeAct, directory: Path, *, library_name: str, language: str = "en"
+) -> tuple[Path, Path]:
+    """Write ``stocktake-<id>.html`` (:func:`stocktake_act_html` in ``language``) and
+    ``stocktake-<id>.csv`` (:func:`stocktake_act_rows`, English keys) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"stocktake-{act.stocktake_id}"
     html_path, csv_path = directory / f"{stem}.html", directory / f"{stem}.csv"
-    html_path.write_text("".join(parts), encoding="utf-8")
+    html_path.write_text(stocktake_act_html(act, library_name=library_name, language=language),
+                         encoding="utf-8")
     with csv_path.open("w", newline="", encoding="utf-8-sig") as fh:
-        csv.writer(fh).writerows(rows)
+        csv.writer(fh).writerows(stocktake_act_rows(act))
     return html_path, csv_path

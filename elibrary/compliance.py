@@ -11,7 +11,7 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_sync.compliance import Check, Evidence
+from catalog_sync.compliance import Check, Evidence, Violation
 from catalog_sync.models import DigitalCopy
 from elibrary.models import LibraryCopy, Rights, StaffAccount, StaffRole
 
@@ -29,8 +29,7 @@ def _r6(session: Session, _today: date) -> Evidence:
         select(func.count(LibraryCopy.copy_id)).where(LibraryCopy.pages_indexed == 0,
                                                       LibraryCopy.rights != Rights.DARK)
     )
-    violations = [f"digital copy {b} is not in the e-library: no reader can reach it remotely"
-                  for b in outside]
+    violations = [Violation("not_in_elibrary", bag=b) for b in outside]
     return Evidence(
         {"copies_by_rights": {str(k): int(n) for k, n in by_rights},
          "served_copies_not_indexed": int(unindexed or 0)},
@@ -45,7 +44,7 @@ def _r11(session: Session, _today: date) -> Evidence:
     stray = session.execute(
         select(StaffAccount.username, StaffAccount.role).where(StaffAccount.role.not_in(roles))
     ).all()
-    violations = [f"staff account {u} has role {r!r}, not one of {', '.join(roles)}"
+    violations = [Violation("staff_role", user=u, role=r, roles=", ".join(roles))
                   for u, r in stray]
     return Evidence({"staff_by_role": {str(k): int(n) for k, n in by_role}},
                     tuple(violations[:50]), len(violations))

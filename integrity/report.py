@@ -15,12 +15,13 @@ from __future__ import annotations
 import csv
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from catalog_sync.vocabulary import check_language
 from integrity.records import FIXITY_EVENT, REPAIR_EVENT, FixityEvent
 
 __all__ = ["BagLine", "DayLine", "FailureLine", "FixityReport", "build_report"]
@@ -132,57 +133,66 @@ class FixityReport:
                     e.summary,
                 ])
 
-    def write_html(self, path: Path) -> None:
-        path.write_text(self.html(), encoding="utf-8")
+    def write_html(self, path: Path, language: str = "en") -> None:
+        """Write :meth:`html` in ``language`` to ``path``."""
+        path.write_text(self.html(language), encoding="utf-8")
 
-    def html(self) -> str:
+    def html(self, language: str = "en") -> str:
+        """The report for people, its headings, labels and verdicts in ``language`` (kk, ru or
+        en). Bag ids, paths, checksums and problem codes are identifiers, printed as they are;
+        the figures are the same in every language."""
+        w = _WORDS[check_language(language)]
         t = self.totals()
         esc = html.escape
+        title = w["title"] if self.title == DEFAULT_TITLE else self.title
+
+        def status(value: str) -> str:
+            return w.get(f"status:{value}", value)
+
         parts = [
-            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-            f"<title>{esc(self.title)}</title><style>{_CSS}</style></head><body>",
-            f"<h1>{esc(self.title)}</h1>",
-            f"<p class='meta'>Generated {esc(self.generated_at.isoformat(timespec='seconds'))}"
-            f" · {t['bags']} bag(s) · {t['checks']} check(s) · "
-            f"{_human(t['bytes_checked'])} checked</p>",
+            f"<!DOCTYPE html><html lang='{language}'><head><meta charset='utf-8'>",
+            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{esc(title)}</h1>",
+            "<p class='meta'>" + w["meta"].format(
+                at=esc(self.generated_at.isoformat(timespec="seconds")), bags=t["bags"],
+                checks=t["checks"], size=_human(t["bytes_checked"])) + "</p>",
         ]
         if self.unrepaired:
-            parts.append(f"<p class='bad'>{len(self.unrepaired)} failure(s) NOT repaired: "
-                         "no good copy was found. Act now.</p>")
+            parts.append("<p class='bad'>" + w["bad"].format(n=len(self.unrepaired)) + "</p>")
         elif self.failures:
-            parts.append(f"<p class='warn'>{len(self.failures)} failure(s) found, all repaired "
-                         "from the replica.</p>")
+            parts.append("<p class='warn'>" + w["warn"].format(n=len(self.failures)) + "</p>")
         else:
-            parts.append("<p class='good'>Every check passed: no failure in this period.</p>")
-        parts.append("<h2>Failures</h2>")
+            parts.append(f"<p class='good'>{w['good']}</p>")
+        parts.append(f"<h2>{w['failures']}</h2>")
         if self.failures:
-            parts.append("<table><tr><th>when</th><th>status</th><th>inventory</th><th>bag</th>"
-                         "<th>file</th><th>problem</th><th>algorithm</th><th>expected</th>"
-                         "<th>found</th></tr>")
+            parts.append("<table><tr>" + "".join(f"<th>{w[k]}</th>" for k in (
+                "when", "status", "inventory", "bag", "file", "problem", "algorithm",
+                "expected", "found")) + "</tr>")
             for f in self.failures:
                 cls = "repaired" if f.status == "repaired" else "bad"
                 parts.append(
                     f"<tr class='{cls}'><td>{esc(f.at.isoformat(timespec='seconds'))}</td>"
-                    f"<td>{esc(f.status)}</td><td>{esc(f.inventory_number)}</td>"
+                    f"<td>{esc(status(f.status))}</td><td>{esc(f.inventory_number)}</td>"
                     f"<td><code>{esc(f.bag_id)}</code></td><td><code>{esc(f.path)}</code></td>"
                     f"<td title='{esc(f.message)}'>{esc(f.problem)}</td>"
                     f"<td>{esc(f.algorithm or '')}</td><td><code>{esc(f.expected or '')}"
                     f"</code></td><td><code>{esc(f.found or '')}</code></td></tr>")
             parts.append("</table>")
         else:
-            parts.append("<p>None.</p>")
-        parts.append("<h2>Bytes checked and failures per day</h2>")
-        parts.append(_svg_chart(self.days))
-        parts.append("<h2>Bags</h2><table><tr><th>inventory</th><th>bag</th><th>checks</th>"
-                     "<th>last check</th><th>mode</th><th>outcome</th><th>bytes checked</th>"
-                     "<th>failures</th><th>repaired</th></tr>")
+            parts.append(f"<p>{w['none']}</p>")
+        parts.append(f"<h2>{w['per_day']}</h2>")
+        parts.append(_svg_chart(self.days, w))
+        parts.append(f"<h2>{w['bags']}</h2><table><tr>" + "".join(f"<th>{w[k]}</th>" for k in (
+            "inventory", "bag", "checks", "last_check", "mode", "outcome", "bytes_checked",
+            "failures_col", "repaired")) + "</tr>")
         for b in self.bags:
             cls = {"failure": "bad", "repaired": "repaired"}.get(b.last_outcome, "")
             parts.append(
                 f"<tr class='{cls}'><td>{esc(b.inventory_number)}</td>"
                 f"<td><code>{esc(b.bag_id)}</code></td><td>{b.checks}</td>"
                 f"<td>{esc(b.last_check.isoformat(timespec='seconds'))}</td>"
-                f"<td>{esc(b.last_mode)}</td><td>{esc(b.last_outcome)}</td>"
+                f"<td>{esc(w.get(f'mode:{b.last_mode}', b.last_mode))}</td>"
+                f"<td>{esc(status(b.last_outcome))}</td>"
                 f"<td>{_human(b.bytes_checked)}</td><td>{b.failures}</td>"
                 f"<td>{b.repaired}</td></tr>")
         parts.append("</table></body></html>")
@@ -210,6 +220,67 @@ class FixityReport:
                  "failures": b.failures, "repaired": b.repaired} for b in self.bags]
 
 
+DEFAULT_TITLE = "Fixity report"
+"""The title :func:`build_report` gives; :meth:`FixityReport.html` prints it in the report's
+language (a title the caller chose is printed as given)."""
+
+#: The report's fixed words (тұтастықты тексеру есебі · отчёт о проверке целостности).
+_WORDS: Mapping[str, Mapping[str, str]] = {
+    "kk": {
+        "title": "Тұтастықты тексеру есебі",
+        "meta": "Жасалған уақыты {at} · {bags} пакет · {checks} тексеру · {size} тексерілді",
+        "bad": "{n} ақау қалпына КЕЛТІРІЛМЕДІ: сау көшірме табылмады. Дереу шара қолданыңыз.",
+        "warn": "{n} ақау табылды, бәрі резервтік көшірмеден қалпына келтірілді.",
+        "good": "Барлық тексеру сәтті өтті: бұл кезеңде ақау жоқ.",
+        "failures": "Ақаулар", "none": "Жоқ.",
+        "per_day": "Күн сайын тексерілген байттар мен ақаулар", "bags": "Пакеттер",
+        "when": "уақыты", "status": "күйі", "inventory": "инвентарлық нөмір", "bag": "пакет",
+        "file": "файл", "problem": "ақау", "algorithm": "алгоритм", "expected": "күтілген",
+        "found": "табылған", "checks": "тексерулер", "last_check": "соңғы тексеру",
+        "mode": "режим", "outcome": "нәтиже", "bytes_checked": "тексерілген көлем",
+        "failures_col": "ақаулар", "repaired": "қалпына келтірілді",
+        "status:repaired": "қалпына келтірілді",
+        "status:NOT REPAIRED": "ҚАЛПЫНА КЕЛТІРІЛМЕДІ", "status:success": "сәтті",
+        "status:failure": "ақау", "mode:deep": "толық", "mode:quick": "жылдам",
+        "no_checks": "Бұл кезеңде тексеру болған жоқ.", "n_failures": "{n} ақау",
+        "day": "{size}, {checks} тексеру, {failures} ақау",
+    },
+    "ru": {
+        "title": "Отчёт о проверке целостности",
+        "meta": "Составлен {at} · пакетов: {bags} · проверок: {checks} · проверено {size}",
+        "bad": "Сбоев НЕ восстановлено: {n}; исправной копии не найдено. Примите меры немедленно.",
+        "warn": "Найдено сбоев: {n}; все восстановлены из резервной копии.",
+        "good": "Все проверки пройдены: сбоев за период нет.",
+        "failures": "Сбои", "none": "Нет.",
+        "per_day": "Проверено байт и сбоев по дням", "bags": "Пакеты",
+        "when": "когда", "status": "состояние", "inventory": "инвентарный номер",
+        "bag": "пакет", "file": "файл", "problem": "сбой", "algorithm": "алгоритм",
+        "expected": "ожидалось", "found": "найдено", "checks": "проверок",
+        "last_check": "последняя проверка", "mode": "режим", "outcome": "итог",
+        "bytes_checked": "проверено", "failures_col": "сбоев", "repaired": "восстановлено",
+        "status:repaired": "восстановлен", "status:NOT REPAIRED": "НЕ ВОССТАНОВЛЕН",
+        "status:success": "успешно", "status:failure": "сбой", "mode:deep": "полная",
+        "mode:quick": "быстрая", "no_checks": "За этот период проверок не было.",
+        "n_failures": "сбоев: {n}", "day": "{size} за {checks} проверок, сбоев: {failures}",
+    },
+    "en": {
+        "title": DEFAULT_TITLE,
+        "meta": "Generated {at} · {bags} bag(s) · {checks} check(s) · {size} checked",
+        "bad": "{n} failure(s) NOT repaired: no good copy was found. Act now.",
+        "warn": "{n} failure(s) found, all repaired from the replica.",
+        "good": "Every check passed: no failure in this period.",
+        "failures": "Failures", "none": "None.",
+        "per_day": "Bytes checked and failures per day", "bags": "Bags",
+        "when": "when", "status": "status", "inventory": "inventory", "bag": "bag",
+        "file": "file", "problem": "problem", "algorithm": "algorithm", "expected": "expected",
+        "found": "found", "checks": "checks", "last_check": "last check", "mode": "mode",
+        "outcome": "outcome", "bytes_checked": "bytes checked", "failures_col": "failures",
+        "repaired": "repaired", "no_checks": "No checks in this period.",
+        "n_failures": "{n} failure(s)", "day": "{size} in {checks} check(s), {failures} failure(s)",
+    },
+}
+
+
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
     "table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
@@ -229,32 +300,33 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
-def _svg_chart(days: Sequence[DayLine]) -> str:
+def _svg_chart(days: Sequence[DayLine], words: Mapping[str, str]) -> str:
     """Bars: bytes checked per day; red dots: failures that day (right-hand scale)."""
     if not days:
-        return "<p>No checks in this period.</p>"
+        return f"<p>{words['no_checks']}</p>"
     w, h, pad = 720, 240, 48
     n = len(days)
     top_b = max(d.bytes_checked for d in days) or 1
     top_f = max(d.failures for d in days) or 1
     bw = (w - 2 * pad) / n
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' "
-           "aria-label='bytes checked and failures per day'>",
+           f"aria-label='{html.escape(words['per_day'])}'>",
            f"<line x1='{pad}' y1='{h - pad}' x2='{w - pad}' y2='{h - pad}' stroke='#888'/>",
            f"<text x='4' y='{pad - 8}' font-size='11'>{html.escape(_human(top_b))}</text>",
-           f"<text x='{w - pad + 4}' y='{pad - 8}' font-size='11' fill='#c00'>{top_f} "
-           "failure(s)</text>"]
+           f"<text x='{w - pad + 4}' y='{pad - 8}' font-size='11' fill='#c00'>"
+           f"{html.escape(words['n_failures'].format(n=top_f))}</text>"]
     for i, d in enumerate(days):
         x = pad + i * bw
         bh = (h - 2 * pad) * d.bytes_checked / top_b
         out.append(f"<rect x='{x + bw * 0.1:.1f}' y='{h - pad - bh:.1f}' width='{bw * 0.8:.1f}' "
-                   f"height='{bh:.1f}' fill='#4a7bb7'><title>{d.day}: "
-                   f"{html.escape(_human(d.bytes_checked))} in {d.checks} check(s), "
-                   f"{d.failures} failure(s)</title></rect>")
+                   f"height='{bh:.1f}' fill='#4a7bb7'><title>{d.day}: " + html.escape(
+                       words["day"].format(size=_human(d.bytes_checked), checks=d.checks,
+                                           failures=d.failures)) + "</title></rect>")
         if d.failures:
             fy = h - pad - (h - 2 * pad) * d.failures / top_f
             out.append(f"<circle cx='{x + bw / 2:.1f}' cy='{fy:.1f}' r='5' fill='#c00'>"
-                       f"<title>{d.day}: {d.failures} failure(s)</title></circle>")
+                       f"<title>{d.day}: "
+                       f"{html.escape(words['n_failures'].format(n=d.failures))}</title></circle>")
         if n <= 31 or i % max(1, n // 12) == 0:
             out.append(f"<text x='{x + bw / 2:.1f}' y='{h - pad + 14}' font-size='10' "
                        f"text-anchor='middle'>{d.day.strftime('%m-%d')}</text>")
@@ -263,7 +335,7 @@ def _svg_chart(days: Sequence[DayLine]) -> str:
 
 
 def build_report(
-    events: Sequence[FixityEvent], *, title: str = "Fixity report",
+    events: Sequence[FixityEvent], *, title: str = DEFAULT_TITLE,
     now: datetime | None = None,
 ) -> FixityReport:
     """Gather the register's fixity and repair events into a report."""

@@ -88,6 +88,10 @@ class QorSettings(BaseSettings):
 
     library_name: str = "State Library"
     """Source-Organization in every bag; printed on the accounting books."""
+    report_language: Literal["kk", "ru", "en"] = "en"
+    """Language of the HTML reports the CLI writes (accounting books, stocktake and write-off
+    acts, debt and fixity reports) when ``--lang`` is not given; ``qor compliance report``
+    writes all three unless told; the console uses the page's language."""
     national_library: bool = False
     """R5: only a national library receives legal deposit copies as a source of acquisition."""
 

@@ -142,6 +142,14 @@ def test_compliance_report_from_this_register(desk: tuple[Path, dict[str, str]],
     assert any("KZ-0002" in v for v in r5["violations"])
     ru = Path(next(f for f in out["files"] if f.endswith(".ru.html"))).read_text("utf-8")
     assert "Отчёт о соответствии" in ru and "R16" in ru
+    # The violation itself in Russian (the JSON above keeps the English wording).
+    assert "экземпляр KZ-0002: источник комплектования не указан" in ru
+    kk_only = json.loads(qor("compliance", "report", "--out", str(tmp_path / "kk"), "--lang",
+                             "kk", "--json", env=env).stdout)
+    assert sorted(Path(f).name.split(".", 1)[1] for f in kk_only["files"]) == [
+        "json", "kk.csv", "kk.html"]
+    kk = Path(next(f for f in kk_only["files"] if f.endswith(".kk.html"))).read_text("utf-8")
+    assert "Сәйкестік есебі" in kk and "KZ-0002 данасы: түсу көзі көрсетілмеген" in kk
     strict = qor("compliance", "report", "--out", str(tmp_path), "--strict", env=env,
                  check=False)
     assert strict.returncode == 1

@@ -211,3 +211,36 @@ def test_admin_account_from_the_cli_is_audited_and_unknown_roles_are_listed(
         ("it-admin", "boss", "admin"), ("it-admin", "keeper", "preservation"),
         ("it-admin", "scan1", "operator")]
     assert "ghost" not in roles and roles["boss"] == "admin"
+
+
+def test_books_summary_in_kazakh_from_the_command_line(
+        shelved: tuple[Path, list[tuple[str, str]]], tmp_path: Path) -> None:
+    """R9: ``qor books summary --lang kk`` writes the Kazakh book with the English book's
+    figures; the report_language setting chooses the language when --lang is not given; the
+    CSV is the same file in every language; an unknown language is refused naming the valid
+    ones."""
+    data_dir, _items = shelved
+    env = _env(data_dir)
+
+    def summary(out: Path, *extra: str, **more_env: str) -> tuple[str, bytes]:
+        files = json.loads(qor("books", "summary", "--year", "2024", "--out", str(out),
+                               *extra, "--json", env={**env, **more_env}).stdout)
+        html = Path(next(f for f in files if f.endswith(".html"))).read_text("utf-8")
+        return html, Path(next(f for f in files if f.endswith(".csv"))).read_bytes()
+
+    english, en_csv = summary(tmp_path / "en")
+    kazakh, kk_csv = summary(tmp_path / "kk", "--lang", "kk")
+    russian, ru_csv = summary(tmp_path / "ru", QOR_REPORT_LANGUAGE="ru")
+    assert "Summary accounting book 2024" in english
+    assert '<html lang="kk">' in kazakh and "2024 жылғы жиынтық есеп кітабы" in kazakh
+    assert "1-бөлім. Қорға түсу" in kazakh and "Сатып алу" in kazakh
+    assert "Summary accounting book" not in kazakh
+    assert "Книга суммарного учёта за 2024 год" in russian and "Покупка" in russian
+    # the figures: six items for 9000.00 ₸ by ACT-2024-001, the same in every language
+    for page in (english, kazakh, russian):
+        assert "<td>ACT-2024-001</td><td>2024-01-09</td><td></td><td class=n>6</td>" \
+               "<td class=n>9000.00</td>" in page
+    assert en_csv == kk_csv == ru_csv
+    refused = qor("books", "summary", "--year", "2024", "--out", str(tmp_path), "--lang", "de",
+                  env=env, check=False)
+    assert refused.returncode != 0 and "kk, ru, en" in refused.stdout + refused.stderr

@@ -104,18 +104,19 @@ def summary_page(request: Request, lib: Lib) -> Response:
 
 @router.get("/staff/books/summary-{year}.{fmt}")
 def summary_download(request: Request, lib: Lib, year: str, fmt: str) -> Response:
-    """The summary book as the ``summary-<year>.html`` or ``.csv`` ``qor books summary``
-    writes."""
+    """The summary book as the ``summary-<year>.html`` (in the page's language) or ``.csv``
+    (English machine keys) ``qor books summary --lang`` writes."""
     wanted = _year(year)
     if fmt not in ("html", "csv"):
         raise InvalidParameter("format", "html or csv")
 
-    def download(session: Session, _visitor: Visitor, _who: Principal) -> Response:
+    def download(session: Session, visitor: Visitor, _who: Principal) -> Response:
         book = books.summary_book(session, year=wanted)
         name = f"summary-{wanted}.{fmt}"
         if fmt == "html":
             return _attachment(books.render_summary_html(
-                book, library_name=lib.config.library_name).encode("utf-8"), name, "text/html")
+                book, library_name=lib.config.library_name, language=visitor.lang,
+            ).encode("utf-8"), name, "text/html")
         return _attachment(b"".join(books.csv_chunks(books.summary_csv_rows(book))), name,
                            "text/csv")
 
@@ -151,18 +152,19 @@ def inventory_page(request: Request, lib: Lib) -> Response:
 
 @router.get("/staff/books/inventory.{fmt}")
 def inventory_download(request: Request, lib: Lib, fmt: str) -> Response:
-    """The inventory book (or the ``?from=``/``?to=`` range) as the HTML or CSV file ``qor books
-    inventory`` writes."""
+    """The inventory book (or the ``?from=``/``?to=`` range) as the HTML (in the page's
+    language) or CSV (English machine keys) file ``qor books inventory --lang`` writes."""
     if fmt not in ("html", "csv"):
         raise InvalidParameter("format", "html or csv")
     start, end = _number(request, "from"), _number(request, "to")
     name = f"{books.inventory_stem(start, end)}.{fmt}"
 
-    def download(session: Session, _visitor: Visitor, _who: Principal) -> Response:
+    def download(session: Session, visitor: Visitor, _who: Principal) -> Response:
         if fmt == "html":
             page = books.render_inventory_html(
                 books.iter_inventory_book(session, from_number=start, to_number=end),
-                library_name=lib.config.library_name, title=books.inventory_title(start, end))
+                library_name=lib.config.library_name, language=visitor.lang,
+                title=books.inventory_title(start, end, language=visitor.lang))
             return _attachment(page.encode("utf-8"), name, "text/html")
         return _attachment(b"".join(books.csv_chunks(books.inventory_csv_rows(
             books.iter_inventory_book(session, from_number=start, to_number=end)))),

@@ -65,9 +65,10 @@ def fixity(request: Request, lib: Lib) -> Response:
 
 @router.get("/staff/fixity/report.html")
 def fixity_download(request: Request, lib: Lib) -> Response:
-    """The whole fixity report (failures first, chart) as ``qor fixity report`` writes it."""
-    def download(session: Session, _visitor: Visitor, _who: Principal) -> Response:
-        return HTMLResponse(build_report(fixity_events(session)).html())
+    """The whole fixity report (failures first, chart) as ``qor fixity report --lang`` writes
+    it, in the page's language."""
+    def download(session: Session, visitor: Visitor, _who: Principal) -> Response:
+        return HTMLResponse(build_report(fixity_events(session)).html(visitor.lang))
 
     return console.page(request, lib, ROLES, download)
 

@@ -41,6 +41,8 @@ def reports(request: Request, lib: Lib) -> Response:
                                       calendar=load_calendar(session))
         return console.render(request, lib, visitor, session, "console_reports.html",
                               report=report, debts=open_debts,
+                              status_label=compliance.status_label,
+                              violation_text=compliance.violation_text,
                               summary=debts.summarise(open_debts))
 
     return console.page(request, lib, (STATISTICIAN,), show)

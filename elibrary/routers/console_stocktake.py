@@ -11,6 +11,8 @@ sent again is not stored twice.
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import anyio
@@ -80,9 +82,32 @@ def scanning_page(request: Request, lib: Lib, stocktake_id: int) -> Response:
         progress = st.stocktake_progress(session, stocktake_id)
         act = st.stocktake_act(session, stocktake_id) if take.closed_at is not None else None
         return console.render(request, lib, visitor, session, "console_stocktake.html",
-                              take=take, progress=progress, act=act)
+                              take=take, progress=progress, act=act, line_why=st.line_why)
 
     return console.page(request, lib, ROLES, show)
+
+
+@router.get("/staff/stocktake/{stocktake_id}/act.{fmt}")
+def act_download(request: Request, lib: Lib, stocktake_id: int, fmt: str) -> Response:
+    """A closed stocktake's act as the ``stocktake-<id>.html`` (in the page's language) or
+    ``.csv`` (English machine keys) ``qor stocktake close --lang`` writes (R14)."""
+    if fmt not in ("html", "csv"):
+        raise InvalidParameter("format", "html or csv")
+
+    def download(session: Session, visitor: Visitor, _who: Principal) -> Response:
+        act = st.stocktake_act(session, stocktake_id)
+        if fmt == "html":
+            body = st.stocktake_act_html(act, library_name=lib.config.library_name,
+                                         language=visitor.lang).encode("utf-8")
+        else:
+            buf = io.StringIO()
+            csv.writer(buf).writerows(st.stocktake_act_rows(act))
+            body = buf.getvalue().encode("utf-8-sig")
+        media = "text/html" if fmt == "html" else "text/csv"
+        return Response(body, media_type=f"{media}; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="stocktake-{stocktake_id}.{fmt}"'})
+
+    return console.page(request, lib, ROLES, download)
 
 
 def _progress(p: st.Progress) -> dict[str, int]:

@@ -36,6 +36,18 @@ console = Console()
 err_console = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+LangOpt = Annotated[str | None, typer.Option(
+    "--lang", help="Language of the report's HTML: kk, ru or en (default: the report_language "
+                   "setting, QOR_REPORT_LANGUAGE, or en). CSV and JSON keep English keys.")]
+
+
+def report_language(lang: str | None, settings: QorSettings) -> str:
+    """``--lang`` if given (checked), else the ``report_language`` setting."""
+    if lang is None:
+        return settings.report_language
+    if lang not in ("kk", "ru", "en"):
+        raise typer.BadParameter(f"{lang!r}: one of kk, ru, en", param_hint="--lang")
+    return lang
 
 #: Exit code of an unexpected error (a bug): ``EX_SOFTWARE`` of sysexits.h.
 EXIT_INTERNAL = 70

@@ -21,6 +21,7 @@ app = typer.Typer(help="Compliance with the Rules of the library fund (R1–R16)
 def compliance_report(
     out: Annotated[Path, typer.Option(help="Folder for the HTML, CSV and JSON files.")] = Path(),
     language: Annotated[list[str] | None, typer.Option(
+        "--lang", "--language",
         help="Report language: kk, ru, en (repeat for several; default all three).")] = None,
     on: Annotated[str | None, typer.Option(
         "--date", help="Judge as of this day, YYYY-MM-DD (default today).")] = None,
@@ -38,7 +39,7 @@ def compliance_report(
     bad = [lang for lang in languages if lang not in compliance.LANGUAGES]
     if bad:
         raise typer.BadParameter(f"{', '.join(bad)}: one of {', '.join(compliance.LANGUAGES)}",
-                                 param_hint="--language")
+                                 param_hint="--lang")
     try:
         today = date.fromisoformat(on) if on else date.today()
     except ValueError as e:

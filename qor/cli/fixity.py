@@ -20,6 +20,7 @@ import typer
 
 from qor.cli._common import (
     JsonOpt,
+    LangOpt,
     cli_settings,
     console,
     current_actor,
@@ -30,6 +31,7 @@ from qor.cli._common import (
     flow_settings,
     load_prefect,
     problem_dict,
+    report_language,
     run_label,
     stage_progress,
 )
@@ -147,12 +149,15 @@ def _dt(value: str) -> Any:
 def fixity_report(
     out: Annotated[Path, typer.Option("--out", help="Folder for fixity-report.html/.csv/.json.")],
     days: Annotated[int | None, typer.Option(help="Only the last N days (default: all).")] = None,
+    lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the fixity report (HTML for people, CSV and JSON) from the register's events."""
+    """Write the fixity report (HTML for people in ``--lang``; CSV and JSON with English keys)
+    from the register's events."""
     from flows.fixity import report_from_register
 
     settings = cli_settings()
+    language = report_language(lang, settings)
     try:
         report = report_from_register(settings, days=days)
     except QorError as e:
@@ -160,7 +165,7 @@ def fixity_report(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"html": out / "fixity-report.html", "csv": out / "fixity-report.csv",
              "json": out / "fixity-report.json"}
-    report.write_html(paths["html"])
+    report.write_html(paths["html"], language)
     report.write_csv(paths["csv"])
     report.write_json(paths["json"])
     if as_json:

@@ -16,6 +16,7 @@ from qor.cli._common import (
     current_actor,
     emit_json,
     fail,
+    report_language,
 )
 from qor.errors import QorError
 
@@ -274,7 +275,9 @@ def items_write_off(
         "--date", help="Date of the act, YYYY-MM-DD (default today).")] = None,
     note: Annotated[str | None, typer.Option(help="Note written on the act.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the act's HTML and CSV.")] = Path(),
-    language: Annotated[str, typer.Option(help="Language of the act: kk, ru, en.")] = "kk",
+    language: Annotated[str | None, typer.Option(
+        "--lang", "--language", help="Language of the act's HTML: kk, ru, en (default: the "
+        "report_language setting, or en); the CSV keeps English keys.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write items off the fund by one act (R3–R4: they stay in the register, written off) and
@@ -288,8 +291,7 @@ def items_write_off(
     except ValueError as e:
         raise typer.BadParameter(f"{act_date!r} is not a YYYY-MM-DD date",
                                  param_hint="--date") from e
-    if language not in ("kk", "ru", "en"):
-        raise typer.BadParameter(f"{language!r}: one of kk, ru, en", param_hint="--language")
+    lang = report_language(language, cli_settings())
     try:
         with _session() as session:
             doc = items.write_off_items(session, act_number=act, act_date=on, reason=reason,
@@ -301,7 +303,7 @@ def items_write_off(
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in act)
     html = out / f"write-off-{safe}.html"
     csv = out / f"write-off-{safe}.csv"
-    html.write_text(items.write_off_html(doc, language=language), encoding="utf-8")
+    html.write_text(items.write_off_html(doc, language=lang), encoding="utf-8")
     csv.write_text(items.write_off_csv(doc), encoding="utf-8")
     if as_json:
         emit_json({"act": act, "items": [i.inventory_number for i in doc.items],

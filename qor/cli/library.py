@@ -12,10 +12,12 @@ import typer
 
 from qor.cli._common import (
     JsonOpt,
+    LangOpt,
     cli_settings,
     console,
     emit_json,
     fail,
+    report_language,
 )
 from qor.errors import QorError
 
@@ -234,18 +236,22 @@ def gate_check(tag: str, gate: str = "main", as_json: JsonOpt = False) -> None:
 
 
 @debts_app.command("report")
-def debts_report(html: Path | None = None, csv: Path | None = None) -> None:
-    """Open debts by age and service point (HTML and/or CSV; a summary on screen)."""
+def debts_report(html: Path | None = None, csv: Path | None = None,
+                 lang: LangOpt = None) -> None:
+    """Open debts by age and service point (HTML in ``--lang`` and/or CSV; a summary on
+    screen)."""
     from catalog_sync import debts
     from catalog_sync.calendar_kz import load_calendar
     from qor.wiring import register_session
 
     settings = cli_settings()
+    language = report_language(lang, settings)
     try:
         with register_session(settings) as s:
             found = debts.open_debts(s, today=date.today(), calendar=load_calendar(s))
         debts.write_debt_report(
-            found, today=date.today(), library=settings.library_name, html_path=html, csv_path=csv
+            found, today=date.today(), library=settings.library_name, html_path=html,
+            csv_path=csv, language=language,
         )
     except QorError as e:
         raise fail(e) from e

@@ -22,11 +22,13 @@ import typer
 
 from qor.cli._common import (
     JsonOpt,
+    LangOpt,
     cli_settings,
     console,
     current_actor,
     emit_json,
     fail,
+    report_language,
 )
 from qor.errors import QorError
 
@@ -63,18 +65,21 @@ def install(main: typer.Typer, register_app: typer.Typer) -> None:
 def books_summary(
     year: Annotated[int, typer.Option(help="The accounting year.")],
     out: OutOpt = Path(),
+    lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the summary accounting book of a year: receipts and write-offs by batch and act,
     counts and value by material type and source, the fund's running balance."""
     settings = cli_settings()
+    language = report_language(lang, settings)
     from catalog_sync.books import summary_book, write_summary_book
     from qor import wiring
 
     try:
         with wiring.register_session(settings) as session:
             book = summary_book(session, year=year)
-            html, csv = write_summary_book(book, out, library_name=settings.library_name)
+            html, csv = write_summary_book(book, out, library_name=settings.library_name,
+                                           language=language)
     except QorError as e:
         raise fail(e) from e
     _written(html, csv, as_json=as_json)
@@ -86,18 +91,21 @@ def books_inventory(
     = None,
     to_number: Annotated[str | None, typer.Option("--to", help="Last inventory number.")] = None,
     out: OutOpt = Path(),
+    lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the inventory book: one line per item in inventory-number order, written-off
     items included and marked."""
     settings = cli_settings()
+    language = report_language(lang, settings)
     from catalog_sync.books import write_inventory_book
     from qor import wiring
 
     try:
         with wiring.register_session(settings) as session:
             html, csv = write_inventory_book(session, out, library_name=settings.library_name,
-                                             from_number=from_number, to_number=to_number)
+                                             from_number=from_number, to_number=to_number,
+                                             language=language)
     except QorError as e:
         raise fail(e) from e
     _written(html, csv, as_json=as_json)
@@ -205,10 +213,12 @@ def stocktake_close(
     mark_missing: Annotated[bool, typer.Option(
         "--mark-missing", help="Give items found missing the status 'missing'.")] = False,
     out: OutOpt = Path(),
+    lang: LangOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Close the stocktake and write its act: missing, unexpected and misplaced items."""
     settings = cli_settings()
+    language = report_language(lang, settings)
     from catalog_sync.stocktake import close_stocktake, write_stocktake_act
     from qor import wiring
 
@@ -216,7 +226,8 @@ def stocktake_close(
         with wiring.register_session(settings) as session:
             target = _open_stocktake(session, stocktake_id)
             act = close_stocktake(session, target, actor=current_actor(), mark_missing=mark_missing)
-            html, csv = write_stocktake_act(act, out, library_name=settings.library_name)
+            html, csv = write_stocktake_act(act, out, library_name=settings.library_name,
+                                            language=language)
     except QorError as e:
         raise fail(e) from e
     counts = {"missing": len(act.missing), "unexpected": len(act.unexpected),

@@ -19,6 +19,7 @@ from catalog_sync.errors import LoanRefused
 from catalog_sync.mail import SmtpMailer
 from catalog_sync.models import ReaderStatus, ServicePointKind
 from tests.circulation.helpers import Inbox, body, make_item, make_point, make_reader
+from tests.report_cells import assert_same_figures
 
 
 def lend(
@@ -259,3 +260,20 @@ def test_debt_report_by_age_and_service_point(session: Session, tmp_path: Path) 
     assert "Ұлттық кітапхана" in page and "Гүлнар Омарова" in page
     summary = debts.summarise(found)
     assert sum(r.count for r in summary) == len(found)
+    # R16: the same report in Kazakh and Russian — the librarians' words, the same figures.
+    english = debts.debt_report_html(found, today=date(2025, 3, 1), library="L")
+    assert page == debts.debt_report_html(found, today=date(2025, 3, 1),
+                                          library="Ұлттық кітапхана")
+    for language, words in (
+        ("kk", ["Оқырмандық берешек — 2025-03-01", "Қызмет көрсету орны", "Оқырман билеті",
+                "Кешіктірілген күн", found[0].age_band.replace("days", "күн")
+                .replace("over 90 күн", "90 күннен артық")]),
+        ("ru", ["Читательская задолженность — 2025-03-01", "Пункт обслуживания",
+                "Читательский билет", "Дней просрочки", found[0].age_band.replace("days", "дней")
+                .replace("over 90 дней", "более 90 дней")]),
+    ):
+        translated = debts.debt_report_html(found, today=date(2025, 3, 1), library="L",
+                                            language=language)
+        assert all(word in translated for word in words), language
+        assert "Days overdue" not in translated and "Гүлнар Омарова" in translated
+        assert_same_figures(english, translated)

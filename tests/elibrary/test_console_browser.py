@@ -205,6 +205,18 @@ def test_stocktake_page_records_600_barcodes_typed_at_20_per_second(
     page.get_by_role("button", name="Close and make the act").click()
     expect(page.get_by_role("heading", name="Missing (100)")).to_be_visible()
     assert any("stocktake.close" in r for r in recent(page))
+    # R14: the act downloads in the page's language (here Kazakh), its CSV with English keys.
+    act = page.request.get(f"{console_server.url}/staff/stocktake/{stocktake_id}/act.html"
+                           "?lang=kk")
+    assert act.status == 200 and '<html lang="kk">' in act.text()
+    assert f"Қорды салыстырмалы тексеру акті № {stocktake_id}" in act.text()
+    assert "Жоқ (тексеру аймағында, табылмады): 100" in act.text()
+    assert "Сейітова Ә." in act.text() and "Stocktake act" not in act.text()
+    act_csv = page.request.get(f"{console_server.url}/staff/stocktake/{stocktake_id}/act.csv")
+    lines = act_csv.body().decode("utf-8-sig").splitlines()
+    assert lines[0] == "section,inventory_number,code,title,register_location," \
+                       "scanned_location,status,why"
+    assert sum(line.startswith("missing,") for line in lines) == 100
     chain_intact(console_server)
     context.close()
 
@@ -897,6 +909,55 @@ def test_librarian_reads_the_summary_book_and_downloads_it(
     assert "filename*=UTF-8''inventory-%D0%90-1-%D0%90-9.csv" in r.headers["content-disposition"]
     assert _state(console_server) == before  # the books only read the register
     context.close()
+
+
+def test_staff_download_their_reports_in_the_page_language(
+    browser: Browser, console_server: ConsoleServer, tmp_path: Path
+) -> None:
+    """kk/ru/en for every report: a librarian reading the books page in Russian downloads the
+    Russian summary book — the very file ``qor books summary --lang ru`` writes — and the
+    Kazakh inventory book; the statistician's compliance report and the preservation officer's
+    fixity report come in the page's language too, with the same verdicts."""
+    before = _state(console_server)
+    context, page = sign_in(browser, console_server, ROLE_OF["librarian"])
+    page.goto(f"{console_server.url}/staff/books?year=2026&lang=ru")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("2026")
+    with page.expect_download() as got:
+        page.locator("#download-html").click()
+    russian = got.value.path().read_bytes()
+    text = russian.decode("utf-8")
+    assert '<html lang="ru">' in text and "Книга суммарного учёта за 2026 год" in text
+    assert "Часть 1. Поступление в фонд" in text and "Поставщик" in text
+    assert "Summary accounting book" not in text and "ACT-CONSOLE-2" in text
+    with console_server.register.sessions() as s:
+        cli_html, _ = books.write_summary_book(books.summary_book(s, year=2026), tmp_path,
+                                               library_name="Test Library", language="ru")
+    assert russian == cli_html.read_bytes()  # the CLI's Russian file, byte for byte
+    english = page.request.get(f"{console_server.url}/staff/books/summary-2026.html?lang=en")
+    assert "Summary accounting book 2026" in english.text()
+    # the same figures: every right-aligned cell of the English book, in the same order
+    assert re.findall(r"<td class=n>([^<]*)</td>", english.text()) == re.findall(
+        r"<td class=n>([^<]*)</td>", text)
+    inventory = page.request.get(f"{console_server.url}/staff/books/inventory.html?lang=kk")
+    assert inventory.status == 200 and "<h1>Инвентарлық кітап</h1>" in inventory.text()
+    assert "Авторы, атауы" in inventory.text() and "Author, title" not in inventory.text()
+    context.close()
+
+    context, page = sign_in(browser, console_server, ROLE_OF["statistician"])
+    kk = page.request.get(f"{console_server.url}/staff/reports/compliance.html?lang=kk")
+    en = page.request.get(f"{console_server.url}/staff/reports/compliance.html?lang=en")
+    assert kk.status == 200 and "<h1>Сәйкестік есебі (R1–R16)</h1>" in kk.text()
+    assert re.findall(r'<tr class="([\w-]+)">', kk.text()) == re.findall(
+        r'<tr class="([\w-]+)">', en.text())
+    context.close()
+
+    context, page = sign_in(browser, console_server, ROLE_OF["preservation"])
+    ru = page.request.get(f"{console_server.url}/staff/fixity/report.html?lang=ru")
+    assert ru.status == 200 and "<h1>Отчёт о проверке целостности</h1>" in ru.text()
+    assert "НЕ ВОССТАНОВЛЕН" in ru.text() and DAMAGED_BAG in ru.text()
+    assert "Fixity report" not in ru.text()
+    context.close()
+    assert _state(console_server) == before  # downloads only read the register
 
 
 def test_librarian_claims_an_overdue_legal_deposit_copy(
