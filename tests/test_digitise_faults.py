@@ -223,48 +223,89 @@ def claim_record(data_dir: Path, number: str) -> dict[str, Any] | None:
 # -- two runs of one item at once ----------------------------------------------------------------
 
 
+def two_run_env(register: str, embedded_service: EmbeddedService,
+                request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """The environment of two operators' commands on one register (SQLite or PostgreSQL), and
+    where their store keeps its bags."""
+    if register == "sqlite":
+        return embedded_service.env(), embedded_service.data_dir / "store"
+    store_dir = tmp_path / "store"
+    return embedded_service.env(
+        QOR_DATABASE_URL=request.getfixturevalue("postgres_database_url"),
+        QOR_STORE_URI=store_dir.as_uri()), store_dir
+
+
 @pytest.mark.parametrize("register", ["sqlite", "postgresql"])
-def test_two_digitise_of_one_item_at_once_store_one_copy_and_refuse_the_other(
+def test_a_second_digitise_of_an_item_being_digitised_is_refused_and_leaves_nothing(
     register: str, embedded_service: EmbeddedService, one_page_scan: Path,
     request: pytest.FixtureRequest, tmp_path: Path,
 ) -> None:
-    """R13: a copy is stored and linked to its item once. Two operators launch the same item
-    at the same moment: one run stores and registers the copy, the other is refused at once
-    in one line naming the run that holds the item, and nothing of it is left anywhere."""
-    extra: dict[str, str] = {}
-    store_dir = embedded_service.data_dir / "store"
-    if register == "postgresql":
-        store_dir = tmp_path / "store"
-        extra = {"QOR_DATABASE_URL": request.getfixturevalue("postgres_database_url"),
-                 "QOR_STORE_URI": store_dir.as_uri()}
-    env = embedded_service.env(**extra)
+    """R13: a copy is stored and linked to its item once. A second operator launches the item
+    while the first run works on it (held after OCR, so the overlap is certain): the second is
+    refused at once in one line naming the run that holds the item and touches nothing; the
+    first then stores and registers the one copy."""
+    env, store_dir = two_run_env(register, embedded_service, request, tmp_path)
     number = f"KZ-TWO-{register.upper()}"
     add_item(env, number)
+    mark = tmp_path / "held.json"
+    first = start_qor("digitise", str(one_page_scan), "--inventory", number, "--json",
+                      env={**env, STAGE_ENV: "after-ocr", MARK_ENV: str(mark)})
+    wait_held(first, mark)
 
-    runs = [start_qor("digitise", str(one_page_scan), "--inventory", number, "--json", env=env)
-            for _ in range(2)]
-    outputs = [run.communicate(timeout=RUN_TIMEOUT_S) for run in runs]
-
-    codes = [run.returncode for run in runs]
-    assert sorted(codes) == [0, 1], [(c, err[-800:]) for c, (_, err) in zip(codes, outputs,
-                                                                            strict=True)]
-    won = codes.index(0)
-    winner, (out, _) = runs[won], outputs[won]
-    _, refused_err = outputs[1 - won]
-    summary = json.loads(out)
-    assert summary["status"] == "created"
+    second = start_qor("digitise", str(one_page_scan), "--inventory", number, "--json", env=env)
+    _, refused_err = second.communicate(timeout=RUN_TIMEOUT_S)
+    assert second.returncode == 1, refused_err
     lines = error_lines(refused_err)
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"error: inventory number {number} is being digitised by ")
-    # It names the holder: the winner's flow run, labelled with the winner command's pid.
-    assert f"pid {winner.pid}@{HOST}" in lines[0], lines[0]
+    # It names the holder: the first run's flow run, labelled with its command's pid.
+    assert f"pid {first.pid}@{HOST}" in lines[0], lines[0]
     assert "Traceback" not in refused_err
+    assert copies(env, number) == []  # refused before it read or wrote anything
 
+    mark.unlink()  # the first run goes on
+    out, err = first.communicate(timeout=RUN_TIMEOUT_S)
+    assert first.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "created"
     view = file_store_view(store_dir)
     assert_one_copy_and_no_orphans(env, number, summary["bag_id"], view)
     assert not (embedded_service.data_dir / "work" / summary["bag_id"]).exists()
     if register == "sqlite":
         assert claim_record(embedded_service.data_dir, number) is None  # released
+
+
+@pytest.mark.parametrize("register", ["sqlite", "postgresql"])
+def test_two_digitise_of_one_item_started_together_store_one_copy(
+    register: str, embedded_service: EmbeddedService, one_page_scan: Path,
+    request: pytest.FixtureRequest, tmp_path: Path,
+) -> None:
+    """R13: two commands of one item started at the same moment race for the claim. However
+    the machine orders them, one stores the copy and the other either is refused in one line
+    (the runs overlapped) or reports that same copy as existing (the first had finished before
+    the second claimed the item): never two copies, never an orphan."""
+    env, store_dir = two_run_env(register, embedded_service, request, tmp_path)
+    number = f"KZ-RACE-{register.upper()}"
+    add_item(env, number)
+    runs = [start_qor("digitise", str(one_page_scan), "--inventory", number, "--json", env=env)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=RUN_TIMEOUT_S) for run in runs]
+    codes = [run.returncode for run in runs]
+    summaries = [json.loads(out) if code == 0 else None
+                 for code, (out, _) in zip(codes, outputs, strict=True)]
+    created = [s for s in summaries if s is not None and s["status"] == "created"]
+    assert len(created) == 1, [(c, err[-400:]) for c, (_, err) in zip(codes, outputs,
+                                                                      strict=True)]
+    other = 1 - summaries.index(created[0])
+    if codes[other] == 0:
+        later = summaries[other]
+        assert later is not None
+        assert (later["status"], later["bag_id"]) == ("existing", created[0]["bag_id"])
+    else:
+        assert codes[other] == 1
+        lines = error_lines(outputs[other][1])
+        assert len(lines) == 1 and " is being digitised by " in lines[0], lines
+    assert_one_copy_and_no_orphans(env, number, created[0]["bag_id"], file_store_view(store_dir))
 
 
 # -- kill -9 at each stage, then run again -------------------------------------------------------
