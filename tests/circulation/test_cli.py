@@ -206,7 +206,14 @@ def test_debt_run_mails_and_the_report_lists_debts_by_age_and_point(
     assert row["inventory_number"] == inv and row["days_overdue"] == str(days)
     assert row["age_band"] == "8–30 days" and row["reader"] == "Сая Бекова"
     page = html.read_text(encoding="utf-8")
-    assert "Читательская задолженность" in page and inv in page and "Сая Бекова" in page
+    assert "Reader debts" in page and inv in page and "Сая Бекова" in page  # QOR_REPORT_LANGUAGE
+    # The same report in Russian (R16: the service points' staff read it): same rows and CSV.
+    ru_html, ru_table = tmp_path / "debts-ru.html", tmp_path / "debts-ru.csv"
+    qor("debts", "report", "--html", str(ru_html), "--csv", str(ru_table), "--lang", "ru")
+    ru_page = ru_html.read_text(encoding="utf-8")
+    assert "Читательская задолженность" in ru_page and inv in ru_page and "Сая Бекова" in ru_page
+    assert "Reader debts" not in ru_page
+    assert ru_table.read_bytes() == table.read_bytes()
 
 
 def test_deposit_commands(library: Path, tmp_path: Path) -> None:
