@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from catalog_sync import audit, register, vocabulary
@@ -456,3 +456,73 @@ def items_csv(rows: Iterable[ItemView]) -> str:
         w.writerow([d[c] if d[c] is not None else "" for c in COLUMNS])
     return out.getvalue()
 
+
+
+# --- receipt acts (R5, R8, R9) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiptSummary:
+    """A receipt act (қабылдау актісі · акт поступления) as its list shows it: how many items
+    it brought and how many still wait for library processing (``received``, R8)."""
+
+    act_number: str
+    received_on: date
+    supplier: str | None
+    note: str | None
+    items: int
+    unprocessed: int
+
+
+def receipt_summaries(session: Session, *, limit: int = 50,
+                      offset: int = 0) -> tuple[list[ReceiptSummary], int]:
+    """Receipt acts newest first (by date, then by when they were opened), a page of them, and
+    how many there are in all."""
+    total = int(session.scalar(select(func.count(ReceiptBatch.id))) or 0)
+    rows = session.execute(
+        select(ReceiptBatch.act_number, ReceiptBatch.received_on, ReceiptBatch.supplier,
+               ReceiptBatch.note, func.count(Item.id),
+               func.coalesce(func.sum(case((Item.status == ItemStatus.RECEIVED.value, 1),
+                                           else_=0)), 0))
+        .outerjoin(Item, Item.receipt_batch_id == ReceiptBatch.id)
+        .group_by(ReceiptBatch.id)
+        .order_by(ReceiptBatch.received_on.desc(), ReceiptBatch.created_at.desc(),
+                  ReceiptBatch.id.desc())
+        .limit(limit).offset(offset)
+    ).all()
+    return [ReceiptSummary(a, d, s, n, int(c), int(u)) for a, d, s, n, c, u in rows], total
+
+
+def receive_copies(
+    session: Session,
+    *,
+    act_number: str,
+    title: str,
+    actor: str,
+    count: int = 1,
+    authors: Sequence[str] = (),
+    year: int | None = None,
+    language: str | None = None,
+    source: str | None = None,
+    price: str | None = None,
+) -> list[str]:
+    """Receive ``count`` copies of one new bibliographic record into receipt act
+    ``act_number`` (R5: with their acquisition source; R8: status ``received`` until library
+    processing); each gets the next inventory number. Returns the inventory numbers."""
+    if not title.strip():
+        raise RegisterError("the copies need the title of their record")
+    if not 1 <= count <= MAX_COPIES:
+        raise RegisterError(f"number of copies {count}: must be 1 to {MAX_COPIES}")
+    batch = register.get_receipt_batch(session, act_number)  # refuses an unknown act
+    if not source:
+        # R5: a receipt act records where its items came from.
+        raise RegisterError("the copies need their source of acquisition (R5)")
+    record = register.add_record(session, title=title.strip(), authors=tuple(authors),
+                                 year=year, language=language, actor=actor)
+    return [register.receive_item(session, record=record, source=source, receipt_batch=batch,
+                                  price=price, actor=actor).inventory_number
+            for _ in range(count)]
+
+
+#: The most copies :func:`receive_copies` takes at once.
+MAX_COPIES: Final = 200

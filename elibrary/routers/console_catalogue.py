@@ -20,8 +20,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from catalog_sync import items
-from catalog_sync.models import BibRecord, Item, ItemStatus, WriteOffAct, WriteOffReason, utcnow
+from catalog_sync import items, register
+from catalog_sync.errors import BulkRefused
+from catalog_sync.models import (
+    AcquisitionSource,
+    BibRecord,
+    Item,
+    ItemStatus,
+    WriteOffAct,
+    WriteOffReason,
+    utcnow,
+)
 from elibrary import console
 from elibrary.accounts import Principal
 from elibrary.console import LIBRARIAN, form_text
@@ -183,6 +192,186 @@ def write_off_act(request: Request, lib: Lib) -> Response:
                               doc=doc, number=quote(doc.act_number, safe=""))
 
     return console.page(request, lib, ROLES, show)
+
+
+# --- receipt acts and library processing (R5, R8, R9) -------------------------------------
+# Also before /staff/catalogue/{inventory_number}. An act number may hold a "/" (ACT-2026/7),
+# so the act's page takes the rest of the path, and its forms name the act in a field.
+
+#: Receipt acts per page of their list.
+RECEIPTS_PER_PAGE = 50
+SOURCES = tuple(s.value for s in AcquisitionSource)
+
+
+def _receipts_page(request: Request, lib: Elibrary, visitor: Visitor, session: Session, *,
+                   page_no: int = 1, values: dict[str, Any] | None = None,
+                   error: str | None = None, status: int = 200) -> Response:
+    """The receipt acts, newest first, a page at a time, and the form that opens one."""
+    acts, total = items.receipt_summaries(session, limit=RECEIPTS_PER_PAGE,
+                                          offset=(page_no - 1) * RECEIPTS_PER_PAGE)
+    pages = max(1, -(-total // RECEIPTS_PER_PAGE))
+    return console.render(
+        request, lib, visitor, session, "console_receipts.html", status=status, acts=acts,
+        total=total, page_no=page_no, pages=pages, error=error,
+        values=values or {"received_on": utcnow().date().isoformat()})
+
+
+@router.get("/staff/catalogue/receipts", response_class=HTMLResponse)
+def receipts(request: Request, lib: Lib) -> Response:
+    raw = request.query_params.get("page", "1")
+    page_no = int(raw) if raw.isdigit() and 0 < int(raw) < 100000 else 1
+    return console.page(request, lib, ROLES, lambda s, v, _w: _receipts_page(
+        request, lib, v, s, page_no=page_no))
+
+
+def _act_url(number: str) -> str:
+    return f"/staff/catalogue/receipts/{quote(number, safe='')}"
+
+
+def _open_receipt(request: Request, lib: Elibrary, form: Any) -> Response:
+    def act(session: Session, visitor: Visitor, who: Principal) -> Response:
+        number = form_text(form, "act_number", limit=64)
+        on_text = form_text(form, "received_on", limit=10)
+        supplier, note = form_text(form, "supplier", limit=500), form_text(form, "note",
+                                                                           limit=2000)
+        values = {"act_number": number, "received_on": on_text, "supplier": supplier,
+                  "note": note}
+        try:
+            try:
+                on = date.fromisoformat(on_text)
+            except ValueError:
+                raise InvalidParameter(
+                    "received_on", f"{on_text!r} is not a date (YYYY-MM-DD)") from None
+            # R9: the act is registered (and audit-logged) before any item is received in it;
+            # the domain refuses an empty or an existing act number.
+            register.open_receipt_batch(session, act_number=number, received_on=on,
+                                        supplier=supplier or None, note=note or None,
+                                        actor=console.actor(who))
+            session.commit()
+        except QorError as e:
+            session.rollback()
+            return _receipts_page(request, lib, visitor, session, values=values,
+                                  error=e.message, status=e.http_status)
+        return RedirectResponse(_act_url(number), status_code=303)
+
+    return console.post(request, lib, form, ROLES, act)
+
+
+@router.post("/staff/catalogue/receipts")
+async def open_receipt(request: Request, lib: Lib) -> Response:
+    form = await request.form()
+    return await anyio.to_thread.run_sync(lambda: _open_receipt(request, lib, form))
+
+
+def _receipt_page(request: Request, lib: Elibrary, visitor: Visitor, session: Session,
+                  number: str, *, values: dict[str, Any] | None = None,
+                  rows: list[dict[str, str]] | None = None, error: str | None = None,
+                  status: int = 200) -> Response:
+    """A receipt act: its items with their status, the form that receives more copies into it,
+    and the processing table of those still ``received`` (R8)."""
+    batch = register.get_receipt_batch(session, number)
+    listed = items.list_items(session, receipt_act=number)
+    waiting = [i for i in listed if i.status == ItemStatus.RECEIVED]
+    typed = {r["inventory_number"]: r for r in rows or ()}
+    return console.render(
+        request, lib, visitor, session, "console_receipt.html", status=status, batch=batch,
+        listed=listed, waiting=waiting, typed=typed, sources=SOURCES, error=error,
+        values=values or {"count": "1", "source": "purchase"}, max_copies=items.MAX_COPIES)
+
+
+@router.get("/staff/catalogue/receipts/{act_number:path}", response_class=HTMLResponse)
+def receipt(request: Request, lib: Lib, act_number: str) -> Response:
+    return console.page(request, lib, ROLES, lambda s, v, _w: _receipt_page(
+        request, lib, v, s, act_number[:64]))
+
+
+def _receive(request: Request, lib: Elibrary, form: Any) -> Response:
+    def act(session: Session, visitor: Visitor, who: Principal) -> Response:
+        number = form_text(form, "act", limit=64)
+        values = {k: form_text(form, k, limit=2000) for k in
+                  ("title", "authors", "year", "language", "source", "price", "count")}
+        try:
+            register.get_receipt_batch(session, number)  # an unknown act: 404, as a page
+            year, count = values["year"], values["count"]
+            if year and not (year.isdigit() and len(year) <= 4):
+                raise InvalidParameter("year", f"{year!r} is not a year")
+            if not count.isdigit():
+                raise InvalidParameter("count", f"{count!r} is not a number of copies")
+            items.receive_copies(
+                session, act_number=number, title=values["title"], actor=console.actor(who),
+                count=int(count), authors=[a.strip() for a in values["authors"].split(";")
+                                           if a.strip()],
+                year=int(year) if year else None, language=values["language"] or None,
+                source=values["source"] or None, price=values["price"] or None)
+            session.commit()
+        except QorError as e:
+            session.rollback()
+            return _receipt_page(request, lib, visitor, session, number, values=values,
+                                 error=e.message, status=e.http_status)
+        return RedirectResponse(_act_url(number), status_code=303)
+
+    return console.post(request, lib, form, ROLES, act)
+
+
+@router.post("/staff/catalogue/receipts-receive")
+async def receive(request: Request, lib: Lib) -> Response:
+    form = await request.form()
+    return await anyio.to_thread.run_sync(lambda: _receive(request, lib, form))
+
+
+def _process_rows(form: Any) -> tuple[list[dict[str, str]], list[int]]:
+    """The processing table's filled rows (a row left blank is not processed this time) and
+    each one's row number in the table."""
+    invs = [v.strip()[:64] for v in form.getlist("inventory_number") if isinstance(v, str)]
+    columns = {c: [v.strip()[:128] for v in form.getlist(c) if isinstance(v, str)]
+               for c in ("barcode", "location", "shelf_mark")}
+    rows, numbers = [], []
+    for n, inv in enumerate(invs):
+        row = {"inventory_number": inv,
+               **{c: vals[n] if n < len(vals) else "" for c, vals in columns.items()}}
+        if any(row[c] for c in columns):
+            rows.append(row)
+            numbers.append(n + 1)
+    return rows, numbers
+
+
+def _process_batch(request: Request, lib: Elibrary, form: Any) -> Response:
+    def act(session: Session, visitor: Visitor, who: Principal) -> Response:
+        number = form_text(form, "act", limit=64)
+        rows, numbers = _process_rows(form)
+        try:
+            register.get_receipt_batch(session, number)
+            if not rows:
+                raise InvalidParameter("barcode", "scan the barcode of at least one item")
+            in_act = {i.inventory_number for i in items.list_items(
+                session, receipt_act=number, status=ItemStatus.RECEIVED.value)}
+            for n, row in zip(numbers, rows, strict=True):
+                if row["inventory_number"] not in in_act:
+                    raise InvalidParameter("inventory_number", (
+                        f"row {n}: item {row['inventory_number']} is not waiting for "
+                        "processing in this act; nothing was changed"))
+            # R8: barcode and shelf location, then on the shelf; the same all-or-nothing run
+            # as `qor items process --csv`: the first refused row refuses them all.
+            try:
+                items.bulk_apply(session, rows, operation="process", actor=console.actor(who))
+            except BulkRefused as e:
+                detail = e.message.split(": ", 1)[1] if ": " in e.message else e.message
+                e.message = f"row {numbers[e.line - 2]}: {detail}"
+                raise
+            session.commit()
+        except QorError as e:
+            session.rollback()
+            return _receipt_page(request, lib, visitor, session, number, rows=rows,
+                                 error=e.message, status=e.http_status)
+        return RedirectResponse(_act_url(number), status_code=303)
+
+    return console.post(request, lib, form, ROLES, act)
+
+
+@router.post("/staff/catalogue/receipts-process")
+async def process_batch(request: Request, lib: Lib) -> Response:
+    form = await request.form()
+    return await anyio.to_thread.run_sync(lambda: _process_batch(request, lib, form))
 
 
 @router.get("/staff/catalogue/{inventory_number}", response_class=HTMLResponse)

@@ -22,6 +22,7 @@ from catalog_sync.models import (
     Hold,
     Item,
     Loan,
+    ReceiptBatch,
     StocktakeScan,
     WriteOffAct,
     utcnow,
@@ -245,7 +246,8 @@ PAGES = {
     "librarian": ["/staff/desk", "/staff/stocktake", "/staff/catalogue", "/staff/readers",
                   "/staff/desk/holds", "/staff/desk/ill", "/staff/catalogue/write-off",
                   "/staff/books", "/staff/books/summary-2026.csv", "/staff/books/inventory",
-                  "/staff/books/inventory.csv", "/staff/deposit"],
+                  "/staff/books/inventory.csv", "/staff/deposit", "/staff/catalogue/receipts",
+                  "/staff/catalogue/receipts/ACT-CONSOLE-2"],
     "preservation": ["/staff/fixity", "/staff/fixity/report.html"],
     "operator": ["/staff/jobs", "/staff/selection", "/staff/selection/work-list.json"],
     "statistician": ["/staff/reports", "/staff/reports/compliance.json"],
@@ -273,6 +275,10 @@ LIBRARIAN_ACTIONS = [
                                 "description": "X", "ticket": "R-2003", "due": "2099-01-01"}),
     ("/staff/desk/ill/1/return", {}),
     ("/staff/deposit/claims", {"obligation": "1"}),  # R7: claims are the librarian's
+    # R8, R9: receipt acts, receiving into one, and processing its items.
+    ("/staff/catalogue/receipts", {"act_number": "ACT-INTRUDER", "received_on": "2026-01-01"}),
+    ("/staff/catalogue/receipts-receive", {"act": "ACT-CONSOLE-2", "title": "Intruder",
+                                           "source": "purchase", "count": "1"}),
 ]
 
 
@@ -280,7 +286,9 @@ def librarian_actions(server: ConsoleServer) -> list[tuple[str, dict[str, str]]]
     """:data:`LIBRARIAN_ACTIONS` and a write-off act of a real item (R3–R4)."""
     return [*LIBRARIAN_ACTIONS, ("/staff/catalogue/write-off", {
         "act_number": "WO-INTRUDER", "act_date": date.today().isoformat(), "reason": "worn",
-        "item": server.register.write_off_items[0]})]
+        "item": server.register.write_off_items[0]}), ("/staff/catalogue/receipts-process", {
+        "act": "ACT-CONSOLE-1", "inventory_number": server.register.received_item,
+        "barcode": "INTRUDER-1", "location": "Hall-X/S1"})]
 
 
 def _state(server: ConsoleServer) -> tuple[int, ...]:
@@ -288,9 +296,10 @@ def _state(server: ConsoleServer) -> tuple[int, ...]:
     with server.register.sessions() as s:
         head = audit.log_head(s)
         return (head.seq, *(int(s.scalar(select(func.count()).select_from(t)) or 0)
-                            for t in (Loan, StaffAccount, Hold, WriteOffAct)),
-                int(s.scalar(select(func.count(Item.id)).where(
-                    Item.status == "written_off")) or 0))
+                            for t in (Loan, StaffAccount, Hold, WriteOffAct, ReceiptBatch,
+                                      Item)),
+                *(int(s.scalar(select(func.count(Item.id)).where(Item.status == st)) or 0)
+                  for st in ("written_off", "received")))
 
 
 @pytest.mark.parametrize("role", list(ROLE_OF))
@@ -455,7 +464,8 @@ AXE_PAGES = {
                   "/staff/catalogue?q=Абай", "/staff/catalogue/{desk}", "/staff/readers?q=R",
                   "/staff/readers/R-2001", f"/staff/desk?ticket={HOLD_READER[0]}",
                   f"/staff/desk/holds?item={circ_barcode(1)}", "/staff/desk/ill",
-                  "/staff/catalogue/write-off?q=Көне",
+                  "/staff/catalogue/write-off?q=Көне", "/staff/catalogue/receipts?page=1",
+                  "/staff/catalogue/receipts/ACT-CONSOLE-2",
                   "/staff/readers/R-2001", "/staff/books?year=2026", "/staff/books/inventory",
                   "/staff/deposit"],
     "preservation": ["/staff/fixity"],
@@ -473,6 +483,11 @@ HEADINGS = {
                         "en": "Interlibrary loans"},
     "/staff/catalogue/write-off": {"kk": "Есептен шығару акті", "ru": "Акт списания",
                                    "en": "Write-off act"},
+    "/staff/catalogue/receipts?": {"kk": "Қабылдау актілері", "ru": "Акты поступления",
+                                   "en": "Receipt acts"},
+    "/staff/catalogue/receipts/": {"kk": "Қабылдау актісі № ACT-CONSOLE-2",
+                                   "ru": "Акт поступления № ACT-CONSOLE-2",
+                                   "en": "Receipt act № ACT-CONSOLE-2"},
 }
 
 
@@ -780,6 +795,105 @@ def test_librarian_writes_items_off_by_an_act(
             AuditEntry.actor == "staff:aliya",
             AuditEntry.entity_key.in_([first, second, act])).order_by(AuditEntry.seq)).all()
         assert logged[-3:] == ["writeoff.act", "item.write_off", "item.write_off"]
+    chain_intact(console_server)
+    context.close()
+
+
+def test_librarian_opens_a_receipt_act_receives_and_processes_its_items_by_scanning(
+    browser: Browser, console_server: ConsoleServer
+) -> None:
+    """R9: items come in by a receipt act; R8: they go on the shelf only once processed
+    (barcode, location, shelf mark), the whole table at once, all or nothing, like
+    ``qor items process --csv``."""
+    act, today = "ACT-2026/R1", date.today()
+    context, page = sign_in(browser, console_server, ROLE_OF["librarian"], axe=True)
+    page.get_by_role("link", name="Catalogue").click()
+    page.get_by_role("link", name="Receipt acts").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Receipt acts")
+    _no_axe_problems(page)
+    page.get_by_label("Act number").fill(act)
+    page.get_by_label("Date of receipt").fill(today.isoformat())
+    page.get_by_label("Supplier").fill("Меломан")
+    page.get_by_role("button", name="Open the act").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Receipt act № {act}")
+    assert _actions(page, 1) == ["receipt.open"]
+
+    page.get_by_label("Title", exact=True).fill("Дала әуендері")
+    page.get_by_label("Authors (separated by ;)").fill("Ахметов Б.")
+    page.get_by_label("Year").fill("2025")
+    page.get_by_label("Source").select_option("donation")
+    page.get_by_label("Price, ₸").fill("1200.50")
+    page.get_by_label("Number of copies").fill("3")
+    page.get_by_role("button", name="Receive into the act").click()
+    expect(page.locator("#receipt-count")).to_have_text("3")
+    expect(page.locator("#receipt-waiting")).to_have_text("3")
+    assert _actions(page, 4) == ["item.receive"] * 3 + ["record.add"]
+    rows = page.locator("#to-process tbody tr")
+    expect(rows).to_have_count(3)
+    numbers = [r.locator("td").nth(1).inner_text().strip() for r in rows.all()]
+    _no_axe_problems(page)
+
+    # The barcode cell has the focus; the scanner types each code and Enter, which goes on to
+    # the next row's barcode instead of sending the form.
+    codes = ["RCP-0001", "RCP-0002", "RCP-0001"]  # the third is scanned twice by mistake
+    for n, code in enumerate(codes):
+        expect(page.get_by_label(f"Barcode of {numbers[n]}")).to_be_focused()
+        page.keyboard.type(code + "\n", delay=5)
+    expect(page.get_by_role("button", name="Process and put on the shelf")).to_be_focused()
+    for n, inv in enumerate(numbers):
+        page.get_by_label(f"Location of {inv}").fill("Hall-R/S2")
+        page.get_by_label(f"Shelf mark of {inv}").fill(f"84(5Каз)/{n + 1}")
+    before = _state(console_server)
+    page.get_by_role("button", name="Process and put on the shelf").click()
+    # R8: the duplicate refuses the whole table; the refused row and its reason are named.
+    expect(page.locator("#error")).to_contain_text("row 3")
+    expect(page.locator("#error")).to_contain_text("RCP-0001")
+    expect(page.locator("#error")).to_contain_text(numbers[0])
+    assert _state(console_server) == before
+    with console_server.register.sessions() as s:
+        waiting = s.scalars(select(Item).where(Item.inventory_number.in_(numbers))).all()
+        assert {(i.status, i.barcode, i.location, i.shelf_mark) for i in waiting} == {
+            ("received", None, None, None)}
+    # What was typed is kept: the librarian corrects the one cell and sends again.
+    expect(page.get_by_label(f"Barcode of {numbers[1]}")).to_have_value("RCP-0002")
+    page.get_by_label(f"Barcode of {numbers[2]}").fill("RCP-0003")
+    page.get_by_role("button", name="Process and put on the shelf").click()
+    expect(page.locator("#none-waiting")).to_be_visible()
+    expect(page.locator("#receipt-waiting")).to_have_text("0")
+    expect(page.locator("#receipt-items tbody")).to_contain_text("RCP-0003")
+    _no_axe_problems(page)
+
+    with console_server.register.sessions() as s:
+        done = {i.inventory_number: i for i in s.scalars(
+            select(Item).where(Item.inventory_number.in_(numbers)))}
+        for n, inv in enumerate(numbers):
+            item = done[inv]
+            assert item.status == "available"
+            assert item.barcode == f"RCP-000{n + 1}"
+            assert item.location == "Hall-R/S2"
+            assert item.shelf_mark == f"84(5Каз)/{n + 1}"
+            assert item.receipt_batch.act_number == act
+            assert item.receipt_batch.received_on == today
+            assert item.receipt_batch.supplier == "Меломан"
+            assert item.source == "donation" and item.price_minor == 120050
+            assert item.record.title == "Дала әуендері" and item.record.year == 2025
+            logged = s.scalars(select(AuditEntry.action).where(
+                AuditEntry.actor == "staff:aliya", AuditEntry.entity_key == inv)
+                .order_by(AuditEntry.seq)).all()
+            assert logged == ["item.receive", "item.process", "item.update", "item.status"]
+        assert s.scalars(select(AuditEntry.action).where(
+            AuditEntry.entity_key == act)).all() == ["receipt.open"]
+
+    # The list: newest first, with its items and none left to process; an act number taken
+    # already is refused and nothing is opened.
+    page.goto(f"{console_server.url}/staff/catalogue/receipts?lang=en")
+    first = page.locator("#receipt-acts tbody tr").first.locator("td").all_inner_texts()
+    assert first == [act, today.isoformat(), "Меломан", "3", "0"]
+    before = _state(console_server)
+    page.get_by_label("Act number").fill(act)
+    page.get_by_role("button", name="Open the act").click()
+    expect(page.locator("#error")).to_contain_text("already exists")
+    assert _state(console_server) == before
     chain_intact(console_server)
     context.close()
 

@@ -310,3 +310,31 @@ def test_unknown_items_are_reported_by_number_and_code(session: Session) -> None
     with pytest.raises(ItemNotFound, match="barcode or RFID"):
         register.find_item_by_code(session, "NOPE-2")
     assert session.scalar(select(Item.id).where(Item.inventory_number == "NOPE-1")) is None
+
+
+def test_receipt_acts_list_newest_first_with_what_is_left_to_process(session: Session) -> None:
+    """R9: the receipt acts' list, newest first and a page at a time, counts each act's items
+    and those still waiting for library processing (R8: ``received``)."""
+    from catalog_sync import items
+
+    acts = [new_batch(session, on=date(2999, 1, n)) for n in (1, 2, 3)]
+    received = items.receive_copies(session, act_number=acts[1].act_number, title="Жыр",
+                                    actor="acq", count=3, source="purchase", price="10.00")
+    assert len(set(received)) == 3
+    items.process_for_use(session, received[0], actor="acq", barcode=uid("B"),
+                          location="Hall-R/S1", shelf_mark="84")
+    newest, total = items.receipt_summaries(session, limit=2)
+    assert total >= 3
+    assert [(a.act_number, a.items, a.unprocessed) for a in newest] == [
+        (acts[2].act_number, 0, 0), (acts[1].act_number, 3, 2)]
+    after, _total = items.receipt_summaries(session, limit=1, offset=2)
+    assert after[0].act_number == acts[0].act_number
+    # R5: copies need their source; an unknown act or no copies at all is refused.
+    with pytest.raises(RegisterError, match="source"):
+        items.receive_copies(session, act_number=acts[0].act_number, title="Жыр", actor="acq")
+    with pytest.raises(RegisterError, match="no receipt act"):
+        items.receive_copies(session, act_number="NO-SUCH-ACT", title="Жыр", actor="acq",
+                             source="purchase")
+    with pytest.raises(RegisterError, match="must be 1 to"):
+        items.receive_copies(session, act_number=acts[0].act_number, title="Жыр", actor="acq",
+                             source="purchase", count=0)
