@@ -170,11 +170,12 @@ class RegisterTampered(RegisterError):
 
 class BulkRefused(RegisterError):
     """A bulk CSV file (``qor items process|move --csv``) was refused as a whole; ``line`` is the
-    first bad line (1 = the header). Nothing was changed."""
+    first bad line (1 = the header), ``detail`` what is wrong with it. Nothing was changed."""
 
     def __init__(self, line: int, detail: str) -> None:
         super().__init__(f"line {line}: {detail}; nothing was changed")
         self.line = line
+        self.detail = detail
 
 
 class MarcError(RegisterError):

@@ -355,8 +355,9 @@ def _process_batch(request: Request, lib: Elibrary, form: Any) -> Response:
             try:
                 items.bulk_apply(session, rows, operation="process", actor=console.actor(who))
             except BulkRefused as e:
-                detail = e.message.split(": ", 1)[1] if ": " in e.message else e.message
-                e.message = f"row {numbers[e.line - 2]}: {detail}"
+                if e.line >= 2:  # line 1 is the header the rows are given under
+                    # The page's row number, not the line of the CSV the rows are given as.
+                    e.message = f"row {numbers[e.line - 2]}: {e.detail}; nothing was changed"
                 raise
             session.commit()
         except QorError as e:
