@@ -338,9 +338,11 @@ class Sip2Session:
             return [f"{len(facts.overdue)} overdue item(s): please return them first (R16)"]
         return []
 
-    def _password(self, session: Session, request: Request) -> bool | None:
+    def _password(self, request: Request) -> bool | None:
         """The reader's password check for CQ: ``None`` when not checked (the machine sent none
-        and its account does not require one), else whether it is right."""
+        and its account does not require one), else whether it is right. Only a check the
+        connection has not made yet opens a transaction (its own, so a counted failure is kept
+        though the operation is then refused): a card alone costs no round trip."""
         ticket, password = request.get("AA"), request.get("AD")
         assert self.account is not None
         if not password:
@@ -349,8 +351,11 @@ class Sip2Session:
         if key in self._verified:
             return True
         check = self._config.patron_passwords
-        right = check(session, ticket=ticket, password=password,
-                      source=self.peer.rsplit(":", 1)[0]) if check is not None else None
+        right: bool | None = None
+        if check is not None:
+            with self._tx() as s:
+                right = check(s, ticket=ticket, password=password,
+                              source=self.peer.rsplit(":", 1)[0])
         if right:
             self._verified.add(key)
             return True
@@ -359,11 +364,8 @@ class Sip2Session:
         return False
 
     def _password_refusal(self, request: Request) -> str | None:
-        """Why the reader's password refuses this operation, or ``None`` (checked in its own
-        transaction, so a counted failure is kept though the operation is refused)."""
-        with self._tx() as s:
-            ok = self._password(s, request)
-        if ok is False:
+        """Why the reader's password refuses this operation, or ``None``."""
+        if self._password(request) is False:
             if not request.get("AD"):
                 return "this machine needs your PIN: please enter it"
             return "wrong PIN"
@@ -371,8 +373,7 @@ class Sip2Session:
 
     def _patron_status(self, request: Request) -> Response:
         ticket = request.get("AA")
-        with self._tx() as s:
-            ok = self._password(s, request)
+        ok = self._password(request)
         with self._tx() as s:
             facts = self._reader_facts(s, ticket)
         return self._patron_status_reply(request, facts, ticket, password_ok=ok)
@@ -400,8 +401,7 @@ class Sip2Session:
 
     def _patron_information(self, request: Request) -> Response:
         ticket = request.get("AA")
-        with self._tx() as s:
-            ok = self._password(s, request)
+        ok = self._password(request)
         if ok is False:
             with self._tx() as s:
                 known = s.scalar(select(Reader.id).where(Reader.ticket_number == ticket))
